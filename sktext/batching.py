@@ -1,0 +1,161 @@
+"""Token-id storage, length-bucketed batching and vectorised dynamic padding.
+
+Texts are tokenized once per fit into :class:`TokenizedTexts`, a flat id array plus
+offsets. A batch is built for a whole list of indices at once (``__getitems__``), so
+the hot path does no per-sample Python work: padding is one fancy-indexing step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class TokenizedTexts(Dataset):
+    """Ragged token ids of many texts, with optional 0/1 targets.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (n_tokens,)
+        All texts' token ids, concatenated.
+    offsets : ndarray of shape (n_texts + 1,)
+        Text ``i`` holds ``ids[offsets[i]:offsets[i + 1]]``.
+    pad_id : int
+        Id written into padding positions.
+    y : ndarray of shape (n_texts, n_labels), default=None
+        Targets, float32.
+    """
+
+    def __init__(
+        self, ids: np.ndarray, offsets: np.ndarray, pad_id: int, y: np.ndarray | None = None
+    ) -> None:
+        self.ids = ids
+        self.offsets = offsets
+        self.pad_id = int(pad_id)
+        self.y = y
+
+    @classmethod
+    def from_sequences(
+        cls, sequences: Sequence[Sequence[int]], pad_id: int, y: np.ndarray | None = None
+    ) -> TokenizedTexts:
+        """Build from one id sequence per text."""
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if len(sequences) and offsets[-1]:
+            ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+        else:
+            ids = np.zeros(0, dtype=np.int64)
+        return cls(ids, offsets, pad_id, y)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of tokens of each text."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def with_targets(self, y: np.ndarray | None) -> TokenizedTexts:
+        """The same texts with other targets."""
+        return TokenizedTexts(self.ids, self.offsets, self.pad_id, y)
+
+    def subset(self, indices: np.ndarray) -> TokenizedTexts:
+        """A new dataset holding the texts at ``indices``, in that order."""
+        indices = np.asarray(indices, dtype=np.int64)
+        starts, lengths = self.offsets[indices], self.lengths[indices]
+        offsets = np.zeros(len(indices) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        y = None if self.y is None else self.y[indices]
+        return TokenizedTexts(self.ids[positions], offsets, self.pad_id, y)
+
+    def __getitem__(self, index: int):
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]):
+        """Pad the texts at ``indices`` to their longest one: ``(inputs, targets)``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        starts, lengths = self.offsets[indices], self.lengths[indices]
+        width = max(int(lengths.max(initial=0)), 1)
+        steps = np.arange(width)
+        mask = steps[None, :] < lengths[:, None]
+        input_ids = np.full((len(indices), width), self.pad_id, dtype=np.int64)
+        input_ids[mask] = self.ids[(starts[:, None] + steps[None, :])[mask]]
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+        }
+        targets = None if self.y is None else torch.from_numpy(self.y[indices])
+        return inputs, targets
+
+
+def collate_prebatched(batch):
+    """Collate function for datasets whose ``__getitems__`` already builds the batch."""
+    return batch
+
+
+class LengthBucketSampler(Sampler):
+    """Batches of similar length, in random order, for training.
+
+    Each epoch: shuffle all indices, cut them into chunks of ``batch_size *
+    chunk_batches``, sort each chunk by length, cut it into batches, then shuffle the
+    order of the batches (the longest batch goes first, so an out-of-memory error
+    shows at once). Padding then costs little while batches stay random.
+
+    Parameters
+    ----------
+    lengths : ndarray of shape (n_texts,)
+    batch_size : int
+    chunk_batches : int, default=50
+        Batches per sorting chunk.
+    seed : int, default=0
+    """
+
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, chunk_batches: int = 50, seed: int = 0
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = int(batch_size)
+        self.chunk_batches = int(chunk_batches)
+        self.generator = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        permutation = self.generator.permutation(len(self.lengths))
+        chunk = self.batch_size * self.chunk_batches
+        batches = []
+        for start in range(0, len(permutation), chunk):
+            part = permutation[start : start + chunk]
+            part = part[np.argsort(-self.lengths[part], kind="stable")]
+            batches.extend(np.split(part, range(self.batch_size, len(part), self.batch_size)))
+        order = self.generator.permutation(len(batches))
+        longest = int(np.argmax([self.lengths[b].max() for b in batches]))
+        order = np.concatenate([[longest], order[order != longest]])
+        return iter([batches[i].tolist() for i in order])
+
+
+class SequentialBatchSampler(Sampler):
+    """Consecutive batches in dataset order (datasets are pre-sorted by length for inference)."""
+
+    def __init__(self, n_samples: int, batch_size: int) -> None:
+        self.n_samples = int(n_samples)
+        self.batch_size = int(batch_size)
+
+    def __len__(self) -> int:
+        return -(-self.n_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start in range(0, self.n_samples, self.batch_size):
+            yield list(range(start, min(start + self.batch_size, self.n_samples)))
+
+
+def sort_by_length(dataset: TokenizedTexts) -> tuple[TokenizedTexts, np.ndarray]:
+    """Return the dataset sorted by decreasing length and the permutation used."""
+    order = np.argsort(-dataset.lengths, kind="stable")
+    return dataset.subset(order), order

