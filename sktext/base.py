@@ -163,7 +163,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
         if len(empty):
             warnings.warn(
                 f"{len(empty)} label(s) have no positive example in y (e.g. "
-                f"{classes[empty[0]]!r}); the model will learn to predict them as absent.",
+                f"{str(classes[empty[0]])!r}); the model will learn to predict them as absent.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -353,7 +353,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
 
     # -- persistence and tags ---------------------------------------------------------
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())
         if "module_" in state:
             buffer = io.BytesIO()
             torch.save(state["module_"], buffer)

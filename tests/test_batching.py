@@ -1,0 +1,50 @@
+import numpy as np
+import torch
+
+from sktext.batching import LengthBucketSampler, TokenizedTexts, sort_by_length
+
+
+def _dataset():
+    sequences = [[5, 6, 7], [8], [], [9, 10, 11, 12, 13], [14, 15]]
+    return TokenizedTexts.from_sequences(sequences, pad_id=0, y=np.eye(5, 2, dtype=np.float32))
+
+
+def test_batch_pads_to_longest_in_batch_only():
+    inputs, targets = _dataset().__getitems__([0, 1, 4])
+    assert inputs["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0], [14, 15, 0]]
+    assert inputs["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert targets.dtype == torch.float32 and targets.shape == (3, 2)
+
+
+def test_empty_text_gives_one_padding_column():
+    inputs, _ = _dataset().__getitems__([2])
+    assert inputs["input_ids"].shape == (1, 1) and inputs["attention_mask"].sum() == 0
+
+
+def test_subset_keeps_texts_and_targets():
+    data = _dataset()
+    part = data.subset([3, 0])
+    assert part.lengths.tolist() == [5, 3]
+    inputs, targets = part.__getitems__([0, 1])
+    assert inputs["input_ids"][0].tolist() == [9, 10, 11, 12, 13]
+    np.testing.assert_array_equal(targets.numpy(), data.y[[3, 0]])
+
+
+def test_sort_by_length_returns_permutation():
+    ordered, order = sort_by_length(_dataset())
+    assert ordered.lengths.tolist() == [5, 3, 2, 1, 0] and order.tolist() == [3, 0, 4, 1, 2]
+
+
+def test_bucket_sampler_covers_all_groups_similar_lengths_and_reshuffles():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 500, 1000)
+    sampler = LengthBucketSampler(lengths, batch_size=10, chunk_batches=20, seed=1)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 100
+    assert sorted(i for batch in first for i in batch) == list(range(1000))
+    assert first != second
+    assert max(lengths[b].max() for b in first) == lengths[first[0]].max()
+    spread = np.mean([np.ptp(lengths[b]) for b in first])
+    assert spread < 0.2 * np.ptp(lengths)  # random batches would spread about 0.9 of the range
+    same_seed = LengthBucketSampler(lengths, batch_size=10, chunk_batches=20, seed=1)
+    assert list(same_seed) == first

@@ -1,0 +1,37 @@
+"""The README's grid-search example runs as written, with a tiny model and fewer texts."""
+
+from pathlib import Path
+
+import sktext.datasets
+import sktext.pretrained
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index(marker) + 2  # the marker, then the opening fence
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    return "\n".join(lines[start:end])
+
+
+def test_grid_search_example_runs(monkeypatch, tiny_bert, capsys):
+    real_loader = sktext.datasets.load_debtags_sample
+
+    def small_sample(**kwargs):
+        bunch = real_loader(**kwargs)
+        bunch.texts, bunch.labels = bunch.texts[:150], bunch.labels[:150]
+        return bunch
+
+    monkeypatch.setattr(sktext.datasets, "load_debtags_sample", small_sample)
+    monkeypatch.setattr(sktext.pretrained, "resolve_model_path", lambda name: tiny_bert)
+    exec(compile(readme_block("<!-- example: grid-search -->"), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "clf__lr" in printed and "micro avg" in printed and "role::program" in printed
+
+
+def test_ci_runs_the_readme_commands():
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "<!-- ci: $1 -->" in ci and "for step in setup tests" in ci
+    assert readme_block("<!-- ci: setup -->").endswith("python3 -m sktext.demo")
+    assert readme_block("<!-- ci: tests -->") == "python3 -m pytest"

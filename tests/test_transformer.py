@@ -1,0 +1,88 @@
+"""TransformerMultiLabelClassifier specifics: model resolution, truncation, the real model, GPU."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_toy_data
+from sktext import TransformerMultiLabelClassifier
+from sktext.pretrained import resolve_model_path
+
+
+def test_default_name_resolves_to_the_packaged_folder_without_network():
+    folder = resolve_model_path("all-MiniLM-L6-v2")
+    assert (__import__("pathlib").Path(folder) / "config.json").is_file()
+    assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == folder
+
+
+@pytest.mark.parametrize("name", ["./no/such/folder", "/definitely/missing/model"])
+def test_unknown_folder_is_a_clear_error(name):
+    X, Y = make_toy_data(20)
+    with pytest.raises(ValueError, match="Unknown model.*no such folder"):
+        TransformerMultiLabelClassifier(name).fit(X, Y)
+
+
+def test_folder_without_config_is_a_clear_error(tmp_path):
+    X, Y = make_toy_data(20)
+    with pytest.raises(ValueError, match="no config.json"):
+        TransformerMultiLabelClassifier(str(tmp_path)).fit(X, Y)
+
+
+def test_unknown_hub_name_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no 40 s of retries
+    X, Y = make_toy_data(20)
+    with pytest.raises(ValueError, match="Unknown model 'nobody/no-such-model-xyz'"):
+        TransformerMultiLabelClassifier("nobody/no-such-model-xyz").fit(X, Y)
+
+
+def test_texts_are_truncated_to_max_length(tiny_bert):
+    clf = TransformerMultiLabelClassifier(tiny_bert, max_length=12, max_epochs=1,
+                                          threshold=0.5, validation_fraction=None)
+    X, Y = make_toy_data(20)
+    clf.fit(X, Y)
+    assert clf._encode(["game " * 1000]).lengths.tolist() == [12]
+
+
+def test_head_bias_starts_at_label_priors(tiny_bert):
+    X, Y = make_toy_data(100)
+    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=1, lr=1e-12, head_lr_multiplier=1.0,
+                                          threshold=0.5, validation_fraction=None)
+    clf.fit(X, Y)
+    prior = (Y.sum(0) + 0.5) / (len(Y) + 1)
+    np.testing.assert_allclose(clf.module_.output.bias.detach().numpy(), np.log(prior / (1 - prior)), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_default_model_learns_the_bundled_sample():
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from sktext.datasets import load_debtags_sample
+
+    train, test = load_debtags_sample(subset="train"), load_debtags_sample(subset="test")
+    mlb = MultiLabelBinarizer(classes=train.label_names)
+    clf = TransformerMultiLabelClassifier(max_length=96, max_epochs=2, lr=2e-4, random_state=0)
+    clf.fit(train.texts[:800], mlb.fit_transform(train.labels[:800]))
+    predicted = clf.predict(test.texts[:300])
+    assert f1_score(mlb.transform(test.labels[:300]), predicted, average="micro") > 0.4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_fit_pickles_to_cpu(tiny_bert):
+    X, Y = make_toy_data(100)
+    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=2, device="cuda", random_state=0).fit(X, Y)
+    blob = pickle.dumps(clf)
+    expected = clf.predict_proba(X)
+    real = torch.cuda.is_available
+    torch.cuda.is_available = lambda: False
+    try:
+        restored = pickle.loads(blob)
+    finally:
+        torch.cuda.is_available = real
+    assert restored.device_.type == "cpu"
+    np.testing.assert_allclose(restored.predict_proba(X), expected, atol=2e-2)
