@@ -62,8 +62,11 @@ def resolve_model_path(name_or_path: str) -> str:
 def load_pretrained(name_or_path: str):
     """Load ``(tokenizer, encoder)`` for a name or folder, with a clear error on failure."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     source = resolve_model_path(name_or_path)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
@@ -74,6 +77,9 @@ def load_pretrained(name_or_path: str):
             f"{str(error).splitlines()[0][:200]}). Pass a local model folder or "
             f"{DEFAULT_MODEL!r}, which needs no network."
         ) from error
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             f"The model {name_or_path!r} has no fast (Rust) tokenizer; sktext needs one "
