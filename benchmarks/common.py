@@ -30,6 +30,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from sktext.baselines import tfidf_logistic_regression as make_tfidf_lr
 from sktext.thresholds import tune_thresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -218,28 +219,6 @@ def split_validation(Y: np.ndarray, validation_fraction: float = 0.1, *,
 
 
 # ---------------------------------------------------------------------- baselines
-
-def make_tfidf_lr(*, C: float = 8.0, n_jobs: int | None = None) -> Pipeline:
-    """TF-IDF (word 1-2 grams, sublinear tf, min_df=2) + one-vs-rest logistic regression.
-
-    Parameters
-    ----------
-    C : float, default=8.0
-        Inverse regularization strength of every per-label LogisticRegression.
-    n_jobs : int, default=None
-        Labels fitted in parallel by OneVsRestClassifier.
-
-    Returns
-    -------
-    pipeline : Pipeline
-        Unfitted; ``fit(texts, Y)`` then ``predict_proba(texts)``.
-    """
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
-                                 max_df=0.9, strip_accents="unicode", dtype=np.float32)
-    classifier = OneVsRestClassifier(
-        LogisticRegression(C=C, solver="liblinear", max_iter=1000), n_jobs=n_jobs)
-    return make_pipeline(vectorizer, classifier)
-
 
 def tfidf_lr_baseline(X_train: Sequence[str], Y_train: np.ndarray,
                       X_test: Sequence[str], *, C: float = 8.0,

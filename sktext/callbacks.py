@@ -50,10 +50,14 @@ def one_cycle(
     scheduler : torch.optim.lr_scheduler.OneCycleLR
     """
     peaks = [group["lr"] for group in optimizer.param_groups]
+    total_steps = max(int(total_steps), 2)
+    # OneCycleLR divides by (warmup steps - 1): keep the warm-up off exactly one step.
+    if abs(warmup_fraction * total_steps - 1) < 1e-9:
+        warmup_fraction = 1.5 / total_steps
     return OneCycleLR(
         optimizer,
         max_lr=peaks,
-        total_steps=max(int(total_steps), 2),
+        total_steps=total_steps,
         pct_start=warmup_fraction,
         anneal_strategy=anneal_strategy,
         cycle_momentum=cycle_momentum,

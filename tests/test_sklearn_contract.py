@@ -26,6 +26,8 @@ from sklearn.utils import estimator_checks
 
 from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier
+from ulmfit_factory import GRID as ULMFIT_GRID
+from ulmfit_factory import ulmfit_factory
 
 
 def _transformer(resources, **params):
@@ -33,14 +35,12 @@ def _transformer(resources, **params):
     return TransformerMultiLabelClassifier(resources["tiny_bert"], **{**defaults, **params})
 
 
-# name -> factory(resources, **params); each estimator module adds its own entry.
-FACTORIES = {"transformer": _transformer}
-try:  # the ULMFiT estimator registers itself when present
-    from ulmfit_factory import ulmfit_factory
-
-    FACTORIES["ulmfit"] = ulmfit_factory
-except ImportError:  # pragma: no cover - until the ULMFiT estimator exists
-    pass
+# name -> (factory(resources, **params), a learning-rate grid where the larger rate learns
+# the toy task in 3 epochs and the smaller does not)
+FACTORIES = {
+    "transformer": (_transformer, {"lr": [1e-4, 3e-3]}),
+    "ulmfit": (ulmfit_factory, ULMFIT_GRID),
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,10 @@ def resources(tiny_bert):
 
 @pytest.fixture(scope="module", params=sorted(FACTORIES))
 def make(request, resources):
-    factory = FACTORIES[request.param]
-    return lambda **params: factory(resources, **params)
+    factory, grid = FACTORIES[request.param]
+    make = lambda **params: factory(resources, **params)  # noqa: E731
+    make.grid = grid
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -141,13 +143,13 @@ def test_grid_search_with_multilabel_stratified_folds(make):
     X, Y = make_toy_data(160, seed=3)
     search = GridSearchCV(
         make(max_epochs=3),
-        {"lr": [1e-4, 3e-3]},
+        make.grid,
         cv=MultilabelStratifiedKFold(n_splits=2, shuffle=True, random_state=0),
         scoring="f1_micro",
         error_score="raise",
     )
     search.fit(X, Y)
-    assert search.best_params_ == {"lr": 3e-3}
+    assert search.best_params_ == {"lr": max(make.grid["lr"])}
     assert search.predict(X[:5]).shape == (5, 3)
 
 

@@ -1,0 +1,384 @@
+"""ULMFiTClassifier: an AWD-LSTM language model fine-tuned on the texts, then a classifier."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from skorch.history import History
+
+from .base import MultiLabelTextClassifierBase
+from .batching import TokenizedTexts
+from .language_model import resolve_language_model, train_on_tokens
+from .models.awd_lstm import (
+    CLASSIFIER_DROPOUTS,
+    LANGUAGE_MODEL_DROPOUTS,
+    AWDLSTMClassifier,
+    layer_group_names,
+    resolve_architecture,
+    scaled_dropouts,
+)
+from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, tokenize
+from .validation import check_positive_float, check_positive_int
+
+DEFAULT_PRESET = "small"
+# Gradual unfreezing as in fastai's IMDb recipe: (trainable groups, share of lr) for
+# one epoch each — 2e-2, then 1e-2, then 5e-3 — then every group at 1e-3.
+UNFREEZING_STAGES = ((1, 1.0), (2, 0.5), (3, 0.25))
+UNFROZEN_LR_SHARE = 0.05
+
+
+def _check_non_negative_int(value, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}.")
+
+
+class ULMFiTClassifier(MultiLabelTextClassifierBase):
+    """Multi-label text classifier trained the ULMFiT way (Howard & Ruder, 2018).
+
+    ``fit`` runs ULMFiT's stages 2 and 3 on the training texts:
+
+    1. **Language model.** An AWD-LSTM language model is fine-tuned on the texts —
+       starting from ``language_model`` when given (one epoch training only the
+       embedding and decoder, so the new words settle, then ``lm_epochs`` with all
+       layers), else trained from scratch for ``lm_epochs``. The vocabulary comes
+       from the texts; words known to the pretrained model keep their embedding.
+       With ``lm_epochs=0`` the given language model (and its vocabulary) is used
+       as it is.
+    2. **Classifier.** The encoder is copied under a concat-pooling head (last,
+       max and mean of the LSTM outputs; BatchNorm, dropout, two linear layers)
+       and trained with gradual unfreezing: one epoch for the head alone, one for
+       the last two layer groups at half the rate, one for the last three at a
+       quarter, then all groups at ``lr / 20`` for the remaining epochs; each
+       stage is a one-cycle schedule with momentum cycled 0.8 → 0.7 → 0.8, and
+       each group's rate is ``lr_decay`` times lower than the next one's
+       (discriminative rates).
+
+    Texts of any length are read in chunks of ``bptt`` tokens and the outputs of
+    the last ``max_len`` tokens are pooled. The head's bias starts at each
+    label's prior log-odds, a multi-label stratified validation split drives early
+    stopping, and per-label thresholds are tuned on it (see ``threshold``).
+
+    Better language models give better classifiers: train one once on the
+    training texts plus unlabelled in-domain texts with
+    :func:`sktext.language_model.fine_tune_language_model`, save it, and pass it
+    as ``language_model`` with ``lm_epochs=0`` (or a few epochs).
+
+    Parameters
+    ----------
+    language_model : None, LanguageModel, str or (str, str), default=None
+        Starting language model: a :class:`~sktext.language_model.LanguageModel`,
+        a folder written by its ``save``, or a ``(weights.pth, vocab.pkl)`` pair of
+        fastai files (e.g. WikiText-103). None trains one from scratch.
+    preset : str or dict, default=None
+        AWD-LSTM size when ``language_model`` is None: ``"paper"`` (400/1152, 3
+        layers), ``"small"`` (200/512, 3 layers), ``"tiny"`` (32/64, 2 layers) or
+        a dict with ``embedding_dim``, ``hidden_dim``, ``n_layers``; None means
+        ``"small"``. A given ``language_model`` fixes the size, so setting both
+        is an error.
+    lm_epochs : int, default=2
+        Language-model fine-tuning epochs on the training texts (with all layers
+        training); 0 skips the stage.
+    lm_lr : float or None, default=None
+        Peak learning rate of those epochs; None means 2e-3 when fine-tuning a
+        given model and 5e-3 from scratch.
+    lm_drop_mult : float, default=0.3
+        Multiplies fastai's language-model dropouts during the LM stage.
+    max_vocab : int, default=60000
+        Largest vocabulary built from the texts, special tokens included.
+    min_freq : int, default=3
+        Words seen fewer times in the texts become ``xxunk``.
+    bptt : int, default=72
+        Tokens per chunk, for the language model's windows and the classifier's
+        reading of long texts.
+    max_len : int, default=1440
+        The classifier pools the outputs of at most this many final tokens.
+    drop_mult : float, default=0.5
+        Multiplies fastai's classifier dropouts (output 0.4, hidden 0.3, input 0.4,
+        embedding 0.05, weight 0.5).
+    batch_size : int, default=64
+        Texts per classifier batch and parallel streams of the language model;
+        prediction uses twice this.
+    max_epochs : int, default=5
+        Classifier epochs over all unfreezing stages.
+    lr : float, default=2e-2
+        Peak learning rate of the head in the first stage.
+    lr_decay : float, default=2.6
+        Each layer group learns this many times slower than the one above it.
+    gradual_unfreezing : bool, default=True
+        False trains all groups from the first epoch (one stage at ``lr``, still
+        with discriminative rates).
+    weight_decay : float, default=0.01
+        AdamW weight decay (not applied to biases and BatchNorm parameters).
+    warmup_fraction : float, default=0.25
+        Share of each stage's steps spent raising the learning rate.
+    threshold : "auto", float or array-like of shape (n_labels,), default="auto"
+        ``"auto"`` tunes one threshold per label for F1 on the validation split
+        (labels with fewer than 5 validation positives share the threshold that
+        maximises micro-F1); a float or array fixes them. Stored in
+        ``thresholds_``, which may be edited after fitting.
+    validation_fraction : float or None, default=0.1
+        Share of the training data held out (multi-label stratified) for early
+        stopping and threshold tuning. None trains on everything.
+    patience : int or None, default=3
+        Epochs without a lower validation loss before a stage stops (best weights
+        restored). None disables early stopping.
+    pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
+        Weight of positive examples in the loss; ``"balanced"`` uses
+        ``n_negative / n_positive`` per label, capped at 100.
+    gradient_clip_norm : float or None, default=1.0
+        Gradient norm clipping for both stages; None disables it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, dropout, batch order, the LM stage and the validation split.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's epoch tables and progress bars.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        Label names: the columns of a DataFrame ``y``, else ``0 .. n_labels - 1``.
+    n_outputs_ : int
+        Number of labels.
+    thresholds_ : ndarray of shape (n_labels,)
+        Decision threshold of each label used by ``predict``.
+    vocabulary_ : Vocabulary
+        Tokens the classifier knows.
+    architecture_ : dict
+        ``embedding_dim``, ``hidden_dim`` and ``n_layers`` of the AWD-LSTM.
+    language_model_history_ : list of dict
+        Per-epoch loss of the language-model stage (empty when skipped).
+    module_ : AWDLSTMClassifier
+        The trained encoder and head, in eval mode.
+    history_ : skorch.History
+        Per-epoch classifier losses over all stages; ``stage`` numbers them.
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import MultiLabelBinarizer
+    >>> from sktext.ulmfit import ULMFiTClassifier
+    >>> texts = ["a fast game", "a text editor", "a game editor"] * 10
+    >>> Y = MultiLabelBinarizer().fit_transform([["game"], ["editor"], ["game", "editor"]] * 10)
+    >>> clf = ULMFiTClassifier(preset="tiny", lm_epochs=1, min_freq=1, batch_size=10,
+    ...                        threshold=0.5, validation_fraction=None, random_state=0)
+    >>> clf.fit(texts, Y).predict(["an editor"]).shape
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        language_model=None,
+        *,
+        preset=None,
+        lm_epochs: int = 2,
+        lm_lr: float | None = None,
+        lm_drop_mult: float = 0.3,
+        max_vocab: int = 60000,
+        min_freq: int = 3,
+        bptt: int = 72,
+        max_len: int = 1440,
+        drop_mult: float = 0.5,
+        batch_size: int = 64,
+        max_epochs: int = 5,
+        lr: float = 2e-2,
+        lr_decay: float = 2.6,
+        gradual_unfreezing: bool = True,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.25,
+        threshold="auto",
+        validation_fraction: float | None = 0.1,
+        patience: int | None = 3,
+        pos_weight=None,
+        gradient_clip_norm: float | None = 1.0,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.language_model = language_model
+        self.preset = preset
+        self.lm_epochs = lm_epochs
+        self.lm_lr = lm_lr
+        self.lm_drop_mult = lm_drop_mult
+        self.max_vocab = max_vocab
+        self.min_freq = min_freq
+        self.bptt = bptt
+        self.max_len = max_len
+        self.drop_mult = drop_mult
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.gradual_unfreezing = gradual_unfreezing
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.pos_weight = pos_weight
+        self.gradient_clip_norm = gradient_clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- parameters -------------------------------------------------------------------
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.language_model is not None and self.preset is not None:
+            raise ValueError(
+                "preset sets the size of a language model trained from scratch, but "
+                "language_model already fixes it; leave preset=None when passing language_model."
+            )
+        if self.language_model is None:
+            self._architecture()
+        _check_non_negative_int(self.lm_epochs, "lm_epochs")
+        if self.lm_lr is not None:
+            check_positive_float(self.lm_lr, "lm_lr")
+        for name in ("bptt", "max_len", "min_freq"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.max_vocab, "max_vocab")
+        if self.max_vocab < len(SPECIAL_TOKENS):
+            raise ValueError(
+                f"max_vocab must be at least {len(SPECIAL_TOKENS)} (the special tokens), "
+                f"got {self.max_vocab}."
+            )
+        check_positive_float(self.drop_mult, "drop_mult", allow_zero=True)
+        check_positive_float(self.lm_drop_mult, "lm_drop_mult", allow_zero=True)
+        scaled_dropouts(CLASSIFIER_DROPOUTS, self.drop_mult)
+        scaled_dropouts(LANGUAGE_MODEL_DROPOUTS, self.lm_drop_mult)
+        check_positive_float(self.lr_decay, "lr_decay")
+        if not isinstance(self.gradual_unfreezing, bool):
+            raise ValueError(f"gradual_unfreezing must be True or False, got {self.gradual_unfreezing!r}.")
+
+    def _architecture(self) -> dict[str, int]:
+        return resolve_architecture(DEFAULT_PRESET if self.preset is None else self.preset)
+
+    # -- stage 2: the language model and the vocabulary ---------------------------------
+    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+        token_lists = tokenize(texts)
+        source = resolve_language_model(self.language_model)
+        history: list[dict] = []
+        if self.lm_epochs > 0:
+            n_tokens = sum(len(tokens) for tokens in token_lists)
+            streams = min(self.batch_size, max(1, n_tokens // (self.bptt + 1)))
+            language_model = train_on_tokens(
+                token_lists,
+                source=source,
+                architecture=self._architecture(),
+                max_vocab=self.max_vocab,
+                min_freq=self.min_freq,
+                epochs=self.lm_epochs,
+                lr=self.lm_lr,
+                frozen_epochs=1,
+                frozen_lr=None,
+                batch_size=streams,
+                bptt=self.bptt,
+                drop_mult=self.lm_drop_mult,
+                weight_decay=self.weight_decay,
+                gradient_clip=self.gradient_clip_norm,
+                # Drawn from the torch generator the base seeded for this fit.
+                seed=int(torch.randint(0, 2**31 - 1, ()).item()),
+                device=self.device_,
+                verbose=self.verbose,
+            )
+            history = language_model.history
+        else:
+            language_model = source
+        if language_model is None:
+            vocabulary = Vocabulary.from_tokens(token_lists, max_vocab=self.max_vocab, min_freq=self.min_freq)
+            self.architecture_ = self._architecture()
+            self._encoder_state = None
+        else:
+            vocabulary = language_model.vocabulary
+            config = language_model.config
+            self.architecture_ = {key: config[key] for key in ("embedding_dim", "hidden_dim", "n_layers")}
+            self._encoder_state = {
+                name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()
+            }
+        self.vocabulary_ = vocabulary
+        self.language_model_history_ = history
+        return TokenizedTexts.from_sequences(vocabulary.encode_tokens(token_lists), pad_id=PAD_ID)
+
+    def _encode(self, texts: list[str]) -> TokenizedTexts:
+        return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)
+
+    # -- stage 3: the classifier ---------------------------------------------------------
+    def _build_module(self, n_labels: int) -> AWDLSTMClassifier:
+        module = AWDLSTMClassifier.from_preset(
+            self.architecture_,
+            len(self.vocabulary_),
+            n_labels,
+            drop_mult=self.drop_mult,
+            bptt=self.bptt,
+            max_len=self.max_len,
+        )
+        state = self.__dict__.pop("_encoder_state", None)
+        if state is not None:
+            module.encoder.load_state_dict(state)
+        return module
+
+    def _stages(self, n_groups: int) -> list[tuple[int, int | None, float]]:
+        """(epochs, trainable layer groups or None for all, share of ``lr``) per stage."""
+        if not self.gradual_unfreezing:
+            return [(self.max_epochs, None, 1.0)]
+        stages, remaining = [], self.max_epochs
+        for n_trainable, share in UNFREEZING_STAGES:
+            if remaining == 0 or n_trainable >= n_groups:
+                break
+            stages.append((1, n_trainable, share))
+            remaining -= 1
+        if remaining:
+            stages.append((remaining, None, UNFROZEN_LR_SHARE))
+        return stages
+
+    def _stage_parameter_groups(self, module: AWDLSTMClassifier, lr: float) -> list:
+        """skorch ``param_groups``: one per parameter, with its group's rate and decay.
+
+        The last layer group (the head) gets ``lr``; each group below it
+        ``lr_decay`` times less. Biases and BatchNorm parameters get no weight decay.
+        """
+        groups = layer_group_names(module)
+        parameter_groups = []
+        for depth, names in enumerate(reversed(groups)):
+            for name in names:
+                options = {"lr": lr / self.lr_decay**depth}
+                if name.rsplit(".", 1)[-1].startswith("bias") or "_norm." in name:
+                    options["weight_decay"] = 0.0
+                parameter_groups.append((name, options))
+        return parameter_groups
+
+    def _train(self, module, dataset, split, criterion_kwargs, seed):
+        n_train = len(dataset) - (0 if split is None else len(split.indices(dataset.y)[1]))
+        groups = layer_group_names(module)
+        parameters = dict(module.named_parameters())
+        history = History()
+        for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(len(groups))):
+            first_trainable = 0 if n_trainable is None else len(groups) - n_trainable
+            for index, names in enumerate(groups):
+                for name in names:
+                    parameters[name].requires_grad_(index >= first_trainable)
+            lr = self.lr * share
+            net = self._make_net(
+                module,
+                split=split,
+                criterion_kwargs=criterion_kwargs,
+                seed=seed + stage,
+                max_epochs=n_epochs,
+                parameter_groups=self._stage_parameter_groups(module, lr),
+                n_train=n_train,
+                lr=lr,
+                anneal_strategy="cos",
+                cycle_momentum=True,
+                optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
+            )
+            net.fit(dataset, None)
+            for record in net.history:
+                history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})
+        for parameter in module.parameters():
+            parameter.requires_grad_(True)
+        return history
+
+
+__all__ = ["ULMFiTClassifier"]

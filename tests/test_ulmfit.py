@@ -1,0 +1,119 @@
+"""ULMFiTClassifier specifics: the LM stage, gradual unfreezing, discriminative rates."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_toy_data
+
+from sktext.language_model import fine_tune_language_model
+from sktext.ulmfit import ULMFiTClassifier
+
+FAST = dict(min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    # Tiny LSTMs: one thread avoids OpenMP contention on a shared CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def language_model():
+    texts, _ = make_toy_data(200, seed=11)
+    return fine_tune_language_model(
+        texts, preset="tiny", epochs=2, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
+    )
+
+
+def test_unfreezing_stages_follow_the_recipe():
+    classifier = ULMFiTClassifier(max_epochs=5)
+    assert classifier._stages(n_groups=5) == [(1, 1, 1.0), (1, 2, 0.5), (1, 3, 0.25), (2, None, 0.05)]
+    assert classifier.set_params(max_epochs=2)._stages(n_groups=5) == [(1, 1, 1.0), (1, 2, 0.5)]
+    assert classifier.set_params(max_epochs=6)._stages(n_groups=3) == [
+        (1, 1, 1.0),
+        (1, 2, 0.5),
+        (4, None, 0.05),
+    ]
+    assert classifier.set_params(gradual_unfreezing=False)._stages(n_groups=5) == [(6, None, 1.0)]
+
+
+def test_first_stage_trains_only_the_head_of_a_given_language_model(language_model):
+    X, Y = make_toy_data(80, seed=0)
+    classifier = ULMFiTClassifier(
+        language_model, lm_epochs=0, max_epochs=1, threshold=0.5, validation_fraction=None, **FAST
+    ).fit(X, Y)
+    assert classifier.vocabulary_ == language_model.vocabulary
+    assert classifier.language_model_history_ == []
+    assert classifier.architecture_ == {"embedding_dim": 32, "hidden_dim": 64, "n_layers": 2}
+    trained, source = classifier.module_.encoder.state_dict(), language_model.encoder_state_dict()
+    assert all(torch.equal(trained[name], source[name].cpu()) for name in source)
+    assert all(parameter.requires_grad for parameter in classifier.module_.parameters())
+    assert [record["stage"] for record in classifier.history_] == [1]
+
+
+def test_stages_run_in_order_and_unfreeze_everything(language_model, tmp_path):
+    X, Y = make_toy_data(80, seed=0)
+    folder = language_model.save(tmp_path / "lm")
+    classifier = ULMFiTClassifier(str(folder), lm_epochs=1, max_epochs=4, **FAST).fit(X, Y)
+    # tiny has 4 layer groups: embedding, two LSTMs, head
+    assert [record["stage"] for record in classifier.history_] == [1, 2, 3, 4]
+    assert [record["epoch"] for record in classifier.history_] == [1, 2, 3, 4]
+    # a frozen epoch for the new words, then one with every layer
+    assert len(classifier.language_model_history_) == 2
+    assert all(parameter.requires_grad for parameter in classifier.module_.parameters())
+
+
+def test_discriminative_rates_and_no_decay_for_biases_and_norms():
+    X, Y = make_toy_data(40, seed=0)
+    classifier = ULMFiTClassifier(preset="tiny", lm_epochs=0, lr_decay=2.0, **FAST)
+    classifier._fit_encoding(X)
+    module = classifier._build_module(n_labels=3)
+    groups = dict(classifier._stage_parameter_groups(module, lr=1.0))
+    assert len(groups) == len(list(module.parameters()))
+    assert groups["head.output.weight"] == {"lr": 1.0}
+    assert groups["head.output.bias"] == {"lr": 1.0, "weight_decay": 0.0}
+    assert groups["head.pooled_norm.weight"] == {"lr": 1.0, "weight_decay": 0.0}
+    assert groups["encoder.rnns.1.weight_hh_l0_raw"] == {"lr": 0.5}
+    assert groups["encoder.rnns.0.module.bias_ih_l0"] == {"lr": 0.25, "weight_decay": 0.0}
+    assert groups["encoder.embedding.weight"] == {"lr": 0.125}
+
+
+def test_head_bias_starts_at_label_priors():
+    X, Y = make_toy_data(100, seed=0)
+    classifier = ULMFiTClassifier(
+        preset="tiny", lm_epochs=0, max_epochs=1, lr=1e-12, threshold=0.5, validation_fraction=None, **FAST
+    ).fit(X, Y)
+    prior = (Y.sum(0) + 0.5) / (len(Y) + 1)
+    bias = classifier.module_.output_layer.bias.detach().numpy()
+    np.testing.assert_allclose(bias, np.log(prior / (1 - prior)), atol=1e-4)
+
+
+def test_long_texts_and_unknown_words_predict(language_model):
+    X, Y = make_toy_data(70, seed=0)
+    classifier = ULMFiTClassifier(
+        preset="tiny", lm_epochs=1, max_epochs=1, max_len=32, threshold=0.5, validation_fraction=None, **FAST
+    ).fit(X, Y)
+    proba = classifier.predict_proba(["game " * 3000, "zyzzyva quux", ""])
+    assert proba.shape == (3, 3) and np.isfinite(proba).all()
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"preset": "tiny", "language_model": "somewhere"}, "leave preset=None"),
+        ({"preset": "huge"}, "Unknown AWD-LSTM preset"),
+        ({"lm_epochs": -1}, "lm_epochs must be an int >= 0"),
+        ({"gradual_unfreezing": "yes"}, "gradual_unfreezing must be True or False"),
+        ({"drop_mult": 3.0}, "drop_mult"),
+        ({"max_vocab": 5}, "max_vocab must be at least 9"),
+        ({"language_model": 42}, "language_model|pretrained must be None"),
+        ({"language_model": "/no/such/folder"}, "not a folder saved by LanguageModel.save"),
+    ],
+)
+def test_clear_errors_for_bad_params(params, match):
+    X, Y = make_toy_data(40, seed=0)
+    with pytest.raises(ValueError, match=match):
+        ULMFiTClassifier(**{**FAST, "lm_epochs": 0, **params}).fit(X, Y)
