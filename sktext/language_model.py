@@ -28,6 +28,7 @@ from skorch import NeuralNet
 from skorch.utils import to_tensor
 from torch import nn
 
+from sktext.callbacks import one_cycle
 from sktext.models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     AWDLSTMLanguageModel,
@@ -762,18 +763,6 @@ class LanguageModelNet(NeuralNet):
         return loss
 
 
-def _warmup_fraction(fraction: float, total_steps: int) -> float:
-    """``fraction``, nudged where ``OneCycleLR`` would divide by zero.
-
-    ``OneCycleLR`` ends its warm-up at step ``fraction * total_steps - 1``; when
-    that is exactly 0 (e.g. 4 steps at 0.25) its first phase is empty and
-    ``get_lr`` divides by zero.
-    """
-    if abs(fraction * total_steps - 1) < 1e-9:
-        return 1.5 / total_steps
-    return fraction
-
-
 def _set_trainable_groups(model: nn.Module, n_trainable: int | None) -> None:
     """Let only the last ``n_trainable`` layer groups train (all when None)."""
     groups = layer_groups(model)
@@ -958,10 +947,7 @@ def train_on_tokens(
             _set_trainable_groups(model, n_trainable)
             total_steps = batches.plan(n_epochs)
             net.set_params(
-                max_epochs=n_epochs,
-                callbacks__lr_scheduler__max_lr=peak_lr,
-                callbacks__lr_scheduler__total_steps=total_steps,
-                callbacks__lr_scheduler__pct_start=_warmup_fraction(WARMUP_FRACTION, total_steps),
+                max_epochs=n_epochs, lr=peak_lr, callbacks__lr_scheduler__total_steps=total_steps
             )
             if index == 0:
                 net.fit(batches, None)
@@ -994,23 +980,19 @@ def _build_net(
     verbose: int,
 ) -> Any:
     from skorch.callbacks import GradientNormClipping, LRScheduler, PassthroughScoring, ProgressBar
-    from torch.optim.lr_scheduler import OneCycleLR
 
     callbacks = [
         (
             "lr_scheduler",
             LRScheduler(
-                policy=OneCycleLR,
+                policy=one_cycle,
                 step_every="batch",
-                max_lr=1e-3,  # set per phase
                 total_steps=1,  # set per phase
-                pct_start=WARMUP_FRACTION,  # set per phase
-                div_factor=25.0,
-                final_div_factor=1e5,
+                warmup_fraction=WARMUP_FRACTION,
+                anneal_strategy="cos",
                 cycle_momentum=True,
-                base_momentum=0.7,
-                max_momentum=0.8,
-                last_epoch=-1,  # a new cycle per phase, whatever the history length
+                momentum_range=(0.7, 0.8),
+                final_div_factor=1e5,
             ),
         ),
         ("gradient_clipping", GradientNormClipping(gradient_clip_value=gradient_clip)),

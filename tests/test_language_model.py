@@ -226,19 +226,3 @@ def test_generated_tokens_skip_unknown_and_padding(trained):
 def test_model_type_checked():
     with pytest.raises(ValueError, match="vocabulary has 9 tokens"):
         LanguageModel(AWDLSTMLanguageModel(12, 8, 8, 1), Vocabulary.build([], min_freq=1))
-
-
-def test_warmup_fraction_avoids_an_empty_one_cycle_phase():
-    from sktext.language_model import _warmup_fraction
-
-    # 0.25 * 4 steps puts OneCycleLR's warm-up end at step 0: a division by zero.
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.AdamW([parameter])
-    with pytest.raises(ZeroDivisionError):
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=4, pct_start=0.25)
-    fraction = _warmup_fraction(0.25, 4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=4, pct_start=fraction)
-    for _ in range(4):
-        optimizer.step()
-        scheduler.step()
-    assert _warmup_fraction(0.25, 10) == 0.25
