@@ -1,7 +1,14 @@
 """sktext: scikit-learn multi-label text classifiers built on torch, transformers and skorch."""
 
+from .persistence import load_model, save_model
 from .transformer import TransformerMultiLabelClassifier
 from .ulmfit import ULMFiTClassifier
 
 __version__ = "0.1.0"
-__all__ = ["TransformerMultiLabelClassifier", "ULMFiTClassifier", "__version__"]
+__all__ = [
+    "TransformerMultiLabelClassifier",
+    "ULMFiTClassifier",
+    "load_model",
+    "save_model",
+    "__version__",
+]

@@ -352,6 +352,45 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
     # -- persistence and tags ---------------------------------------------------------
+    def save(self, folder, *, metadata=None, overwrite: bool = False):
+        """Write the fitted estimator to a folder safe to share (JSON and safetensors, no pickle).
+
+        See :func:`sktext.persistence.save_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+        metadata : mapping, optional
+            JSON-serialisable data kept with the model.
+        overwrite : bool, default=False
+            Replace the model in a folder that already holds one.
+
+        Returns
+        -------
+        folder : pathlib.Path
+        """
+        from .persistence import save_model
+
+        return save_model(self, folder, metadata=metadata, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, folder):
+        """Load an estimator of this class written by :meth:`save`, running no pickled code.
+
+        See :func:`sktext.persistence.load_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+
+        Returns
+        -------
+        estimator : instance of this class, fitted
+        """
+        from .persistence import load_model
+
+        return load_model(folder, expected_class=cls)
+
     def __getstate__(self):
         state = dict(super().__getstate__())
         if "module_" in state:

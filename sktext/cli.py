@@ -1,0 +1,565 @@
+"""The ``sktext`` command line: fit, predict and evaluate on CSV or JSONL files.
+
+A thin layer over the public API::
+
+    sktext fit train.jsonl --labels-column labels --model ulmfit --param preset=tiny --out model/
+    sktext predict model/ test.jsonl --out predictions.jsonl --proba
+    sktext evaluate model/ test.jsonl --out report/
+
+Data files are ``.csv`` or ``.jsonl``, optionally gzipped (``.csv.gz``, ``.jsonl.gz``).
+Labels come either as several 0/1 columns (``--label-columns a b c``) or as one column
+of label lists (``--labels-column labels``): a JSON list in JSONL, a string joined by
+``--label-separator`` (default ``|``) in CSV. ``fit`` stores these settings and the
+label names in the model folder (:func:`sktext.save_model`), so ``predict`` and
+``evaluate`` need them only to override.
+
+``fit`` shows skorch's progress bar and epoch table (the estimators' ``verbose=1``;
+``--quiet`` turns them off); ``predict`` and ``evaluate`` print how long each stage
+took. Mistakes in the command (a missing file or column, unreadable labels, an
+unknown ``--param``) end with a one-line message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import gzip
+import inspect
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "read_records", "parse_params"]
+
+EXIT_USAGE = 2
+DATA_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz")
+PREDICTED_COLUMN = "predicted_labels"
+PROBA_PREFIX = "proba_"
+_CSV_FIELD_LIMIT = 2**31 - 1  # texts longer than csv's default 128 KiB field limit
+
+
+class CommandLineError(Exception):
+    """A mistake in the command or its files: reported in one line, exit status 2."""
+
+
+def _models() -> dict[str, type]:
+    from .transformer import TransformerMultiLabelClassifier
+    from .ulmfit import ULMFiTClassifier
+
+    return {"transformer": TransformerMultiLabelClassifier, "ulmfit": ULMFiTClassifier}
+
+
+@contextmanager
+def _stage(message: str) -> Iterator[None]:
+    """Print ``message``, then how long the block took, on stderr."""
+    print(f"{message} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+# -- reading data -------------------------------------------------------------------------
+def _data_format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in DATA_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix.split(".")[1]
+    raise CommandLineError(
+        f"{path} is neither CSV nor JSONL: data files must end in {', '.join(DATA_SUFFIXES)}."
+    )
+
+
+def _open_text(path: Path, mode: str) -> TextIO:
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8", newline="")
+    encoding = "utf-8-sig" if mode == "r" else "utf-8"  # tolerate a spreadsheet's BOM
+    return open(path, mode, encoding=encoding, newline="")
+
+
+def _read_csv(handle: TextIO, path: Path) -> tuple[list[dict], list[str]]:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames:
+        raise CommandLineError(f"{path} is empty: a CSV file needs a header row naming its columns.")
+    return list(reader), list(reader.fieldnames)
+
+
+def _read_jsonl(handle: TextIO, path: Path) -> tuple[list[dict], list[str]]:
+    records, columns = [], {}
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CommandLineError(f"Line {number} of {path} is not valid JSON ({error.msg}).") from None
+        if not isinstance(record, dict):
+            raise CommandLineError(
+                f"Line {number} of {path} is a JSON {type(record).__name__}; each line must be an "
+                'object such as {"text": "...", "labels": ["a", "b"]}.'
+            )
+        records.append(record)
+        columns.update(dict.fromkeys(record))
+    return records, list(columns)
+
+
+def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
+    """Rows of a CSV or JSONL file (gzipped or not) and its column names.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv``, ``.csv.gz``, ``.jsonl`` or ``.jsonl.gz`` file.
+
+    Returns
+    -------
+    records : list of dict
+        One dict per row; CSV values are strings.
+    columns : list of str
+        The CSV header, or every key met in the JSONL objects, in order of appearance.
+    """
+    path = Path(path)
+    data_format = _data_format(path)
+    if not path.is_file():
+        raise CommandLineError(f"No such data file: {path}.")
+    try:
+        with _open_text(path, "r") as handle:
+            if data_format == "csv":
+                records, columns = _read_csv(handle, path)
+            else:
+                records, columns = _read_jsonl(handle, path)
+    except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as error:
+        raise CommandLineError(f"Cannot read {path}: {error}.") from None
+    if not records:
+        raise CommandLineError(f"{path} holds no rows.")
+    return records, columns
+
+
+def _check_columns(wanted: Sequence[str], columns: Sequence[str], path: Path, role: str) -> None:
+    missing = [name for name in wanted if name not in columns]
+    if missing:
+        suggestions = {name: difflib.get_close_matches(name, columns, n=1) for name in missing}
+        hint = "".join(
+            f" Did you mean {close[0]!r} for {name!r}?" for name, close in suggestions.items() if close
+        )
+        if role == "label":
+            hint += " Say where the labels are with --label-columns or --labels-column."
+        raise CommandLineError(
+            f"{path} has no {role} column {', '.join(map(repr, missing))}; its columns are "
+            f"{', '.join(map(repr, columns))}.{hint}"
+        )
+
+
+def read_texts(records: list[dict], columns: Sequence[str], column: str, path: Path) -> list[str]:
+    """The text of each row, checked to be a string."""
+    _check_columns([column], columns, path, "text")
+    texts = [record.get(column) for record in records]
+    for row, text in enumerate(texts, start=1):
+        if not isinstance(text, str):
+            raise CommandLineError(
+                f"Row {row} of {path} has no text in column {column!r} (found {text!r}); every "
+                "row needs a string there."
+            )
+    return texts
+
+
+_TRUE = {"1", "1.0", "true", "yes"}
+_FALSE = {"0", "0.0", "false", "no"}
+
+
+def _indicator(value: Any, row: int, column: str, path: Path) -> int:
+    if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
+        return int(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return int(value.strip().lower() in _TRUE)
+    raise CommandLineError(
+        f"Unreadable labels: row {row} of {path} holds {value!r} in the label column {column!r}; "
+        "label columns must hold 0 or 1 (or true / false)."
+    )
+
+
+def read_label_columns(records: list[dict], columns: Sequence[str], label_columns: Sequence[str],
+                       path: Path) -> np.ndarray:
+    """The 0/1 matrix of ``label_columns``, of shape (n_rows, len(label_columns))."""
+    _check_columns(label_columns, columns, path, "label")
+    return np.array([
+        [_indicator(record.get(column), row, column, path) for column in label_columns]
+        for row, record in enumerate(records, start=1)
+    ], dtype=np.int64)
+
+
+def _label_list(value: Any, row: int, column: str, separator: str, path: Path) -> list[str]:
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise CommandLineError(
+                f"Unreadable labels: row {row} of {path} holds {value[:60]!r} in {column!r}, which "
+                "starts like a JSON list but is not one; write a JSON list or labels joined by "
+                f"{separator!r}."
+            ) from None
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [label.strip() for label in value.split(separator) if label.strip()]
+    if isinstance(value, list) and all(isinstance(label, (str, int)) and not isinstance(label, bool)
+                                       for label in value):
+        return [str(label) for label in value]
+    raise CommandLineError(
+        f"Unreadable labels: row {row} of {path} holds {value!r} in {column!r}; expected a list of "
+        f"label names (JSONL) or names joined by {separator!r} (CSV)."
+    )
+
+
+def read_label_lists(records: list[dict], columns: Sequence[str], column: str, separator: str,
+                     path: Path) -> list[list[str]]:
+    """The label names of each row, from one column of lists or joined strings."""
+    _check_columns([column], columns, path, "label")
+    return [_label_list(record.get(column), row, column, separator, path)
+            for row, record in enumerate(records, start=1)]
+
+
+# -- labels --------------------------------------------------------------------------------
+@dataclass
+class LabelSource:
+    """Where the labels of a data file are: 0/1 columns, or one column of label lists."""
+
+    label_columns: list[str] | None = None
+    labels_column: str | None = None
+    separator: str = "|"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, saved: dict) -> LabelSource:
+        """The command's label options, else those ``fit`` saved with the model."""
+        separator = args.label_separator or saved.get("label_separator") or "|"
+        if args.label_columns or args.labels_column:
+            return cls(args.label_columns, args.labels_column, separator)
+        return cls(saved.get("label_columns"), saved.get("labels_column"), separator)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label_columns": self.label_columns, "labels_column": self.labels_column,
+                "label_separator": self.separator}
+
+    def read(self, records: list[dict], columns: Sequence[str], path: Path,
+             classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+        """``(Y, label_names)``; with ``classes``, Y's columns follow them (unknown labels dropped)."""
+        from sklearn.preprocessing import MultiLabelBinarizer
+
+        if self.label_columns:
+            names = list(self.label_columns) if classes is None else list(classes)
+            if classes is not None and set(self.label_columns) != set(classes):
+                raise CommandLineError(
+                    f"The label columns {self.label_columns} are not the model's labels "
+                    f"{list(classes)}; pass --label-columns with exactly those."
+                )
+            return read_label_columns(records, columns, names, path), names
+        if not self.labels_column:
+            raise CommandLineError(
+                "Say where the labels are: --label-columns A B ... or --labels-column NAME."
+            )
+        lists = read_label_lists(records, columns, self.labels_column, self.separator, path)
+        if classes is None:
+            binarizer = MultiLabelBinarizer().fit(lists)
+            return binarizer.transform(lists), [str(name) for name in binarizer.classes_]
+        return _binarize_known(lists, list(classes), path), list(classes)
+
+
+def _binarize_known(lists: list[list[str]], classes: list[str], path: Path) -> np.ndarray:
+    """Indicators of the model's ``classes``; other labels are reported on stderr and dropped."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    known = set(classes)
+    unknown = sorted({label for labels in lists for label in labels} - known)
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        print(f"warning: {len(unknown)} label(s) in {path} are not labels of the model and are "
+              f"ignored: {shown}", file=sys.stderr)
+    kept = [[label for label in labels if label in known] for labels in lists]
+    return MultiLabelBinarizer(classes=classes).fit_transform(kept)
+
+
+# -- estimator parameters ---------------------------------------------------------------------
+_WORDS = {"none": None, "null": None, "true": True, "false": False}
+
+
+def _parse_value(text: str) -> Any:
+    """A JSON value (number, list, dict...), None / True / False, or else the plain string."""
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _check_type(name: str, value: Any, default: Any) -> Any:
+    """``value``, checked against a bool or number default (whole floats become ints)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        wrong, expected = not isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        wrong, expected = value is not None and not (is_number and float(value).is_integer()), "an integer"
+    elif isinstance(default, float):
+        wrong, expected = value is not None and not is_number, "a number"
+    else:
+        return value
+    if wrong:
+        raise CommandLineError(
+            f"--param {name}={value!r}: {name} must be {expected} (default {default!r}); got "
+            f"{type(value).__name__} {value!r}."
+        )
+    return int(value) if expected == "an integer" and value is not None else value
+
+
+def parse_params(estimator_class: type, items: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` into checked keyword arguments of ``estimator_class``.
+
+    Values are read as JSON when they parse (``3``, ``0.5``, ``[1, 2]``, ``{"a": 1}``,
+    ``null``), as None / True / False for those words, else as plain strings.
+
+    Parameters
+    ----------
+    estimator_class : type
+    items : sequence of str
+
+    Returns
+    -------
+    params : dict
+    """
+    signature = inspect.signature(estimator_class.__init__).parameters
+    valid = sorted(name for name in signature if name != "self")
+    params = {}
+    for item in items:
+        name, equals, text = item.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise CommandLineError(f"--param expects key=value, got {item!r}.")
+        if name not in signature or name == "self":
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise CommandLineError(
+                f"Unknown --param {name!r} for {estimator_class.__name__}.{hint} Valid keys: "
+                f"{', '.join(valid)}."
+            )
+        params[name] = _check_type(name, _parse_value(text), signature[name].default)
+    return params
+
+
+# -- commands ---------------------------------------------------------------------------------
+def _read_data(path: str) -> tuple[list[dict], list[str], Path]:
+    path = Path(path)
+    with _stage(f"reading {path}"):
+        records, columns = read_records(path)
+    print(f"  {len(records)} rows, columns {', '.join(columns)}", file=sys.stderr)
+    return records, columns, path
+
+
+def _check_output_folder(folder: Path, overwrite: bool) -> None:
+    """Fail before training if ``save_model`` would refuse the folder."""
+    from .persistence import MANIFEST_FILE
+
+    if folder.exists() and not folder.is_dir():
+        raise CommandLineError(f"--out {folder} is a file; give a folder for the model.")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise CommandLineError(f"--out {folder} is not empty; choose a new folder or pass --overwrite.")
+        if not (folder / MANIFEST_FILE).is_file():
+            raise CommandLineError(
+                f"--overwrite replaces a model folder, but {folder} holds other files and no "
+                f"{MANIFEST_FILE}; choose a new or empty folder."
+            )
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    """``sktext fit``: read the data, fit the estimator, save the model folder."""
+    from .persistence import save_model
+
+    estimator_class = _models()[args.model]
+    params = parse_params(estimator_class, args.param or [])
+    params.setdefault("verbose", 0 if args.quiet else 1)
+    out = Path(args.out)
+    _check_output_folder(out, args.overwrite)
+    records, columns, path = _read_data(args.data)
+    texts = read_texts(records, columns, args.text_column, path)
+    source = LabelSource(args.label_columns, args.labels_column, args.label_separator or "|")
+    Y, names = source.read(records, columns, path)
+    estimator = estimator_class(**params)
+    start = time.perf_counter()
+    print(f"fitting {estimator_class.__name__} on {len(texts)} texts with {len(names)} labels",
+          file=sys.stderr, flush=True)
+    estimator.fit(texts, Y)
+    # The label names, as fit stores the columns of a DataFrame y.
+    estimator.classes_ = np.asarray(names, dtype=object)
+    metadata = {"cli": {"model": args.model, "text_column": args.text_column, **source.to_dict(),
+                        "data_file": path.name, "n_samples": len(texts)}}
+    save_model(estimator, out, metadata=metadata, overwrite=args.overwrite)
+    print(f"fitted in {time.perf_counter() - start:.1f} s; saved the model to {out}", file=sys.stderr)
+    return 0
+
+
+def _load(model_dir: str):
+    from .persistence import load_model, read_manifest
+
+    with _stage(f"loading the model {model_dir}"):
+        saved = read_manifest(model_dir).get("metadata", {}).get("cli", {})
+        estimator = load_model(model_dir)
+    return estimator, saved
+
+
+def _predict_proba(estimator, texts: list[str]) -> np.ndarray:
+    with _stage(f"predicting {len(texts)} texts with {type(estimator).__name__}"):
+        return estimator.predict_proba(texts)
+
+
+def _write_predictions(path: Path, rows: list[dict[str, Any]], separator: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _open_text(path, "w") as handle:
+        if _data_format(path) == "jsonl":
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            return
+        flat = [_flatten_for_csv(row, separator) for row in rows]
+        writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+
+
+def _flatten_for_csv(row: dict[str, Any], separator: str) -> dict[str, Any]:
+    flat = {key: value for key, value in row.items() if key not in (PREDICTED_COLUMN, "proba")}
+    flat[PREDICTED_COLUMN] = separator.join(row[PREDICTED_COLUMN])
+    for label, value in row.get("proba", {}).items():
+        flat[PROBA_PREFIX + label] = value
+    return flat
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """``sktext predict``: write each row's predicted labels (and probabilities)."""
+    out = Path(args.out)
+    _data_format(out)  # the same suffixes as the inputs
+    estimator, saved = _load(args.model_dir)
+    records, columns, path = _read_data(args.data)
+    texts = read_texts(records, columns, args.text_column or saved.get("text_column", "text"), path)
+    _check_columns(args.keep_columns or [], columns, path, "--keep-columns")
+    proba = _predict_proba(estimator, texts)
+    predicted = proba >= estimator.thresholds_
+    names = [str(name) for name in estimator.classes_]
+    rows = []
+    for record, row_proba, row_predicted in zip(records, proba, predicted):
+        row = {column: record.get(column) for column in args.keep_columns or []}
+        row[PREDICTED_COLUMN] = [name for name, on in zip(names, row_predicted) if on]
+        if args.proba:
+            row["proba"] = {name: round(float(value), 6) for name, value in zip(names, row_proba)}
+        rows.append(row)
+    separator = args.label_separator or saved.get("label_separator") or "|"
+    with _stage(f"writing {out}"):
+        _write_predictions(out, rows, separator)
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``sktext evaluate``: score the model on labelled data and write an HTML report."""
+    from .report import REPORT_FILE, require_matplotlib, write_report
+
+    require_matplotlib()
+    estimator, saved = _load(args.model_dir)
+    records, columns, path = _read_data(args.data)
+    texts = read_texts(records, columns, args.text_column or saved.get("text_column", "text"), path)
+    names = [str(name) for name in estimator.classes_]
+    Y, _ = LabelSource.from_args(args, saved).read(records, columns, path, classes=names)
+    proba = _predict_proba(estimator, texts)
+    context = {"model": f"{type(estimator).__name__} ({Path(args.model_dir).name})", "data": path.name}
+    with _stage(f"writing the report to {args.out}"):
+        metrics = write_report(args.out, Y, proba, estimator.thresholds_, names, context=context)
+    print(f"F1 micro {metrics['f1_micro']:.3f} | macro {metrics['f1_macro']:.3f} | samples "
+          f"{metrics['f1_samples']:.3f} on {len(texts)} texts; report: {Path(args.out) / REPORT_FILE}")
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------------
+def _add_label_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--label-columns", nargs="+", metavar="COLUMN",
+                       help="several columns of 0/1 label indicators, one per label")
+    group.add_argument("--labels-column", metavar="COLUMN",
+                       help="one column of label lists (JSON list in JSONL, joined string in CSV)")
+    parser.add_argument("--label-separator", metavar="SEP", default=None,
+                        help="what joins the labels of a CSV cell (default '|')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sktext`` argument parser with its ``fit``, ``predict`` and ``evaluate`` commands."""
+    parser = argparse.ArgumentParser(
+        prog="sktext", description="Multi-label text classification from CSV / JSONL files."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = commands.add_parser("fit", help="fit a classifier and save it to a model folder")
+    fit.add_argument("data", help="training data: .csv or .jsonl (optionally .gz)")
+    fit.add_argument("--text-column", default="text", help="column holding the texts (default 'text')")
+    _add_label_options(fit, required=True)
+    fit.add_argument("--model", required=True, choices=sorted(_models()), help="which estimator")
+    fit.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE",
+                     help="estimator parameter, e.g. max_epochs=3 (repeatable)")
+    fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
+    fit.add_argument("--overwrite", action="store_true", help="replace the model in --out")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar or epoch table")
+    fit.set_defaults(handler=fit_command)
+
+    predict = commands.add_parser("predict", help="write predicted labels for a data file")
+    predict.add_argument("model_dir", help="folder written by 'sktext fit'")
+    predict.add_argument("data", help=".csv or .jsonl (optionally .gz)")
+    predict.add_argument("--out", required=True, metavar="PREDICTIONS",
+                         help="predictions file: .csv or .jsonl (optionally .gz)")
+    predict.add_argument("--text-column", default=None, help="default: the one used to fit")
+    predict.add_argument("--proba", action="store_true", help="also write each label's probability")
+    predict.add_argument("--keep-columns", nargs="+", metavar="COLUMN",
+                         help="input columns to copy into the predictions (e.g. an id)")
+    predict.add_argument("--label-separator", metavar="SEP", default=None,
+                         help="what joins the predicted labels in a CSV (default: as in fit, or '|')")
+    predict.set_defaults(handler=predict_command)
+
+    evaluate = commands.add_parser("evaluate", help="score a model and write an HTML report")
+    evaluate.add_argument("model_dir", help="folder written by 'sktext fit'")
+    evaluate.add_argument("data", help="labelled data: .csv or .jsonl (optionally .gz)")
+    evaluate.add_argument("--out", required=True, metavar="REPORT_DIR",
+                          help="folder for report.html, metrics.json and the charts")
+    evaluate.add_argument("--text-column", default=None, help="default: the one used to fit")
+    _add_label_options(evaluate, required=False)
+    evaluate.set_defaults(handler=evaluate_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for a mistake in the command).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``sktext``; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    status : int
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse's usage errors (status 2) and --help (0)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except (CommandLineError, ValueError, ImportError, OSError) as error:
+        print(f"sktext {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

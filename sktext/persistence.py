@@ -1,0 +1,510 @@
+"""Model folders that are safe to share: JSON and safetensors, no pickle.
+
+:func:`save_model` writes a fitted sktext estimator to a folder and :func:`load_model`
+rebuilds it from there, executing no pickled code: every file is JSON, a safetensors
+weight file, or a Hugging Face tokenizer / config folder (JSON and text files).
+
+The folder holds
+
+``sktext.json``
+    Format version, sktext version, estimator class, its parameters, its fitted
+    attributes (``classes_`` with their type, ``thresholds_``, ``n_outputs_``, the
+    training histories, ULMFiT's ``architecture_``), what the module is rebuilt from,
+    and the caller's ``metadata``.
+``model.safetensors``
+    The module's state dict, written by ``safetensors.torch.save_model``, which stores
+    a tensor shared by several names (tied weights) once; ``load_model`` ties it back.
+``vocabulary.json`` (ULMFiT)
+    The token list (``Vocabulary.to_dict()``).
+``tokenizer/`` and ``encoder/config.json`` (transformer)
+    The fitted tokenizer (``save_pretrained``) and the encoder's Hugging Face config.
+    The encoder is rebuilt with ``AutoModel.from_config`` and gets its weights from
+    ``model.safetensors``: no network, no weights from anywhere else.
+
+Parameters are kept when they are JSON values (numbers, strings, lists, dicts of
+them; tuples become lists, paths strings, arrays are stored with their dtype). A
+parameter holding an object (a ``LanguageModel``, a ``RandomState``) or training data
+(``unlabeled_texts`` given as a list of texts) is *dropped*: ``sktext.json`` names it
+under ``dropped_params`` and the loaded estimator has the constructor's default there
+(None for all of these). Dropped parameters only matter for fitting again; predictions
+come from the saved weights.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import numbers
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "save_model", "load_model", "read_manifest"]
+
+FORMAT_NAME = "sktext.model"
+#: The model-folder format this sktext writes and reads.
+FORMAT_VERSION = 1
+MANIFEST_FILE = "sktext.json"
+WEIGHTS_FILE = "model.safetensors"
+VOCABULARY_FILE = "vocabulary.json"
+TOKENIZER_FOLDER = "tokenizer"
+ENCODER_CONFIG_FOLDER = "encoder"
+_WRITTEN = (MANIFEST_FILE, WEIGHTS_FILE, VOCABULARY_FILE, TOKENIZER_FOLDER, ENCODER_CONFIG_FOLDER)
+
+# Parameters that may hold training data rather than a setting: kept only as a path.
+_DATA_PARAMETERS = frozenset({"unlabeled_texts"})
+# Fitted attributes saved as files or rebuilt, not stored as JSON values.
+_SPECIAL_ATTRIBUTES = frozenset(
+    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_"}
+)
+_ARRAY_TAG = "__ndarray__"
+
+
+def _estimator_classes() -> dict[str, type]:
+    from .transformer import TransformerMultiLabelClassifier
+    from .ulmfit import ULMFiTClassifier
+
+    return {cls.__name__: cls for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier)}
+
+
+# -- JSON values -------------------------------------------------------------------------
+class _NotJSON(TypeError):
+    """A value with no faithful JSON form."""
+
+
+def _to_json(value: Any) -> Any:
+    """``value`` as JSON data; arrays become ``{"__ndarray__": [...], "dtype": ...}``.
+
+    Raises
+    ------
+    _NotJSON
+        For objects, non-finite floats, and arrays of objects.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise _NotJSON(f"non-finite float {value!r}")
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufU":
+            raise _NotJSON(f"array of dtype {value.dtype}")
+        return {_ARRAY_TAG: _to_json(value.tolist()), "dtype": value.dtype.str}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(item) for item in value]
+    if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        if _ARRAY_TAG in value:
+            raise _NotJSON(f"mapping with the reserved key {_ARRAY_TAG!r}")
+        return {key: _to_json(item) for key, item in value.items()}
+    raise _NotJSON(type(value).__name__)
+
+
+def _from_json(value: Any) -> Any:
+    """Invert :func:`_to_json` (lists stay lists)."""
+    if isinstance(value, list):
+        return [_from_json(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if _ARRAY_TAG in value:
+        dtype = np.dtype(value["dtype"])
+        if dtype.kind not in "biufU":
+            raise ValueError(
+                f"{MANIFEST_FILE} holds an array of dtype {dtype}; only numbers and strings are read."
+            )
+        return np.asarray(value[_ARRAY_TAG], dtype=dtype)
+    return {key: _from_json(item) for key, item in value.items()}
+
+
+# -- saving ---------------------------------------------------------------------------------
+def _encode_params(estimator) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(kept, dropped)``: JSON forms of the parameters, and why each other one was left out."""
+    kept, dropped = {}, {}
+    for name, value in estimator.get_params(deep=False).items():
+        if name in _DATA_PARAMETERS and not isinstance(value, (str, os.PathLike, type(None))):
+            dropped[name] = "training data (a sequence of texts), not a setting; pass a path to keep it"
+            continue
+        try:
+            kept[name] = _to_json(value)
+        except _NotJSON as reason:
+            dropped[name] = f"not a JSON value ({reason})"
+    return kept, dropped
+
+
+def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
+    values = list(classes)
+    if all(isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+           for value in values):
+        return {"type": "int", "values": [int(value) for value in values]}
+    if all(isinstance(value, str) for value in values):
+        return {"type": "str", "values": [str(value) for value in values]}
+    kinds = sorted({type(value).__name__ for value in values})
+    raise ValueError(
+        f"classes_ must all be int or all be str to be saved; got {', '.join(kinds)}. "
+        "Rename the labels first, e.g. estimator.classes_ = estimator.classes_.astype(str)."
+    )
+
+
+def _encode_attributes(estimator) -> tuple[dict[str, Any], list[str]]:
+    """JSON forms of the fitted attributes not saved otherwise, and the names left out."""
+    saved, unsaved = {}, []
+    for name, value in vars(estimator).items():
+        if not name.endswith("_") or name.startswith("_") or name in _SPECIAL_ATTRIBUTES:
+            continue
+        try:
+            saved[name] = _to_json(list(value) if name == "history_" else value)
+        except _NotJSON:
+            unsaved.append(name)
+    return saved, unsaved
+
+
+def _module_settings(module: torch.nn.Module) -> dict[str, Any]:
+    """The module's own plain settings (``bptt``, ``pooling``...), restored after rebuilding."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != "training" and isinstance(value, (bool, int, float, str))
+    }
+
+
+def _prepare_folder(folder: Path, overwrite: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"save_model needs a folder path; {str(folder)!r} is a file.")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not overwrite:
+            raise ValueError(
+                f"The folder {str(folder)!r} is not empty; choose a new folder or pass "
+                "overwrite=True (command line: --overwrite) to replace a saved model."
+            )
+        if not (folder / MANIFEST_FILE).is_file():
+            raise ValueError(
+                f"overwrite=True replaces a model folder, but {str(folder)!r} holds other "
+                f"files and no {MANIFEST_FILE}; choose a new or empty folder."
+            )
+        for name in _WRITTEN:
+            path = folder / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _save_text_encoding(estimator, folder: Path) -> dict[str, Any]:
+    """Write the tokenizer and encoder config, or the vocabulary; describe them for the manifest."""
+    if hasattr(estimator, "tokenizer_"):
+        config = estimator.module_.encoder.config
+        estimator.tokenizer_.save_pretrained(str(folder / TOKENIZER_FOLDER))
+        config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
+        return {
+            "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
+            # Not in config.json, and another attention kernel gives other decimals.
+            "attn_implementation": getattr(config, "_attn_implementation", None),
+        }
+    vocabulary = estimator.vocabulary_.to_dict()
+    (folder / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+    return {"files": {"vocabulary": VOCABULARY_FILE}}
+
+
+def _parameter_dtype(module: torch.nn.Module) -> str:
+    dtypes = {parameter.dtype for parameter in module.parameters()}
+    if len(dtypes) != 1:
+        raise ValueError(
+            f"The module's parameters mix dtypes {sorted(map(str, dtypes))}; cast it to one first."
+        )
+    return str(dtypes.pop()).removeprefix("torch.")
+
+
+def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None = None,
+               overwrite: bool = False) -> Path:
+    """Write a fitted sktext estimator to a folder that is safe to share.
+
+    The folder holds only JSON, safetensors and tokenizer files (see the module
+    docstring), so :func:`load_model` runs no pickled code.
+
+    Parameters
+    ----------
+    estimator : TransformerMultiLabelClassifier or ULMFiTClassifier
+        A fitted estimator.
+    folder : str or path-like
+        Where to write; created if missing. It must be empty unless ``overwrite``.
+    metadata : mapping, optional
+        JSON-serialisable data stored with the model (the command line keeps its
+        label and column settings here); :func:`read_manifest` returns it.
+    overwrite : bool, default=False
+        Replace the model in a folder that already holds one.
+
+    Returns
+    -------
+    folder : pathlib.Path
+
+    Examples
+    --------
+    >>> from sktext.persistence import load_model, save_model
+    >>> save_model(fitted, "my-model")  # doctest: +SKIP
+    >>> load_model("my-model").predict(["a text editor"])  # doctest: +SKIP
+    """
+    from safetensors.torch import save_model as save_weights
+    from sklearn.utils.validation import check_is_fitted
+
+    import sktext
+
+    name = type(estimator).__name__
+    if _estimator_classes().get(name) is not type(estimator):
+        raise ValueError(
+            f"save_model saves sktext's estimators ({', '.join(sorted(_estimator_classes()))}); "
+            f"got {name}. Use joblib.dump for other objects."
+        )
+    check_is_fitted(estimator, "module_")
+    try:
+        metadata = _to_json(dict(metadata or {}))
+    except _NotJSON as reason:
+        raise ValueError(f"metadata must be JSON-serialisable; it holds a {reason}.") from None
+    params, dropped = _encode_params(estimator)
+    attributes, unsaved = _encode_attributes(estimator)
+    folder = Path(folder)
+    _prepare_folder(folder, overwrite)
+
+    module = estimator.module_
+    save_weights(module, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+    encoding = _save_text_encoding(estimator, folder)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "sktext_version": sktext.__version__,
+        "estimator": name,
+        "params": params,
+        "dropped_params": dropped,
+        "classes": _encode_classes(estimator.classes_),
+        "thresholds": _to_json(np.asarray(estimator.thresholds_)),
+        "n_outputs": int(estimator.n_outputs_),
+        "attributes": attributes,
+        "unsaved_attributes": unsaved,
+        "module": {
+            "class": type(module).__name__,
+            "dtype": _parameter_dtype(module),
+            "settings": _module_settings(module),
+            **encoding,
+            "files": {"weights": WEIGHTS_FILE, **encoding["files"]},
+        },
+        "metadata": metadata,
+    }
+    # Written last: a folder without it is an unfinished save.
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+# -- loading --------------------------------------------------------------------------------
+def _check_format(manifest: Mapping, folder: Path) -> None:
+    import sktext
+
+    if manifest.get("format") != FORMAT_NAME:
+        hint = (" It is a language-model folder; load it with sktext.language_model.LanguageModel.load."
+                if manifest.get("format") == "sktext.language_model" else "")
+        raise ValueError(
+            f"{folder / MANIFEST_FILE} is not an sktext model manifest (format "
+            f"{manifest.get('format')!r}, expected {FORMAT_NAME!r}).{hint}"
+        )
+    found, saved_by = manifest.get("format_version"), manifest.get("sktext_version", "unknown")
+    if found == FORMAT_VERSION:
+        return
+    message = (
+        f"The model folder {str(folder)!r} was saved by sktext format {found} (sktext {saved_by}); "
+        f"this sktext ({sktext.__version__}) reads format {FORMAT_VERSION}. "
+    )
+    if isinstance(found, int) and found > FORMAT_VERSION:
+        message += f"Upgrade sktext (pip install -U 'sktext>={saved_by}') to load it."
+    else:
+        message += (
+            f"To convert it, load it with sktext {saved_by} (pip install sktext=={saved_by}), "
+            "joblib.dump the estimator, upgrade sktext, joblib.load it and re-save it with "
+            "sktext.save_model(estimator, folder)."
+        )
+    raise ValueError(message)
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and check the ``sktext.json`` of a model folder written by :func:`save_model`.
+
+    Parameters
+    ----------
+    folder : str or path-like
+
+    Returns
+    -------
+    manifest : dict
+        The parsed ``sktext.json``; ``manifest["metadata"]`` is what ``save_model``
+        was given as ``metadata``.
+
+    Raises
+    ------
+    ValueError
+        If the folder does not exist, has no ``sktext.json``, or was written in
+        another format version.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ValueError(
+            f"No sktext model at {str(folder)!r}: the path {what}. Pass the folder written by "
+            "save_model (or `sktext fit --out FOLDER`)."
+        )
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        present = sorted(entry.name for entry in folder.iterdir())[:8]
+        raise ValueError(
+            f"The folder {str(folder)!r} has no {MANIFEST_FILE}, so it is not a model folder "
+            f"written by sktext's save_model (it holds {present or 'nothing'}). A pickled "
+            "estimator loads with joblib.load, for files you trust only."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); the model folder is damaged.") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} must hold a JSON object; got {type(manifest).__name__}.")
+    _check_format(manifest, folder)
+    return manifest
+
+
+def _decode_params(cls: type, manifest: Mapping) -> dict[str, Any]:
+    signature = inspect.signature(cls.__init__).parameters
+    params = {name: _from_json(value) for name, value in manifest["params"].items()}
+    unknown = sorted(set(params) - set(signature))
+    if unknown:
+        raise ValueError(
+            f"{MANIFEST_FILE} sets parameters {unknown} that this sktext's {cls.__name__} does "
+            f"not have (the folder was saved by sktext {manifest.get('sktext_version')}); "
+            "load it with that version."
+        )
+    for name in manifest.get("dropped_params", {}):
+        if name in signature:
+            params[name] = signature[name].default
+    return params
+
+
+def _decode_classes(classes: Mapping) -> np.ndarray:
+    if classes.get("type") == "int":
+        return np.asarray(classes["values"], dtype=np.int64)
+    if classes.get("type") == "str":
+        # What fit stores for the columns of a DataFrame y.
+        return np.asarray(classes["values"], dtype=object)
+    raise ValueError(
+        f"{MANIFEST_FILE} gives classes of type {classes.get('type')!r}; expected 'int' or 'str'."
+    )
+
+
+def _restore_attributes(estimator, manifest: Mapping) -> None:
+    from skorch.history import History
+
+    estimator.classes_ = _decode_classes(manifest["classes"])
+    estimator.n_outputs_ = int(manifest["n_outputs"])
+    estimator.thresholds_ = _from_json(manifest["thresholds"])
+    for name, value in manifest.get("attributes", {}).items():
+        value = _from_json(value)
+        setattr(estimator, name, History(value) if name == "history_" else value)
+
+
+def _load_text_encoding(estimator, folder: Path, description: Mapping[str, Any]) -> None:
+    """Set ``vocabulary_``, or ``tokenizer_`` and the randomly initialised encoder."""
+    files = description["files"]
+    if "vocabulary" in files:
+        from .text import Vocabulary
+
+        data = json.loads((folder / files["vocabulary"]).read_text(encoding="utf-8"))
+        estimator.vocabulary_ = Vocabulary.from_dict(data)
+        return
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    estimator.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
+    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
+    # Read by the estimator's _build_module, as after load_pretrained in fit.
+    attention = description.get("attn_implementation")
+    options = {"attn_implementation": attention} if isinstance(attention, str) else {}
+    estimator._encoder = AutoModel.from_config(config, **options)
+
+
+def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.Module:
+    from safetensors.torch import load_model as load_weights
+
+    module = estimator._build_module(estimator.n_outputs_)
+    if type(module).__name__ != description["class"]:
+        raise ValueError(
+            f"The saved module is a {description['class']} but this sktext builds a "
+            f"{type(module).__name__} for {type(estimator).__name__}; load it with the sktext "
+            "version that saved it."
+        )
+    for name, value in description.get("settings", {}).items():
+        setattr(module, name, value)
+    module.to(getattr(torch, description["dtype"]))
+    load_weights(module, str(folder / description["files"]["weights"]), strict=True)
+    return module.to(estimator.device_).eval()
+
+
+def _load_device(device: Any) -> torch.device:
+    """The estimator's device, on CPU when it asks for CUDA and none is here."""
+    from .validation import resolve_device
+
+    try:
+        return resolve_device(device)
+    except ValueError:
+        return torch.device("cpu")
+
+
+def load_model(folder: str | os.PathLike, *, expected_class: type | None = None):
+    """Load an estimator written by :func:`save_model`, running no pickled code.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The model folder.
+    expected_class : type, optional
+        Raise unless the folder holds an instance of this class (what
+        ``ULMFiTClassifier.load`` and ``TransformerMultiLabelClassifier.load`` pass).
+
+    Returns
+    -------
+    estimator : TransformerMultiLabelClassifier or ULMFiTClassifier
+        Fitted, in eval mode, on the device its ``device`` parameter names (CPU
+        when that asks for CUDA and none is available); ``predict_proba`` gives
+        what the saved estimator gave.
+
+    Raises
+    ------
+    ValueError
+        If the folder is missing or is not a model folder, was written in another
+        format version, or names an unknown estimator class.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    classes = _estimator_classes()
+    name = manifest.get("estimator")
+    if name not in classes:
+        raise ValueError(
+            f"{folder / MANIFEST_FILE} names the estimator class {name!r}, which this sktext does "
+            f"not know; it knows {', '.join(sorted(classes))}."
+        )
+    cls = classes[name]
+    if expected_class is not None and not issubclass(cls, expected_class):
+        raise ValueError(
+            f"The folder {str(folder)!r} holds a {name}, not a {expected_class.__name__}; load it "
+            f"with {name}.load or sktext.load_model."
+        )
+    estimator = cls(**_decode_params(cls, manifest))
+    _restore_attributes(estimator, manifest)
+    estimator.device_ = _load_device(estimator.device)
+    description = manifest["module"]
+    _load_text_encoding(estimator, folder, description)
+    estimator.module_ = _rebuild_module(estimator, folder, description)
+    return estimator
