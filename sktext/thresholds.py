@@ -26,13 +26,23 @@ def tune_thresholds(
     y_proba: np.ndarray,
     *,
     min_positives: int = 5,
+    shrinkage: float = 2.0,
     candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Per-label thresholds that maximise F1 on held-out predictions.
 
-    Labels with fewer than ``min_positives`` positives in ``y_true`` get the global
-    threshold, the one that maximises micro-F1 over all labels: a per-label optimum
-    found on two or three examples does not generalise.
+    The global threshold is the one that maximises micro-F1 over all labels. A label
+    with at least ``min_positives`` positives in ``y_true`` gets its own F1-best
+    threshold, pulled towards the global one by its evidence:
+    ``w * own + (1 - w) * global`` with ``w = positives / (positives + shrinkage)``;
+    rarer labels get the global threshold (an optimum found on two or three examples
+    does not generalise).
+
+    Why shrink: on debtags, per-label optima tuned on a small validation split chase
+    noise and cost micro-F1. Measured with TF-IDF + logistic regression, thresholds
+    tuned on one part of the train split and scored on another (never on test;
+    ``benchmarks/thresholds.py``), ``shrinkage=2`` kept most of the macro-F1 gain of
+    unshrunk per-label thresholds and had the best micro-F1 of all variants.
 
     Parameters
     ----------
@@ -42,6 +52,9 @@ def tune_thresholds(
         Predicted probabilities.
     min_positives : int, default=5
         Fewest positives for a label to get a threshold of its own.
+    shrinkage : float, default=2.0
+        Pseudo-count of the pull towards the global threshold; 0 keeps each label's
+        own optimum.
     candidates : array-like, default=None
         Thresholds to try; ``0.01, 0.02, ..., 0.99`` by default.
 
@@ -70,5 +83,7 @@ def tune_thresholds(
     thresholds = np.full(y_true.shape[1], global_threshold)
     positives = y_true.sum(axis=0)
     for label in np.flatnonzero(positives >= min_positives):
-        thresholds[label] = _middle_of_best(label_f1[:, label], candidates)
+        own = _middle_of_best(label_f1[:, label], candidates)
+        weight = positives[label] / (positives[label] + shrinkage)
+        thresholds[label] = weight * own + (1 - weight) * global_threshold
     return thresholds, global_threshold

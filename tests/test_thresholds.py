@@ -9,8 +9,22 @@ def test_per_label_thresholds_find_the_separating_point():
     y = rng.random((400, 2)) < 0.3
     proba = np.where(y, 0.35, 0.15) + rng.normal(0, 0.02, y.shape)
     proba[:, 1] = np.where(y[:, 1], 0.85, 0.6) + rng.normal(0, 0.02, 400)
-    thresholds, _ = tune_thresholds(y, proba, min_positives=5)
+    thresholds, _ = tune_thresholds(y, proba, min_positives=5, shrinkage=0)
     assert 0.2 < thresholds[0] < 0.3 and 0.65 < thresholds[1] < 0.8
+
+
+def test_shrinkage_pulls_towards_the_global_threshold_by_evidence():
+    rng = np.random.default_rng(0)
+    y = np.zeros((400, 2), dtype=bool)
+    y[:200, 0] = True  # plenty of positives
+    y[:6, 1] = True  # few positives
+    proba = np.where(y, 0.8, 0.1) + rng.normal(0, 0.01, y.shape)
+    proba[:, 1] = np.where(y[:, 1], 0.3, 0.05)
+    own, global_threshold = tune_thresholds(y, proba, shrinkage=0)
+    shrunk, same_global = tune_thresholds(y, proba, shrinkage=2.0)
+    assert same_global == global_threshold
+    pulls = np.abs(shrunk - own) / np.abs(global_threshold - own)
+    np.testing.assert_allclose(pulls, [2 / 202, 2 / 8], rtol=1e-6)
 
 
 def test_rare_labels_get_the_global_threshold():
