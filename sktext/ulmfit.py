@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import numbers
+import os
+from pathlib import Path
 
 import torch
 from skorch.history import History
@@ -28,9 +32,85 @@ UNFREEZING_STAGES = ((1, 1.0), (2, 0.5), (3, 0.25))
 UNFROZEN_LR_SHARE = 0.05
 
 
+UNLABELED_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
+
+
 def _check_non_negative_int(value, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}.")
+
+
+def _read_text_file(path: Path) -> list[str]:
+    """Texts of a ``.txt`` (one per line, blank lines skipped) or ``.jsonl`` file, gzipped or not."""
+    name = path.name.lower()
+    opener = gzip.open if name.endswith(".gz") else open
+    texts = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            if name.endswith((".txt", ".txt.gz")):
+                texts.append(line.rstrip("\r\n"))
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError(
+                    f"Each line of the unlabeled_texts file {path} must be a JSON object with a "
+                    f"string 'text' field; line {number} is {line.strip()!r:.80}."
+                )
+            texts.append(record["text"])
+    return texts
+
+
+def read_unlabeled_texts(unlabeled_texts) -> list[str]:
+    """The texts of ULMFiTClassifier's ``unlabeled_texts`` parameter, checked.
+
+    Parameters
+    ----------
+    unlabeled_texts : sequence of str, str or path-like
+        Texts, or the path of a ``.txt`` file (one text per line) or a ``.jsonl`` /
+        ``.jsonl.gz`` file (a ``text`` field per line).
+
+    Returns
+    -------
+    texts : list of str
+    """
+    if isinstance(unlabeled_texts, (str, os.PathLike)):
+        path = Path(unlabeled_texts)
+        if not path.is_file():
+            raise ValueError(
+                "unlabeled_texts must be a list of str or the path of an existing .txt, .jsonl "
+                f"or .jsonl.gz file; got {str(unlabeled_texts)!r:.80}, which is not a file. "
+                "To pass a single text, wrap it in a list."
+            )
+        if not path.name.lower().endswith(UNLABELED_SUFFIXES):
+            raise ValueError(
+                f"The unlabeled_texts file must end in one of {', '.join(UNLABELED_SUFFIXES)}; "
+                f"got {path.name!r}."
+            )
+        texts = _read_text_file(path)
+        origin = f"the file {path}"
+    elif isinstance(unlabeled_texts, bytes):
+        raise ValueError("unlabeled_texts must be a list of str or a path, got bytes.")
+    else:
+        try:
+            texts = list(unlabeled_texts)
+        except TypeError:
+            raise ValueError(
+                "unlabeled_texts must be None, a list of str or a path, got "
+                f"{type(unlabeled_texts).__name__}."
+            ) from None
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(
+                    f"unlabeled_texts must contain strings only; item {index} is a "
+                    f"{type(text).__name__} ({text!r:.50}). Convert the items with str() "
+                    "or drop the missing values first."
+                )
+        origin = "the given sequence"
+    if not texts:
+        raise ValueError(f"unlabeled_texts holds no texts ({origin} is empty); pass None to use X alone.")
+    return texts
 
 
 class ULMFiTClassifier(MultiLabelTextClassifierBase):
@@ -59,10 +139,22 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
     label's prior log-odds, a multi-label stratified validation split drives early
     stopping, and per-label thresholds are tuned on it (see ``threshold``).
 
-    Better language models give better classifiers: train one once on the
-    training texts plus unlabelled in-domain texts with
+    Better language models give better classifiers, and unlabelled in-domain
+    texts help there: pass them as ``unlabeled_texts`` and the language model is
+    fine-tuned on them together with ``X`` (stage 1 only — they never reach the
+    classifier, its validation split or its thresholds). To reuse one such model
+    across many fits, train it once with
     :func:`sktext.language_model.fine_tune_language_model`, save it, and pass it
     as ``language_model`` with ``lm_epochs=0`` (or a few epochs).
+
+    ``unlabeled_texts`` is a constructor parameter, not a ``fit`` argument, so
+    that it works unchanged inside ``Pipeline``, ``GridSearchCV`` and
+    ``cross_val_score``, which pass only ``X`` and ``y`` to ``fit``. Being a
+    parameter, it is copied with the estimator by ``clone`` (scikit-learn deep-copies
+    parameters): a list of tens of thousands of texts is copied once per clone,
+    i.e. per grid point and fold. A path avoids that — the string is cloned and
+    the file read in each ``fit`` — and keeps ``get_params`` and the repr short;
+    prefer it for large corpora.
 
     Parameters
     ----------
@@ -84,6 +176,12 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         given model and 5e-3 from scratch.
     lm_drop_mult : float, default=0.3
         Multiplies fastai's language-model dropouts during the LM stage.
+    unlabeled_texts : None, sequence of str, str or path-like, default=None
+        Extra texts for the language-model stage only: a sequence of str, or the
+        path of a ``.txt`` file (one text per line, blank lines skipped) or a
+        ``.jsonl`` / ``.jsonl.gz`` file (a ``text`` field per line), read in ``fit``.
+        They join ``X`` for the language model and its vocabulary; the classifier
+        sees only ``X``. Requires ``lm_epochs >= 1``.
     max_vocab : int, default=60000
         Largest vocabulary built from the texts, special tokens included.
     min_freq : int, default=3
@@ -148,7 +246,11 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
     architecture_ : dict
         ``embedding_dim``, ``hidden_dim`` and ``n_layers`` of the AWD-LSTM.
     language_model_history_ : list of dict
-        Per-epoch loss of the language-model stage (empty when skipped).
+        Per-epoch ``train_loss``, ``train_cross_entropy`` and ``dur`` (seconds) of
+        the language-model stage (empty when skipped).
+    n_language_model_texts_ : int
+        Texts the language model was fine-tuned on (``X`` plus ``unlabeled_texts``;
+        0 when the stage was skipped).
     module_ : AWDLSTMClassifier
         The trained encoder and head, in eval mode.
     history_ : skorch.History
@@ -176,6 +278,7 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         lm_epochs: int = 2,
         lm_lr: float | None = None,
         lm_drop_mult: float = 0.3,
+        unlabeled_texts=None,
         max_vocab: int = 60000,
         min_freq: int = 3,
         bptt: int = 72,
@@ -202,6 +305,7 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         self.lm_epochs = lm_epochs
         self.lm_lr = lm_lr
         self.lm_drop_mult = lm_drop_mult
+        self.unlabeled_texts = unlabeled_texts
         self.max_vocab = max_vocab
         self.min_freq = min_freq
         self.bptt = bptt
@@ -234,6 +338,12 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         if self.language_model is None:
             self._architecture()
         _check_non_negative_int(self.lm_epochs, "lm_epochs")
+        if self.unlabeled_texts is not None and self.lm_epochs == 0:
+            raise ValueError(
+                "unlabeled_texts are only read by the language-model stage, which "
+                "lm_epochs=0 skips, so they would be ignored. Set lm_epochs >= 1 or "
+                "unlabeled_texts=None."
+            )
         if self.lm_lr is not None:
             check_positive_float(self.lm_lr, "lm_lr")
         for name in ("bptt", "max_len", "min_freq"):
@@ -257,14 +367,19 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
 
     # -- stage 2: the language model and the vocabulary ---------------------------------
     def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+        unlabeled = [] if self.unlabeled_texts is None else read_unlabeled_texts(self.unlabeled_texts)
         token_lists = tokenize(texts)
         source = resolve_language_model(self.language_model)
         history: list[dict] = []
+        self.n_language_model_texts_ = 0
         if self.lm_epochs > 0:
-            n_tokens = sum(len(tokens) for tokens in token_lists)
+            # The unlabeled texts feed the language model (and so the vocabulary) only.
+            language_model_tokens = token_lists + tokenize(unlabeled)
+            self.n_language_model_texts_ = len(language_model_tokens)
+            n_tokens = sum(len(tokens) for tokens in language_model_tokens)
             streams = min(self.batch_size, max(1, n_tokens // (self.bptt + 1)))
             language_model = train_on_tokens(
-                token_lists,
+                language_model_tokens,
                 source=source,
                 architecture=self._architecture(),
                 max_vocab=self.max_vocab,
@@ -381,4 +496,4 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         return history
 
 
-__all__ = ["ULMFiTClassifier"]
+__all__ = ["ULMFiTClassifier", "read_unlabeled_texts"]

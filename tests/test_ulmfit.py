@@ -117,3 +117,83 @@ def test_clear_errors_for_bad_params(params, match):
     X, Y = make_toy_data(40, seed=0)
     with pytest.raises(ValueError, match=match):
         ULMFiTClassifier(**{**FAST, "lm_epochs": 0, **params}).fit(X, Y)
+
+
+# -- unlabeled_texts: extra texts for the language-model stage only ---------------------
+UNLABELED = ["zyzzyva quux reads the zyzzyva files"] * 30
+
+
+def _fit_with_unlabeled(unlabeled_texts, **params):
+    X, Y = make_toy_data(40, seed=0)
+    defaults = dict(preset="tiny", lm_epochs=1, max_epochs=1, threshold=0.5, validation_fraction=None)
+    return ULMFiTClassifier(unlabeled_texts=unlabeled_texts, **{**FAST, **defaults, **params}).fit(X, Y)
+
+
+def test_unlabeled_texts_join_the_language_model_stage_only():
+    plain = _fit_with_unlabeled(None)
+    extended = _fit_with_unlabeled(UNLABELED)
+    assert "zyzzyva" not in plain.vocabulary_ and "zyzzyva" in extended.vocabulary_
+    assert (plain.n_language_model_texts_, extended.n_language_model_texts_) == (40, 70)
+    # the classifier still sees the 40 labelled texts: same number of batches per epoch
+    assert len(extended.history_[-1]["batches"]) == len(plain.history_[-1]["batches"])
+    assert sum(b["train_batch_size"] for b in extended.history_[-1]["batches"]) == 40
+    assert extended.predict_proba(["zyzzyva game"]).shape == (1, 3)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl", ".txt"])
+def test_unlabeled_texts_are_read_from_a_file_in_fit(tmp_path, suffix):
+    import gzip
+    import json
+
+    path = tmp_path / f"unlabeled{suffix}"
+    lines = [json.dumps({"id": i, "text": text}) for i, text in enumerate(UNLABELED)] if "jsonl" in suffix else UNLABELED
+    opener = gzip.open if suffix.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n\n")
+    classifier = _fit_with_unlabeled(str(path))
+    assert classifier.unlabeled_texts == str(path)  # stored untouched, read in fit
+    assert "zyzzyva" in classifier.vocabulary_
+    assert classifier.n_language_model_texts_ == 70
+
+
+def test_unlabeled_texts_survive_clone_and_get_params(tmp_path):
+    from sklearn.base import clone
+
+    path = tmp_path / "unlabeled.txt"
+    for value in (UNLABELED, path):
+        classifier = ULMFiTClassifier(unlabeled_texts=value)
+        assert classifier.get_params()["unlabeled_texts"] == value
+        assert clone(classifier).unlabeled_texts == value
+
+
+@pytest.mark.parametrize(
+    "unlabeled_texts, params, match",
+    [
+        ("just one text", {}, "which is not a file.*wrap it in a list"),
+        (["fine", 3], {}, "item 1 is a int"),
+        ([], {}, "holds no texts"),
+        (UNLABELED, {"lm_epochs": 0}, "lm_epochs=0 skips, so they would be ignored"),
+        (b"bytes", {}, "got bytes"),
+    ],
+)
+def test_clear_errors_for_bad_unlabeled_texts(unlabeled_texts, params, match):
+    with pytest.raises(ValueError, match=match):
+        _fit_with_unlabeled(unlabeled_texts, **params)
+
+
+def test_clear_errors_for_bad_unlabeled_files(tmp_path):
+    empty = tmp_path / "empty.jsonl.gz"
+    import gzip
+
+    with gzip.open(empty, "wt") as handle:
+        handle.write("\n")
+    with pytest.raises(ValueError, match="holds no texts"):
+        _fit_with_unlabeled(empty)
+    no_field = tmp_path / "no_field.jsonl"
+    no_field.write_text('{"description": "a text"}\n')
+    with pytest.raises(ValueError, match="string 'text' field; line 1"):
+        _fit_with_unlabeled(no_field)
+    csv = tmp_path / "texts.csv"
+    csv.write_text("a text\n")
+    with pytest.raises(ValueError, match="must end in one of"):
+        _fit_with_unlabeled(csv)
