@@ -208,10 +208,15 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
             seed=seed,
             max_epochs=self.max_epochs,
             parameter_groups=self._parameter_groups(),
-            n_train=len(dataset) - (0 if split is None else len(split.indices(dataset.y)[1])),
+            n_train=self._n_train(dataset, split),
         )
         net.fit(dataset, None)
         return net.history
+
+    @staticmethod
+    def _n_train(dataset: TokenizedTexts, split: MultilabelValidSplit | None) -> int:
+        """Texts left for training once ``split`` holds out the validation part."""
+        return len(dataset) - (0 if split is None else len(split.indices(dataset.y)[1]))
 
     def _make_net(
         self,

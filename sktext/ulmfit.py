@@ -465,7 +465,7 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         return parameter_groups
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):
-        n_train = len(dataset) - (0 if split is None else len(split.indices(dataset.y)[1]))
+        n_train = self._n_train(dataset, split)
         groups = layer_group_names(module)
         parameters = dict(module.named_parameters())
         history = History()
