@@ -9,7 +9,9 @@ scikit-learn tags. A subclass supplies the model through four hooks:
   return the texts as :class:`~sktext.batching.TokenizedTexts`;
 - ``_encode(texts)``: encode new texts with what ``_fit_encoding`` fitted;
 - ``_build_module(n_labels)``: a torch module mapping ``(input_ids, attention_mask)``
-  to logits, exposing its final ``nn.Linear`` as ``output_layer``;
+  to logits, exposing its final ``nn.Linear`` as ``output_layer`` and, for
+  ``freeze_encoder=True``, a ``freeze_encoder()`` method
+  (:class:`~sktext.models.freezing.FreezableEncoderMixin`);
 - ``_train(module, dataset, split, criterion_kwargs)``: train it (by default one skorch run
   with the parameter groups from ``_parameter_groups()``), returning skorch's History.
 """
@@ -17,6 +19,7 @@ scikit-learn tags. A subclass supplies the model through four hooks:
 from __future__ import annotations
 
 import io
+import math
 import numbers
 import warnings
 
@@ -29,7 +32,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .batching import TokenizedTexts
-from .net import TextNet, make_callbacks, predict_logits
+from .losses import LOSSES, criterion_for
+from .net import TextNet, make_callbacks, predict_batched
 from .thresholds import tune_thresholds
 from .validation import (
     check_fraction,
@@ -88,7 +92,36 @@ class MultilabelValidSplit:
         return dataset.subset(train), dataset.subset(valid)
 
 
-class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
+class TorchModulePicklingMixin:
+    """Pickles the fitted ``module_`` with ``torch.save``, so a CUDA model loads on a CPU machine."""
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if "module_" in state:
+            buffer = io.BytesIO()
+            torch.save(state["module_"], buffer)
+            state["module_"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("module_"), bytes):
+            device = state.get("device_", torch.device("cpu"))
+            if device.type == "cuda" and not torch.cuda.is_available():
+                device = torch.device("cpu")
+            state["device_"] = device
+            state["module_"] = torch.load(
+                io.BytesIO(state["module_"]), map_location=device, weights_only=False
+            ).eval()
+        super().__setstate__(state)
+
+
+def check_bool(value, name: str) -> None:
+    """Raise unless ``value`` is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+
+
+class MultiLabelTextClassifierBase(TorchModulePicklingMixin, ClassifierMixin, BaseEstimator):
     """Base class of the sktext multi-label text classifiers (not for direct use)."""
 
     # -- hooks for subclasses ------------------------------------------------------
@@ -135,6 +168,20 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
                 f"pos_weight must be None, 'balanced' or an array of one weight per label, "
                 f"got {self.pos_weight!r}."
             )
+        if not isinstance(self.loss, str) or self.loss not in LOSSES:
+            raise ValueError(
+                f"loss must be 'bce' (binary cross-entropy) or 'focal' (focal loss, for "
+                f"imbalanced labels), got {self.loss!r}."
+            )
+        gamma = self.focal_gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
+            math.isfinite(gamma) and gamma >= 0
+        ):
+            raise ValueError(
+                f"focal_gamma must be a finite number >= 0 (0 gives plain cross-entropy, "
+                f"2.0 is the usual choice), got {gamma!r}."
+            )
+        check_bool(self.freeze_encoder, "freeze_encoder")
 
     # -- fit ------------------------------------------------------------------------
     def fit(self, X, y):
@@ -178,6 +225,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             dataset = self._fit_encoding(texts).with_targets(Y)
             module = self._build_module(n_labels)
+            if self.freeze_encoder:
+                module.freeze_encoder()
             self._init_output_bias(module, Y)
             module.to(self.device_)
             split = MultilabelValidSplit(self.validation_fraction, seed) if (
@@ -236,12 +285,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
     ) -> TextNet:
         """A skorch net for one training run of ``module`` (already on the device)."""
         steps_per_epoch = -(-n_train // self.batch_size)
+        criterion, loss_kwargs = criterion_for(self.loss, focal_gamma=self.focal_gamma)
+        criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
         optimizer_kwargs = dict(optimizer_kwargs or {})
         if self.device_.type == "cuda" and optimizer is torch.optim.AdamW:
             optimizer_kwargs.setdefault("fused", True)
         net = TextNet(
             module,
-            criterion=torch.nn.BCEWithLogitsLoss,
+            criterion=criterion,
             optimizer=optimizer,
             lr=self.lr if lr is None else lr,
             max_epochs=max_epochs,
@@ -305,7 +356,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
 
     # -- predict --------------------------------------------------------------------
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
-        return predict_logits(
+        return predict_batched(
             self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_
         )
 
@@ -395,25 +446,6 @@ class MultiLabelTextClassifierBase(ClassifierMixin, BaseEstimator):
         from .persistence import load_model
 
         return load_model(folder, expected_class=cls)
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if "module_" in state:
-            buffer = io.BytesIO()
-            torch.save(state["module_"], buffer)
-            state["module_"] = buffer.getvalue()
-        return state
-
-    def __setstate__(self, state):
-        if isinstance(state.get("module_"), bytes):
-            device = state.get("device_", torch.device("cpu"))
-            if device.type == "cuda" and not torch.cuda.is_available():
-                device = torch.device("cpu")
-            state["device_"] = device
-            state["module_"] = torch.load(
-                io.BytesIO(state["module_"]), map_location=device, weights_only=False
-            ).eval()
-        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,8 +1,10 @@
 """The skorch net every sktext estimator trains with, and the inference loop.
 
-``TextNet`` is a :class:`skorch.NeuralNet` with a BCE-with-logits criterion over
-float32 targets, length-bucketed training batches, bf16 autocast on CUDA, and
-``torch.inference_mode`` for evaluation. Schedules, clipping, early stopping and
+``TextNet`` is a :class:`skorch.NeuralNet` with a multi-label criterion on logits
+(BCE-with-logits or :class:`sktext.losses.FocalLoss`, as the estimator passes) over
+float32 targets, frozen parameters kept out of the optimizer, length-bucketed
+training batches, bf16 autocast on CUDA, and ``torch.inference_mode`` for
+evaluation. Schedules, clipping, early stopping and
 progress bars are skorch callbacks, assembled by :func:`make_callbacks`.
 """
 
@@ -95,6 +97,12 @@ class TextNet(NeuralNet):
             loss = self.get_loss(logits, targets, X=inputs, training=False)
         return {"loss": loss, "y_pred": logits}
 
+    def get_all_learnable_params(self):
+        """The module's parameters that require gradients: frozen ones stay out of the optimizer."""
+        for name, parameter in super().get_all_learnable_params():
+            if parameter.requires_grad:
+                yield name, parameter
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = y_true.to(self.device, dtype=torch.float32, non_blocking=True)
         return self.criterion_(y_pred.float(), y_true)
@@ -136,13 +144,14 @@ def make_callbacks(
     return callbacks
 
 
-def predict_logits(
+def predict_batched(
     module: torch.nn.Module, dataset: TokenizedTexts, *, batch_size: int, device
 ) -> np.ndarray:
-    """Logits for every text, in dataset order.
+    """``module(input_ids, attention_mask)`` for every text, in dataset order, as float32.
 
     Texts run in length-sorted batches (little padding) under ``inference_mode`` and,
-    on CUDA, bf16 autocast; the result is put back in the original order.
+    on CUDA, bf16 autocast; the module is put in eval mode and the rows of the result
+    (logits, or vectors for the embedders) are put back in the original order.
     """
     ordered, order = sort_by_length(dataset)
     loader = data_loader(ordered, batch_size, training=False, seed=0, device=device)
@@ -152,10 +161,10 @@ def predict_logits(
         for inputs, _ in loader:
             inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
             outputs.append(module(**inputs).float().cpu())
-    logits = torch.cat(outputs).numpy()
-    result = np.empty_like(logits)
-    result[order] = logits
+    stacked = torch.cat(outputs).numpy()
+    result = np.empty_like(stacked)
+    result[order] = stacked
     return result
 
 
-__all__ = ["TextNet", "autocast", "data_loader", "make_callbacks", "predict_logits"]
+__all__ = ["TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]

@@ -113,7 +113,91 @@ def read_unlabeled_texts(unlabeled_texts) -> list[str]:
     return texts
 
 
-class ULMFiTClassifier(MultiLabelTextClassifierBase):
+class LanguageModelStageMixin:
+    """ULMFiT's language-model stage, shared by ULMFiTClassifier and ULMFiTEmbedder.
+
+    Reads the estimator's ``language_model``, ``preset``, ``lm_epochs``, ``lm_lr``,
+    ``lm_drop_mult``, ``max_vocab``, ``min_freq``, ``bptt``, ``max_len``,
+    ``batch_size``, ``weight_decay``, ``gradient_clip_norm``, ``verbose`` and the
+    fitted ``device_``.
+    """
+
+    def _check_language_model_params(self) -> None:
+        if self.language_model is not None and self.preset is not None:
+            raise ValueError(
+                "preset sets the size of a language model trained from scratch, but "
+                "language_model already fixes it; leave preset=None when passing language_model."
+            )
+        if self.language_model is None:
+            self._architecture()
+        _check_non_negative_int(self.lm_epochs, "lm_epochs")
+        if self.lm_lr is not None:
+            check_positive_float(self.lm_lr, "lm_lr")
+        for name in ("bptt", "max_len", "min_freq"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.max_vocab, "max_vocab")
+        if self.max_vocab < len(SPECIAL_TOKENS):
+            raise ValueError(
+                f"max_vocab must be at least {len(SPECIAL_TOKENS)} (the special tokens), "
+                f"got {self.max_vocab}."
+            )
+        check_positive_float(self.lm_drop_mult, "lm_drop_mult", allow_zero=True)
+        scaled_dropouts(LANGUAGE_MODEL_DROPOUTS, self.lm_drop_mult)
+
+    def _architecture(self) -> dict[str, int]:
+        return resolve_architecture(DEFAULT_PRESET if self.preset is None else self.preset)
+
+    def _language_model_stage(self, token_lists: list[list[str]]):
+        """Fine-tune (or train) the language model on ``token_lists``; set the LM attributes.
+
+        Sets ``vocabulary_``, ``architecture_``, ``language_model_history_`` and
+        ``n_language_model_texts_``, and returns the language model (the given one
+        when ``lm_epochs=0``), or None when there is none: then the vocabulary comes
+        from ``token_lists`` and the encoder starts random.
+        """
+        source = resolve_language_model(self.language_model)
+        self.n_language_model_texts_ = 0
+        self.language_model_history_ = []
+        if self.lm_epochs > 0:
+            self.n_language_model_texts_ = len(token_lists)
+            n_tokens = sum(len(tokens) for tokens in token_lists)
+            streams = min(self.batch_size, max(1, n_tokens // (self.bptt + 1)))
+            language_model = train_on_tokens(
+                token_lists,
+                source=source,
+                architecture=self._architecture(),
+                max_vocab=self.max_vocab,
+                min_freq=self.min_freq,
+                epochs=self.lm_epochs,
+                lr=self.lm_lr,
+                frozen_epochs=1,
+                frozen_lr=None,
+                batch_size=streams,
+                bptt=self.bptt,
+                drop_mult=self.lm_drop_mult,
+                weight_decay=self.weight_decay,
+                gradient_clip=self.gradient_clip_norm,
+                # Drawn from the torch generator the caller seeded for this fit.
+                seed=int(torch.randint(0, 2**31 - 1, ()).item()),
+                device=self.device_,
+                verbose=self.verbose,
+            )
+            self.language_model_history_ = language_model.history
+        else:
+            language_model = source
+        if language_model is None:
+            self.vocabulary_ = Vocabulary.from_tokens(
+                token_lists, max_vocab=self.max_vocab, min_freq=self.min_freq
+            )
+            self.architecture_ = self._architecture()
+        else:
+            self.vocabulary_ = language_model.vocabulary
+            config = language_model.config
+            self.architecture_ = {key: config[key] for key in ("embedding_dim", "hidden_dim", "n_layers")}
+        return language_model
+
+
+class ULMFiTClassifier(LanguageModelStageMixin, MultiLabelTextClassifierBase):
     """Multi-label text classifier trained the ULMFiT way (Howard & Ruder, 2018).
 
     ``fit`` runs ULMFiT's stages 2 and 3 on the training texts:
@@ -132,7 +216,8 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
        quarter, then all groups at ``lr / 20`` for the remaining epochs; each
        stage is a one-cycle schedule with momentum cycled 0.8 → 0.7 → 0.8, and
        each group's rate is ``lr_decay`` times lower than the next one's
-       (discriminative rates).
+       (discriminative rates). With ``freeze_encoder=True`` only the head trains,
+       for all ``max_epochs``.
 
     Texts of any length are read in chunks of ``bptt`` tokens and the outputs of
     the last ``max_len`` tokens are pooled. The head's bias starts at each
@@ -206,6 +291,17 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
     gradual_unfreezing : bool, default=True
         False trains all groups from the first epoch (one stage at ``lr``, still
         with discriminative rates).
+    freeze_encoder : bool, default=False
+        Train only the head on a frozen encoder: one stage of ``max_epochs`` at
+        ``lr`` with no unfreezing (``gradual_unfreezing`` is not read); the
+        encoder runs in eval mode (no dropout) under ``torch.no_grad()``, so no
+        activations are stored and there is no backward pass through it. The
+        language-model stage still runs when ``lm_epochs >= 1`` — it is what
+        adapts the encoder to the texts — so the fastest setting is a given
+        ``language_model`` with ``lm_epochs=0``. Needs a language model: with
+        ``language_model=None`` and ``lm_epochs=0`` the encoder would be random,
+        which is an error. For the pooled vectors themselves, see
+        :class:`~sktext.ULMFiTEmbedder`.
     weight_decay : float, default=0.01
         AdamW weight decay (not applied to biases and BatchNorm parameters).
     warmup_fraction : float, default=0.25
@@ -223,7 +319,16 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         restored). None disables early stopping.
     pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
         Weight of positive examples in the loss; ``"balanced"`` uses
-        ``n_negative / n_positive`` per label, capped at 100.
+        ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
+        it acts as the focal loss's alpha (``pos_weight = alpha / (1 - alpha)``).
+    loss : {"bce", "focal"}, default="bce"
+        ``"bce"``: binary cross-entropy on each label's logit. ``"focal"``: binary
+        focal loss (:class:`~sktext.losses.FocalLoss`), which down-weights the
+        easy, confidently right examples by ``(1 - p_t) ** focal_gamma``, for
+        labels with few positives.
+    focal_gamma : float, default=2.0
+        Focusing parameter of the focal loss (>= 0; 0 is cross-entropy); only read
+        with ``loss="focal"``.
     gradient_clip_norm : float or None, default=1.0
         Gradient norm clipping for both stages; None disables it.
     device : str, default="auto"
@@ -289,12 +394,15 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         lr: float = 2e-2,
         lr_decay: float = 2.6,
         gradual_unfreezing: bool = True,
+        freeze_encoder: bool = False,
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.25,
         threshold="auto",
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
         pos_weight=None,
+        loss: str = "bce",
+        focal_gamma: float = 2.0,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
         random_state=None,
@@ -316,12 +424,15 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
         self.lr = lr
         self.lr_decay = lr_decay
         self.gradual_unfreezing = gradual_unfreezing
+        self.freeze_encoder = freeze_encoder
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.threshold = threshold
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.pos_weight = pos_weight
+        self.loss = loss
+        self.focal_gamma = focal_gamma
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
         self.random_state = random_state
@@ -330,91 +441,36 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
     # -- parameters -------------------------------------------------------------------
     def _check_params(self) -> None:
         super()._check_params()
-        if self.language_model is not None and self.preset is not None:
-            raise ValueError(
-                "preset sets the size of a language model trained from scratch, but "
-                "language_model already fixes it; leave preset=None when passing language_model."
-            )
-        if self.language_model is None:
-            self._architecture()
-        _check_non_negative_int(self.lm_epochs, "lm_epochs")
+        self._check_language_model_params()
         if self.unlabeled_texts is not None and self.lm_epochs == 0:
             raise ValueError(
                 "unlabeled_texts are only read by the language-model stage, which "
                 "lm_epochs=0 skips, so they would be ignored. Set lm_epochs >= 1 or "
                 "unlabeled_texts=None."
             )
-        if self.lm_lr is not None:
-            check_positive_float(self.lm_lr, "lm_lr")
-        for name in ("bptt", "max_len", "min_freq"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.max_vocab, "max_vocab")
-        if self.max_vocab < len(SPECIAL_TOKENS):
-            raise ValueError(
-                f"max_vocab must be at least {len(SPECIAL_TOKENS)} (the special tokens), "
-                f"got {self.max_vocab}."
-            )
         check_positive_float(self.drop_mult, "drop_mult", allow_zero=True)
-        check_positive_float(self.lm_drop_mult, "lm_drop_mult", allow_zero=True)
         scaled_dropouts(CLASSIFIER_DROPOUTS, self.drop_mult)
-        scaled_dropouts(LANGUAGE_MODEL_DROPOUTS, self.lm_drop_mult)
         check_positive_float(self.lr_decay, "lr_decay")
         if not isinstance(self.gradual_unfreezing, bool):
             raise ValueError(f"gradual_unfreezing must be True or False, got {self.gradual_unfreezing!r}.")
-
-    def _architecture(self) -> dict[str, int]:
-        return resolve_architecture(DEFAULT_PRESET if self.preset is None else self.preset)
+        if self.freeze_encoder and self.language_model is None and self.lm_epochs == 0:
+            raise ValueError(
+                "freeze_encoder=True trains only the head on the language model's encoder, "
+                "but language_model=None and lm_epochs=0 leave that encoder random. Pass a "
+                "language_model, set lm_epochs >= 1, or use freeze_encoder=False."
+            )
 
     # -- stage 2: the language model and the vocabulary ---------------------------------
     def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
         unlabeled = [] if self.unlabeled_texts is None else read_unlabeled_texts(self.unlabeled_texts)
         token_lists = tokenize(texts)
-        source = resolve_language_model(self.language_model)
-        history: list[dict] = []
-        self.n_language_model_texts_ = 0
-        if self.lm_epochs > 0:
-            # The unlabeled texts feed the language model (and so the vocabulary) only.
-            language_model_tokens = token_lists + tokenize(unlabeled)
-            self.n_language_model_texts_ = len(language_model_tokens)
-            n_tokens = sum(len(tokens) for tokens in language_model_tokens)
-            streams = min(self.batch_size, max(1, n_tokens // (self.bptt + 1)))
-            language_model = train_on_tokens(
-                language_model_tokens,
-                source=source,
-                architecture=self._architecture(),
-                max_vocab=self.max_vocab,
-                min_freq=self.min_freq,
-                epochs=self.lm_epochs,
-                lr=self.lm_lr,
-                frozen_epochs=1,
-                frozen_lr=None,
-                batch_size=streams,
-                bptt=self.bptt,
-                drop_mult=self.lm_drop_mult,
-                weight_decay=self.weight_decay,
-                gradient_clip=self.gradient_clip_norm,
-                # Drawn from the torch generator the base seeded for this fit.
-                seed=int(torch.randint(0, 2**31 - 1, ()).item()),
-                device=self.device_,
-                verbose=self.verbose,
-            )
-            history = language_model.history
-        else:
-            language_model = source
-        if language_model is None:
-            vocabulary = Vocabulary.from_tokens(token_lists, max_vocab=self.max_vocab, min_freq=self.min_freq)
-            self.architecture_ = self._architecture()
-            self._encoder_state = None
-        else:
-            vocabulary = language_model.vocabulary
-            config = language_model.config
-            self.architecture_ = {key: config[key] for key in ("embedding_dim", "hidden_dim", "n_layers")}
-            self._encoder_state = {
-                name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()
-            }
-        self.vocabulary_ = vocabulary
-        self.language_model_history_ = history
-        return TokenizedTexts.from_sequences(vocabulary.encode_tokens(token_lists), pad_id=PAD_ID)
+        # The unlabeled texts feed the language model (and so the vocabulary) only.
+        language_model_tokens = token_lists + tokenize(unlabeled) if self.lm_epochs > 0 else token_lists
+        language_model = self._language_model_stage(language_model_tokens)
+        self._encoder_state = None if language_model is None else {
+            name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()
+        }
+        return TokenizedTexts.from_sequences(self.vocabulary_.encode_tokens(token_lists), pad_id=PAD_ID)
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)
@@ -436,6 +492,8 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
 
     def _stages(self, n_groups: int) -> list[tuple[int, int | None, float]]:
         """(epochs, trainable layer groups or None for all, share of ``lr``) per stage."""
+        if self.freeze_encoder:
+            return [(self.max_epochs, 1, 1.0)]
         if not self.gradual_unfreezing:
             return [(self.max_epochs, None, 1.0)]
         stages, remaining = [], self.max_epochs
@@ -491,8 +549,9 @@ class ULMFiTClassifier(MultiLabelTextClassifierBase):
             net.fit(dataset, None)
             for record in net.history:
                 history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})
-        for parameter in module.parameters():
-            parameter.requires_grad_(True)
+        # Every layer trainable again, unless the encoder is frozen for good.
+        module.requires_grad_(True)
+        module.freeze_encoder(module.encoder_frozen)
         return history
 
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .freezing import FreezableEncoderMixin
+
 __all__ = [
     "PRESETS",
     "LANGUAGE_MODEL_DROPOUTS",
@@ -43,6 +45,7 @@ __all__ = [
     "LanguageModelOutput",
     "AWDLSTMLanguageModel",
     "ConcatPoolingHead",
+    "AWDLSTMPooledEncoder",
     "AWDLSTMClassifier",
     "layer_groups",
     "layer_group_names",
@@ -678,7 +681,10 @@ class ConcatPoolingHead(nn.Module):
         Tensor of shape (batch, n_outputs)
             Logits.
         """
-        pooled = _masked_concat_pool(outputs, mask)
+        return self.classify(_masked_concat_pool(outputs, mask))
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, n_outputs) for pooled vectors of shape (batch, 3 * input_dim)."""
         features = self.hidden(self.pooled_dropout(_normalize(self.pooled_norm, pooled)))
         features = self.hidden_dropout(_normalize(self.hidden_norm, self.activation(features)))
         return self.output(features)
@@ -697,18 +703,140 @@ def _normalize(norm: nn.BatchNorm1d, features: torch.Tensor) -> torch.Tensor:
     )
 
 
-class AWDLSTMClassifier(nn.Module):
-    """AWD-LSTM encoder reading texts in chunks, with a concat-pooling head.
+class AWDLSTMPooledEncoder(nn.Module):
+    """An AWD-LSTM encoder reading texts in chunks, then concat pooling: one vector per text.
 
-    Texts are read ``bptt`` tokens at a time, carrying the LSTM state from one
-    chunk to the next; the outputs of the last ``max_len`` tokens of each text
-    are pooled. Chunks whose outputs are not pooled run without gradient, so
-    memory does not grow with text length.
+    Texts are read ``bptt`` tokens at a time, carrying the LSTM state from one chunk
+    to the next; the outputs of the last ``max_len`` tokens of each text are pooled
+    into ``[last output, max over time, mean over time]`` (``3 * embedding_dim``
+    features). Chunks whose outputs are not pooled run without gradient, so memory
+    does not grow with text length. :class:`AWDLSTMClassifier` puts a head on this;
+    ``ULMFiTEmbedder`` outputs the vectors.
 
     Padding goes at the end (right padding), and ``attention_mask`` marks the
     tokens (1) and padding (0): every row is ones then zeros. Rows are sorted by
     length inside ``forward`` so each chunk only runs the texts still going, and
-    a text gives the same logits (in eval mode) whatever padding follows it.
+    a text gives the same vector (in eval mode) whatever padding follows it.
+
+    Parameters
+    ----------
+    encoder : AWDLSTMEncoder
+    bptt : int, default=72
+        Tokens per chunk.
+    max_len : int, default=1440
+        Pool over at most this many final tokens of each text (fastai: 72 * 20).
+    """
+
+    def __init__(self, encoder: AWDLSTMEncoder, bptt: int = 72, max_len: int = 72 * 20) -> None:
+        super().__init__()
+        for name, value in (("bptt", bptt), ("max_len", max_len)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        self.pad_id = encoder.pad_id
+        self.bptt = bptt
+        self.max_len = max_len
+        self.encoder = encoder
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the pooled vectors, ``3 * embedding_dim``."""
+        return 3 * self.encoder.embedding_dim
+
+    def _text_lengths(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, sequence); got {tuple(input_ids.shape)}.")
+        if attention_mask is None:
+            attention_mask = input_ids != self.pad_id
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has "
+                f"{tuple(input_ids.shape)}; they must match."
+            )
+        mask = attention_mask.to(torch.int64)
+        # Length, and length of the leading run of ones: equal for right padding.
+        both = torch.stack([mask.sum(dim=1), mask.cumprod(dim=1).sum(dim=1)]).cpu()
+        lengths, leading = both[0].tolist(), both[1].tolist()
+        if lengths != leading:
+            raise ValueError(
+                "AWDLSTMClassifier expects right padding: each attention_mask row must be "
+                "ones then zeros, but some row has padding before or inside the text. "
+                "Pad at the end (tokenizer padding_side='right')."
+            )
+        if min(lengths, default=1) < 1:
+            raise ValueError(
+                "Every text needs at least one token (sktext's tokenizer always starts with "
+                "xxbos); got a row whose attention_mask is all zeros."
+            )
+        return lengths
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled vectors of a right-padded batch.
+
+        Parameters
+        ----------
+        input_ids : LongTensor of shape (batch, sequence)
+            Token ids, padded at the end.
+        attention_mask : Tensor of shape (batch, sequence), optional
+            1 for tokens, 0 for padding; derived from ``input_ids != pad_id``
+            when None.
+
+        Returns
+        -------
+        Tensor of shape (batch, 3 * embedding_dim)
+        """
+        lengths = self._text_lengths(input_ids, attention_mask)
+        batch_size = input_ids.size(0)
+        order = sorted(range(batch_size), key=lambda row: -lengths[row])
+        sorted_lengths = [lengths[row] for row in order]
+        device = input_ids.device
+        order_tensor = torch.tensor(order, device=device)
+        input_ids = input_ids.index_select(0, order_tensor)
+        longest = sorted_lengths[0]
+
+        hidden: Hidden | None = None
+        kept_outputs: list[torch.Tensor] = []
+        kept_positions: list[torch.Tensor] = []
+        for start in range(0, longest, self.bptt):
+            end = min(start + self.bptt, longest)
+            n_active = sum(length > start for length in sorted_lengths)
+            if hidden is not None:
+                hidden = [(state[:, :n_active], cell[:, :n_active]) for state, cell in hidden]
+            chunk = input_ids[:n_active, start:end]
+            # Pool this chunk if it overlaps the last max_len tokens of a running
+            # text; the shortest running text has the earliest such window.
+            if sorted_lengths[n_active - 1] - self.max_len < end:
+                encoded = self.encoder(chunk, hidden)
+                output = encoded.raw_outputs[-1]
+                kept_outputs.append(F.pad(output, (0, 0, 0, 0, 0, batch_size - n_active)))
+                kept_positions.append(torch.arange(start, end, device=device))
+            else:
+                with torch.no_grad():
+                    encoded = self.encoder(chunk, hidden)
+            hidden = encoded.hidden
+
+        outputs = torch.cat(kept_outputs, dim=1)
+        positions = torch.cat(kept_positions).unsqueeze(0)
+        length_tensor = torch.tensor(sorted_lengths, device=device).unsqueeze(1)
+        mask = (positions < length_tensor) & (positions >= length_tensor - self.max_len)
+        pooled = _masked_concat_pool(outputs, mask)
+        inverse = torch.empty_like(order_tensor)
+        inverse[order_tensor] = torch.arange(batch_size, device=device)
+        return pooled.index_select(0, inverse)
+
+
+
+
+class AWDLSTMClassifier(FreezableEncoderMixin, AWDLSTMPooledEncoder):
+    """AWD-LSTM encoder reading texts in chunks, with a concat-pooling head.
+
+    The reading and pooling are :class:`AWDLSTMPooledEncoder`'s: texts are read
+    ``bptt`` tokens at a time, the outputs of the last ``max_len`` tokens of each
+    text are pooled, chunks whose outputs are not pooled run without gradient, and
+    padding goes at the end (right padding). A text gives the same logits (in eval
+    mode) whatever padding follows it.
+
+    The encoder can be frozen (:meth:`freeze_encoder`): it then runs in eval mode
+    under ``torch.no_grad()`` and only the head trains.
 
     Parameters
     ----------
@@ -766,14 +894,9 @@ class AWDLSTMClassifier(nn.Module):
         weight_dropout: float = 0.5,
         head_hidden_dropout: float = 0.1,
     ) -> None:
-        super().__init__()
-        for name, value in (("bptt", bptt), ("max_len", max_len), ("n_outputs", n_outputs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        self.pad_id = pad_id
-        self.bptt = bptt
-        self.max_len = max_len
-        self.encoder = AWDLSTMEncoder(
+        if isinstance(n_outputs, bool) or not isinstance(n_outputs, int) or n_outputs < 1:
+            raise ValueError(f"n_outputs must be a positive integer; got {n_outputs!r}.")
+        encoder = AWDLSTMEncoder(
             vocab_size,
             embedding_dim,
             hidden_dim,
@@ -784,6 +907,7 @@ class AWDLSTMClassifier(nn.Module):
             embedding_dropout=embedding_dropout,
             weight_dropout=weight_dropout,
         )
+        super().__init__(encoder, bptt, max_len)
         self.head = ConcatPoolingHead(
             embedding_dim,
             n_outputs,
@@ -821,33 +945,6 @@ class AWDLSTMClassifier(nn.Module):
         """The final linear layer (``head.output``), whose bias holds the label priors."""
         return self.head.output
 
-    def _text_lengths(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (batch, sequence); got {tuple(input_ids.shape)}.")
-        if attention_mask is None:
-            attention_mask = input_ids != self.pad_id
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has "
-                f"{tuple(input_ids.shape)}; they must match."
-            )
-        mask = attention_mask.to(torch.int64)
-        # Length, and length of the leading run of ones: equal for right padding.
-        both = torch.stack([mask.sum(dim=1), mask.cumprod(dim=1).sum(dim=1)]).cpu()
-        lengths, leading = both[0].tolist(), both[1].tolist()
-        if lengths != leading:
-            raise ValueError(
-                "AWDLSTMClassifier expects right padding: each attention_mask row must be "
-                "ones then zeros, but some row has padding before or inside the text. "
-                "Pad at the end (tokenizer padding_side='right')."
-            )
-        if min(lengths, default=1) < 1:
-            raise ValueError(
-                "Every text needs at least one token (sktext's tokenizer always starts with "
-                "xxbos); got a row whose attention_mask is all zeros."
-            )
-        return lengths
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Classify a right-padded batch.
 
@@ -864,44 +961,9 @@ class AWDLSTMClassifier(nn.Module):
         Tensor of shape (batch, n_outputs)
             Logits.
         """
-        lengths = self._text_lengths(input_ids, attention_mask)
-        batch_size = input_ids.size(0)
-        order = sorted(range(batch_size), key=lambda row: -lengths[row])
-        sorted_lengths = [lengths[row] for row in order]
-        device = input_ids.device
-        order_tensor = torch.tensor(order, device=device)
-        input_ids = input_ids.index_select(0, order_tensor)
-        longest = sorted_lengths[0]
-
-        hidden: Hidden | None = None
-        kept_outputs: list[torch.Tensor] = []
-        kept_positions: list[torch.Tensor] = []
-        for start in range(0, longest, self.bptt):
-            end = min(start + self.bptt, longest)
-            n_active = sum(length > start for length in sorted_lengths)
-            if hidden is not None:
-                hidden = [(state[:, :n_active], cell[:, :n_active]) for state, cell in hidden]
-            chunk = input_ids[:n_active, start:end]
-            # Pool this chunk if it overlaps the last max_len tokens of a running
-            # text; the shortest running text has the earliest such window.
-            if sorted_lengths[n_active - 1] - self.max_len < end:
-                encoded = self.encoder(chunk, hidden)
-                output = encoded.raw_outputs[-1]
-                kept_outputs.append(F.pad(output, (0, 0, 0, 0, 0, batch_size - n_active)))
-                kept_positions.append(torch.arange(start, end, device=device))
-            else:
-                with torch.no_grad():
-                    encoded = self.encoder(chunk, hidden)
-            hidden = encoded.hidden
-
-        outputs = torch.cat(kept_outputs, dim=1)
-        positions = torch.cat(kept_positions).unsqueeze(0)
-        length_tensor = torch.tensor(sorted_lengths, device=device).unsqueeze(1)
-        mask = (positions < length_tensor) & (positions >= length_tensor - self.max_len)
-        logits = self.head(outputs, mask)
-        inverse = torch.empty_like(order_tensor)
-        inverse[order_tensor] = torch.arange(batch_size, device=device)
-        return logits.index_select(0, inverse)
+        with self.encoder_context():
+            pooled = super().forward(input_ids, attention_mask)
+        return self.head.classify(pooled)
 
 
 def _unique(parameters: Sequence[nn.Parameter], seen: set[int]) -> list[nn.Parameter]:

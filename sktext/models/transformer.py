@@ -5,9 +5,55 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .freezing import FreezableEncoderMixin
 
-class TransformerClassifierModule(nn.Module):
+POOLINGS = ("mean", "cls")
+
+
+def pool_hidden_states(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean"
+) -> torch.Tensor:
+    """One vector per text from token states of shape (batch, length, hidden).
+
+    ``"mean"`` averages the non-padding tokens; ``"cls"`` takes the first token's state.
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class TransformerPooledEncoder(nn.Module):
+    """Encoder → pooling: a fixed-size vector per text (what ``TransformerEmbedder`` outputs).
+
+    Parameters
+    ----------
+    encoder : transformers.PreTrainedModel
+        A bare encoder (``AutoModel``) returning ``last_hidden_state``.
+    pooling : {"mean", "cls"}, default="mean"
+    """
+
+    def __init__(self, encoder: nn.Module, pooling: str = "mean") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the vectors."""
+        return self.encoder.config.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Vectors of shape (batch, hidden_size) for padded ids of shape (batch, length)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool_hidden_states(hidden, attention_mask, self.pooling)
+
+
+class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     """Encoder → pooling → dropout → linear layer of one logit per label.
+
+    The encoder can be frozen (:meth:`freeze_encoder`): it then runs in eval mode
+    under ``torch.no_grad()`` and only the head trains.
 
     Parameters
     ----------
@@ -37,10 +83,7 @@ class TransformerClassifierModule(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_outputs) for padded ids of shape (batch, length)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        with self.encoder_context():
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            pooled = pool_hidden_states(hidden, attention_mask, self.pooling)
         return self.output(self.dropout(pooled))
