@@ -510,3 +510,17 @@ def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``items`` of at most ``size`` elements."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def load_debtags_fields(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
+    """Debian ``section`` and ``priority`` of every debtags package, by package id.
+
+    Categorical targets for the mixed-head task, built by ``build_fields.py`` into
+    ``benchmarks/data/debtags_fields.jsonl.gz``.
+    """
+    path = Path(path) if path else Path(__file__).resolve().parent / "data" / "debtags_fields.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; build it with python benchmarks/build_fields.py.")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    return {r["id"]: {"section": r["section"], "priority": r["priority"]} for r in records}
