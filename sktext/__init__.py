@@ -1,17 +1,19 @@
-"""sktext: scikit-learn multi-label text classifiers built on torch, transformers and skorch."""
+"""sktext: scikit-learn multi-label text classifiers and text regressors on torch, transformers and skorch."""
 
 from .embedders import TransformerEmbedder, ULMFiTEmbedder
 from .losses import FocalLoss
 from .persistence import load_model, save_model
-from .transformer import TransformerMultiLabelClassifier
-from .ulmfit import ULMFiTClassifier
+from .transformer import TransformerMultiLabelClassifier, TransformerRegressor
+from .ulmfit import ULMFiTClassifier, ULMFiTRegressor
 
 __version__ = "0.1.0"
 __all__ = [
     "FocalLoss",
     "TransformerEmbedder",
     "TransformerMultiLabelClassifier",
+    "TransformerRegressor",
     "ULMFiTClassifier",
+    "ULMFiTRegressor",
     "ULMFiTEmbedder",
     "load_model",
     "save_model",

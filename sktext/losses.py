@@ -1,7 +1,8 @@
-"""Training criteria on multi-label logits (torch only).
+"""Training criteria on multi-label logits and regression outputs (torch only).
 
 The estimators train with ``torch.nn.BCEWithLogitsLoss`` by default (``loss="bce"``);
 ``loss="focal"`` swaps in :class:`FocalLoss`. Both take one ``pos_weight`` per label.
+The regressors train with :class:`RegressionLoss` (``loss="mse"`` or ``"huber"``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FocalLoss", "LOSSES", "criterion_for"]
+__all__ = [
+    "LOSSES",
+    "REGRESSION_LOSSES",
+    "FocalLoss",
+    "MultiHeadLoss",
+    "RegressionLoss",
+    "bounded_output",
+    "criterion_for",
+]
 
 #: The values of the estimators' ``loss`` parameter.
 LOSSES = ("bce", "focal")
@@ -104,3 +113,133 @@ def criterion_for(loss: str, *, focal_gamma: float) -> tuple[type[nn.Module], di
     if loss == "focal":
         return FocalLoss, {"gamma": float(focal_gamma)}
     return nn.BCEWithLogitsLoss, {}
+
+
+#: The values of the regressors' ``loss`` parameter.
+REGRESSION_LOSSES = ("mse", "huber")
+
+
+def bounded_output(
+    outputs: torch.Tensor, low: torch.Tensor | None = None, high: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The regressors' prediction from the head's raw outputs.
+
+    Without bounds the raw outputs are the prediction; with them it is the scaled
+    sigmoid ``low + (high - low) * sigmoid(outputs)``, strictly inside ``(low, high)``.
+    """
+    if low is None or high is None:
+        return outputs
+    return low + (high - low) * torch.sigmoid(outputs)
+
+
+class RegressionLoss(nn.Module):
+    """Mean squared error or Huber loss of the (optionally bounded) head outputs.
+
+    The regressors feed it standardised targets (see
+    :class:`~sktext.regression.TextRegressorBase`), so Huber's ``delta=1`` is one
+    standard deviation of each target, and every target weighs the same.
+
+    Parameters
+    ----------
+    kind : {"mse", "huber"}, default="mse"
+    low, high : Tensor of shape (n_outputs,), optional
+        Bounds, in the targets' (standardised) units, of the scaled sigmoid applied
+        to the outputs (:func:`bounded_output`); None for unbounded outputs.
+    delta : float, default=1.0
+        Huber's threshold between the quadratic and the linear part.
+
+    Examples
+    --------
+    >>> loss = RegressionLoss("mse")
+    >>> float(loss(torch.tensor([[1.0]]), torch.tensor([[3.0]])))
+    4.0
+    """
+
+    def __init__(
+        self,
+        kind: str = "mse",
+        low: torch.Tensor | None = None,
+        high: torch.Tensor | None = None,
+        delta: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if kind not in REGRESSION_LOSSES:
+            raise ValueError(f"kind must be 'mse' or 'huber', got {kind!r}.")
+        self.kind = kind
+        self.delta = float(delta)
+        self.register_buffer("low", None if low is None else torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", None if high is None else torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean loss of ``outputs`` against ``targets`` of the same shape."""
+        predicted = bounded_output(outputs, self.low, self.high)
+        targets = targets.to(predicted.dtype)
+        if self.kind == "huber":
+            return F.huber_loss(predicted, targets, delta=self.delta)
+        return F.mse_loss(predicted, targets)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, bounded={self.low is not None}"
+
+
+class MultiHeadLoss(nn.Module):
+    """Sigmoid and softmax heads in one output layer: summed BCE and cross-entropy.
+
+    The logits hold one column per binary target and one group of columns per
+    categorical target (see :class:`sktext.targets.OutputLayout`); the targets hold
+    one column per target: 0/1 for a binary one, the class index for a categorical
+    one. Per sample, the loss is the sum of the binary cross-entropy (or, with
+    ``gamma``, the focal loss) of every binary target and the cross-entropy of every
+    softmax group; it is averaged over the samples.
+
+    Parameters
+    ----------
+    binary_logits, binary_targets : sequence of int
+        Logit columns of the binary targets and their target columns.
+    groups : sequence of (int, int, int)
+        ``(target column, first logit, end logit)`` of every softmax group.
+    pos_weight : Tensor of shape (n_binary,), optional
+        Weight of the positive term of each binary target.
+    gamma : float or None, default=None
+        Focal-loss focusing parameter for the binary targets; None is plain BCE.
+        The softmax groups always use cross-entropy.
+
+    Examples
+    --------
+    >>> loss = MultiHeadLoss(binary_logits=[0], binary_targets=[0], groups=[(1, 1, 3)])
+    >>> round(float(loss(torch.zeros(1, 3), torch.tensor([[1.0, 1.0]]))), 4)  # log 2 + log 2
+    1.3863
+    """
+
+    def __init__(
+        self,
+        binary_logits=(),
+        binary_targets=(),
+        groups=(),
+        pos_weight: torch.Tensor | None = None,
+        gamma: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.binary_logits = [int(i) for i in binary_logits]
+        self.binary_targets = [int(i) for i in binary_targets]
+        self.groups = [tuple(int(v) for v in group) for group in groups]
+        self.binary = (
+            FocalLoss(gamma=gamma, pos_weight=pos_weight, reduction="none")
+            if gamma is not None
+            else nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+        )
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean over samples of the summed per-target losses."""
+        total = logits.new_zeros(logits.shape[0])
+        if self.binary_logits:
+            binary = self.binary(logits[:, self.binary_logits], targets[:, self.binary_targets].to(logits.dtype))
+            total = total + binary.sum(dim=1)
+        for column, start, stop in self.groups:
+            total = total + F.cross_entropy(
+                logits[:, start:stop], targets[:, column].long(), reduction="none"
+            )
+        return total.mean()
+
+    def extra_repr(self) -> str:
+        return f"n_binary={len(self.binary_logits)}, n_softmax_groups={len(self.groups)}"

@@ -1,8 +1,8 @@
 """The skorch net every sktext estimator trains with, and the inference loop.
 
-``TextNet`` is a :class:`skorch.NeuralNet` with a multi-label criterion on logits
-(BCE-with-logits or :class:`sktext.losses.FocalLoss`, as the estimator passes) over
-float32 targets, frozen parameters kept out of the optimizer, length-bucketed
+``TextNet`` is a :class:`skorch.NeuralNet` with the criterion the estimator passes
+(BCE-with-logits, :class:`sktext.losses.FocalLoss`, :class:`sktext.losses.MultiHeadLoss`
+or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept out of the optimizer, length-bucketed
 training batches, bf16 autocast on CUDA, and ``torch.inference_mode`` for
 evaluation. Schedules, clipping, early stopping and
 progress bars are skorch callbacks, assembled by :func:`make_callbacks`.

@@ -9,7 +9,9 @@ The folder holds
 ``sktext.json``
     Format version, sktext version, estimator class, its parameters, its fitted
     attributes (``classes_`` with their type, ``thresholds_``, ``n_outputs_``, the
-    training histories, ULMFiT's ``architecture_``), what the module is rebuilt from,
+    training histories, ULMFiT's ``architecture_``; for the regressors, which have no
+    classes or thresholds (null there), ``target_mean_``, ``target_scale_`` and
+    ``one_dimensional_``), what the module is rebuilt from,
     and the caller's ``metadata``.
 ``model.safetensors``
     The module's state dict, written by ``safetensors.torch.save_model``, which stores
@@ -67,10 +69,13 @@ _ARRAY_TAG = "__ndarray__"
 
 
 def _estimator_classes() -> dict[str, type]:
-    from .transformer import TransformerMultiLabelClassifier
-    from .ulmfit import ULMFiTClassifier
+    from .transformer import TransformerMultiLabelClassifier, TransformerRegressor
+    from .ulmfit import ULMFiTClassifier, ULMFiTRegressor
 
-    return {cls.__name__: cls for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier)}
+    return {
+        cls.__name__: cls
+        for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor, ULMFiTRegressor)
+    }
 
 
 # -- JSON values -------------------------------------------------------------------------
@@ -235,7 +240,7 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
 
     Parameters
     ----------
-    estimator : TransformerMultiLabelClassifier or ULMFiTClassifier
+    estimator : TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor or ULMFiTRegressor
         A fitted estimator.
     folder : str or path-like
         Where to write; created if missing. It must be empty unless ``overwrite``.
@@ -267,6 +272,12 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
             f"got {name}. Use joblib.dump for other objects."
         )
     check_is_fitted(estimator, "module_")
+    if "output_layout_" in vars(estimator):
+        raise ValueError(
+            f"save_model does not yet save a {name} fitted on categorical (multi-output) "
+            "targets, only on a multi-label matrix. Pickle it for now "
+            "(joblib.dump(estimator, 'model.joblib'); load only files you trust)."
+        )
     try:
         metadata = _to_json(dict(metadata or {}))
     except _NotJSON as reason:
@@ -286,8 +297,9 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
         "estimator": name,
         "params": params,
         "dropped_params": dropped,
-        "classes": _encode_classes(estimator.classes_),
-        "thresholds": _to_json(np.asarray(estimator.thresholds_)),
+        # A regressor has neither (its target_mean_ / target_scale_ are in "attributes").
+        "classes": _encode_classes(estimator.classes_) if hasattr(estimator, "classes_") else None,
+        "thresholds": _to_json(np.asarray(estimator.thresholds_)) if hasattr(estimator, "thresholds_") else None,
         "n_outputs": int(estimator.n_outputs_),
         "attributes": attributes,
         "unsaved_attributes": unsaved,
@@ -408,9 +420,11 @@ def _decode_classes(classes: Mapping) -> np.ndarray:
 def _restore_attributes(estimator, manifest: Mapping) -> None:
     from skorch.history import History
 
-    estimator.classes_ = _decode_classes(manifest["classes"])
+    if manifest.get("classes") is not None:
+        estimator.classes_ = _decode_classes(manifest["classes"])
     estimator.n_outputs_ = int(manifest["n_outputs"])
-    estimator.thresholds_ = _from_json(manifest["thresholds"])
+    if manifest.get("thresholds") is not None:
+        estimator.thresholds_ = _from_json(manifest["thresholds"])
     for name, value in manifest.get("attributes", {}).items():
         value = _from_json(value)
         setattr(estimator, name, History(value) if name == "history_" else value)
@@ -475,7 +489,7 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
 
     Returns
     -------
-    estimator : TransformerMultiLabelClassifier or ULMFiTClassifier
+    estimator : TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor or ULMFiTRegressor
         Fitted, in eval mode, on the device its ``device`` parameter names (CPU
         when that asks for CUDA and none is available); ``predict_proba`` gives
         what the saved estimator gave.

@@ -1,4 +1,4 @@
-"""TransformerMultiLabelClassifier: fine-tune a Hugging Face encoder for multi-label text."""
+"""Fine-tune a Hugging Face encoder: TransformerMultiLabelClassifier and TransformerRegressor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from .base import MultiLabelTextClassifierBase
 from .batching import TokenizedTexts
 from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
+from .regression import TextRegressorBase
 from .validation import check_fraction, check_positive_float, check_positive_int
 
 
@@ -24,7 +25,50 @@ def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> Token
     return TokenizedTexts.from_sequences(encoded, pad_id=pad_id)
 
 
-class TransformerMultiLabelClassifier(MultiLabelTextClassifierBase):
+class TransformerModelMixin:
+    """The model hooks of the transformer estimators: tokenizer, encoder, head, rates.
+
+    Reads ``model_name_or_path``, ``max_length``, ``head_lr_multiplier``, ``pooling``,
+    ``dropout`` and ``lr``; shared by :class:`TransformerMultiLabelClassifier` and
+    :class:`TransformerRegressor`, which differ only in the task base they add.
+    """
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int(self.max_length, "max_length")
+        check_positive_float(self.head_lr_multiplier, "head_lr_multiplier")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
+        if self.dropout != 0:
+            check_fraction(self.dropout, "dropout", allow_none=False)
+
+    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+        self.tokenizer_, self._encoder = load_pretrained(self.model_name_or_path)
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> TokenizedTexts:
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
+
+    def _build_module(self, n_labels: int) -> TransformerClassifierModule:
+        encoder = self.__dict__.pop("_encoder")
+        return TransformerClassifierModule(
+            encoder, n_labels, pooling=self.pooling, dropout=self.dropout
+        )
+
+    def _parameter_groups(self) -> list:
+        head_lr = self.lr * self.head_lr_multiplier
+        no_decay = {"weight_decay": 0.0}
+        return [
+            ("output.bias", {"lr": head_lr, **no_decay}),
+            ("output.*", {"lr": head_lr}),
+            ("*.bias", no_decay),
+            ("*LayerNorm*", no_decay),
+            ("*layer_norm*", no_decay),
+        ]
+
+
+
+class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClassifierBase):
     """Multi-label text classifier that fine-tunes a Hugging Face transformer encoder.
 
     A sigmoid head (one logit per label, trained with binary cross-entropy) sits on the
@@ -34,6 +78,12 @@ class TransformerMultiLabelClassifier(MultiLabelTextClassifierBase):
     and then decays linearly, gradients are clipped, a stratified validation split
     drives early stopping (best weights restored), and per-label decision thresholds
     are tuned for F1 on that split.
+
+    It also takes several categorical targets at once (a 2-D array of int or str
+    labels, or a DataFrame mixing 0/1 and categorical columns): each categorical
+    column gets a softmax group in the same output layer, trained with cross-entropy
+    summed with the 0/1 columns' BCE, its bias starting at the class log-priors; the
+    validation split stratifies on the one-hot classes too. See :mod:`sktext.targets`.
 
     Texts are tokenized once per ``fit``; training batches group texts of similar
     length (sorted within random chunks, batch order shuffled) and pad each batch only
@@ -105,12 +155,18 @@ class TransformerMultiLabelClassifier(MultiLabelTextClassifierBase):
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_labels,)
+    classes_ : ndarray of shape (n_labels,), or list of ndarray
         Label names: the columns of a DataFrame ``y``, else ``0 .. n_labels - 1``.
+        For categorical (multi-output) targets, one array of classes per column, as
+        scikit-learn's ``MultiOutputClassifier`` (``[0, 1]`` for a 0/1 column).
     n_outputs_ : int
-        Number of labels.
+        Number of labels (or of target columns).
     thresholds_ : ndarray of shape (n_labels,)
-        Decision threshold of each label used by ``predict``.
+        Decision threshold of each label (each 0/1 target column) used by ``predict``.
+    output_layout_ : OutputLayout
+        Only after a fit on categorical targets: each target's name, kind
+        (``"binary"``: one sigmoid logit; ``"categorical"``: a softmax group), classes
+        and logit columns (:class:`sktext.targets.OutputLayout`).
     tokenizer_ : transformers.PreTrainedTokenizerFast
         The fitted model's tokenizer.
     module_ : torch.nn.Module
@@ -180,38 +236,140 @@ class TransformerMultiLabelClassifier(MultiLabelTextClassifierBase):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_positive_int(self.max_length, "max_length")
-        check_positive_float(self.head_lr_multiplier, "head_lr_multiplier")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
-        if self.dropout != 0:
-            check_fraction(self.dropout, "dropout", allow_none=False)
-
-    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
-        self.tokenizer_, self._encoder = load_pretrained(self.model_name_or_path)
-        return self._encode(texts)
-
-    def _encode(self, texts: list[str]) -> TokenizedTexts:
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
-
-    def _build_module(self, n_labels: int) -> TransformerClassifierModule:
-        encoder = self.__dict__.pop("_encoder")
-        return TransformerClassifierModule(
-            encoder, n_labels, pooling=self.pooling, dropout=self.dropout
-        )
-
-    def _parameter_groups(self) -> list:
-        head_lr = self.lr * self.head_lr_multiplier
-        no_decay = {"weight_decay": 0.0}
-        return [
-            ("output.bias", {"lr": head_lr, **no_decay}),
-            ("output.*", {"lr": head_lr}),
-            ("*.bias", no_decay),
-            ("*LayerNorm*", no_decay),
-            ("*layer_norm*", no_decay),
-        ]
 
 
-__all__ = ["TransformerMultiLabelClassifier", "encode_with_tokenizer"]
+
+class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
+    """Text regressor (one or several continuous targets) fine-tuning a Hugging Face encoder.
+
+    The model is :class:`TransformerMultiLabelClassifier`'s — encoder, pooling,
+    dropout, one linear output per target, the head learning ``head_lr_multiplier``
+    times faster, warm-up then linear decay, gradient clipping — trained with mean
+    squared error (or Huber loss) on the targets standardised per column (see
+    :mod:`sktext.regression`). A randomly shuffled validation split (no
+    stratification) drives early stopping on the validation loss, best weights
+    restored.
+
+    Parameters
+    ----------
+    model_name_or_path : str, default="all-MiniLM-L6-v2"
+        As for :class:`TransformerMultiLabelClassifier`.
+    max_length : int, default=256
+        Tokens kept per text.
+    batch_size : int, default=32
+        Training batch size; prediction uses twice this.
+    max_epochs : int, default=10
+        Most passes over the training data (early stopping may end sooner).
+    lr : float, default=1e-4
+        Peak learning rate of the encoder (AdamW).
+    head_lr_multiplier : float, default=10.0
+        The head's peak learning rate is ``lr * head_lr_multiplier``.
+    weight_decay : float, default=0.01
+        AdamW weight decay (not applied to biases and LayerNorm weights).
+    warmup_fraction : float, default=0.1
+        Share of all training steps spent warming the learning rate up.
+    pooling : {"mean", "cls"}, default="mean"
+        How token states become one vector per text.
+    dropout : float, default=0.1
+        Dropout before the head.
+    freeze_encoder : bool, default=False
+        Train only the head on a frozen encoder (see the classifier).
+    output_range : (float, float) or None, default=None
+        ``(low, high)`` bounds every prediction with a scaled sigmoid, e.g.
+        ``(1.0, 7.0)`` for scores on a 1–7 scale; all of ``y`` must lie inside.
+        None leaves the outputs unbounded.
+    loss : {"mse", "huber"}, default="mse"
+        Mean squared error, or Huber loss (quadratic within one standard deviation
+        of the target, linear beyond: less swayed by outliers).
+    validation_fraction : float or None, default=0.1
+        Share of the training data held out (random, not stratified) for early
+        stopping. None trains on everything.
+    patience : int or None, default=3
+        Epochs without a lower validation loss before training stops. None disables
+        early stopping.
+    gradient_clip_norm : float or None, default=1.0
+        Gradient norm clipping; None disables it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights of the head, dropout, batch order and the validation split.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.
+    one_dimensional_ : bool
+        Whether ``y`` was 1-D, so that ``predict`` returns 1-D.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+        Mean and standard deviation of each training target (scale 1 for a
+        constant target), used to standardise it.
+    tokenizer_ : transformers.PreTrainedTokenizerFast
+    module_ : torch.nn.Module
+        The fine-tuned encoder and head, in eval mode.
+    history_ : skorch.History
+        Per-epoch training and validation loss (in standardised units).
+    device_ : torch.device
+
+    Examples
+    --------
+    >>> from sktext import TransformerRegressor
+    >>> texts = ["awful", "fine", "wonderful"]
+    >>> scores = [[1.0, 2.0], [4.0, 4.5], [7.0, 6.5]]
+    >>> reg = TransformerRegressor(max_epochs=1, output_range=(1.0, 7.0),
+    ...                            validation_fraction=None)
+    >>> reg.fit(texts, scores).predict(["great"]).shape  # doctest: +SKIP
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str = DEFAULT_MODEL,
+        *,
+        max_length: int = 256,
+        batch_size: int = 32,
+        max_epochs: int = 10,
+        lr: float = 1e-4,
+        head_lr_multiplier: float = 10.0,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.1,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        freeze_encoder: bool = False,
+        output_range=None,
+        loss: str = "mse",
+        validation_fraction: float | None = 0.1,
+        patience: int | None = 3,
+        gradient_clip_norm: float | None = 1.0,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.model_name_or_path = model_name_or_path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.head_lr_multiplier = head_lr_multiplier
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.pooling = pooling
+        self.dropout = dropout
+        self.freeze_encoder = freeze_encoder
+        self.output_range = output_range
+        self.loss = loss
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.gradient_clip_norm = gradient_clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+__all__ = [
+    "TransformerModelMixin",
+    "TransformerMultiLabelClassifier",
+    "TransformerRegressor",
+    "encode_with_tokenizer",
+]

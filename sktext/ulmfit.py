@@ -1,4 +1,4 @@
-"""ULMFiTClassifier: an AWD-LSTM language model fine-tuned on the texts, then a classifier."""
+"""ULMFiT: an AWD-LSTM language model fine-tuned on the texts, then a classifier or regressor."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .models.awd_lstm import (
     resolve_architecture,
     scaled_dropouts,
 )
+from .regression import TextRegressorBase
 from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, tokenize
 from .validation import check_positive_float, check_positive_int
 
@@ -197,246 +198,12 @@ class LanguageModelStageMixin:
         return language_model
 
 
-class ULMFiTClassifier(LanguageModelStageMixin, MultiLabelTextClassifierBase):
-    """Multi-label text classifier trained the ULMFiT way (Howard & Ruder, 2018).
+class ULMFiTModelMixin(LanguageModelStageMixin):
+    """The model hooks of the ULMFiT estimators: language-model stage, AWD-LSTM, unfreezing.
 
-    ``fit`` runs ULMFiT's stages 2 and 3 on the training texts:
-
-    1. **Language model.** An AWD-LSTM language model is fine-tuned on the texts —
-       starting from ``language_model`` when given (one epoch training only the
-       embedding and decoder, so the new words settle, then ``lm_epochs`` with all
-       layers), else trained from scratch for ``lm_epochs``. The vocabulary comes
-       from the texts; words known to the pretrained model keep their embedding.
-       With ``lm_epochs=0`` the given language model (and its vocabulary) is used
-       as it is.
-    2. **Classifier.** The encoder is copied under a concat-pooling head (last,
-       max and mean of the LSTM outputs; BatchNorm, dropout, two linear layers)
-       and trained with gradual unfreezing: one epoch for the head alone, one for
-       the last two layer groups at half the rate, one for the last three at a
-       quarter, then all groups at ``lr / 20`` for the remaining epochs; each
-       stage is a one-cycle schedule with momentum cycled 0.8 → 0.7 → 0.8, and
-       each group's rate is ``lr_decay`` times lower than the next one's
-       (discriminative rates). With ``freeze_encoder=True`` only the head trains,
-       for all ``max_epochs``.
-
-    Texts of any length are read in chunks of ``bptt`` tokens and the outputs of
-    the last ``max_len`` tokens are pooled. The head's bias starts at each
-    label's prior log-odds, a multi-label stratified validation split drives early
-    stopping, and per-label thresholds are tuned on it (see ``threshold``).
-
-    Better language models give better classifiers, and unlabelled in-domain
-    texts help there: pass them as ``unlabeled_texts`` and the language model is
-    fine-tuned on them together with ``X`` (stage 1 only — they never reach the
-    classifier, its validation split or its thresholds). To reuse one such model
-    across many fits, train it once with
-    :func:`sktext.language_model.fine_tune_language_model`, save it, and pass it
-    as ``language_model`` with ``lm_epochs=0`` (or a few epochs).
-
-    ``unlabeled_texts`` is a constructor parameter, not a ``fit`` argument, so
-    that it works unchanged inside ``Pipeline``, ``GridSearchCV`` and
-    ``cross_val_score``, which pass only ``X`` and ``y`` to ``fit``. Being a
-    parameter, it is copied with the estimator by ``clone`` (scikit-learn deep-copies
-    parameters): a list of tens of thousands of texts is copied once per clone,
-    i.e. per grid point and fold. A path avoids that — the string is cloned and
-    the file read in each ``fit`` — and keeps ``get_params`` and the repr short;
-    prefer it for large corpora.
-
-    Parameters
-    ----------
-    language_model : None, LanguageModel, str or (str, str), default=None
-        Starting language model: a :class:`~sktext.language_model.LanguageModel`,
-        a folder written by its ``save``, or a ``(weights.pth, vocab.pkl)`` pair of
-        fastai files (e.g. WikiText-103). None trains one from scratch.
-    preset : str or dict, default=None
-        AWD-LSTM size when ``language_model`` is None: ``"paper"`` (400/1152, 3
-        layers), ``"small"`` (200/512, 3 layers), ``"tiny"`` (32/64, 2 layers) or
-        a dict with ``embedding_dim``, ``hidden_dim``, ``n_layers``; None means
-        ``"small"``. A given ``language_model`` fixes the size, so setting both
-        is an error.
-    lm_epochs : int, default=2
-        Language-model fine-tuning epochs on the training texts (with all layers
-        training); 0 skips the stage.
-    lm_lr : float or None, default=None
-        Peak learning rate of those epochs; None means 2e-3 when fine-tuning a
-        given model and 5e-3 from scratch.
-    lm_drop_mult : float, default=0.3
-        Multiplies fastai's language-model dropouts during the LM stage.
-    unlabeled_texts : None, sequence of str, str or path-like, default=None
-        Extra texts for the language-model stage only: a sequence of str, or the
-        path of a ``.txt`` file (one text per line, blank lines skipped) or a
-        ``.jsonl`` / ``.jsonl.gz`` file (a ``text`` field per line), read in ``fit``.
-        They join ``X`` for the language model and its vocabulary; the classifier
-        sees only ``X``. Requires ``lm_epochs >= 1``.
-    max_vocab : int, default=60000
-        Largest vocabulary built from the texts, special tokens included.
-    min_freq : int, default=3
-        Words seen fewer times in the texts become ``xxunk``.
-    bptt : int, default=72
-        Tokens per chunk, for the language model's windows and the classifier's
-        reading of long texts.
-    max_len : int, default=1440
-        The classifier pools the outputs of at most this many final tokens.
-    drop_mult : float, default=0.5
-        Multiplies fastai's classifier dropouts (output 0.4, hidden 0.3, input 0.4,
-        embedding 0.05, weight 0.5).
-    batch_size : int, default=64
-        Texts per classifier batch and parallel streams of the language model;
-        prediction uses twice this.
-    max_epochs : int, default=5
-        Classifier epochs over all unfreezing stages.
-    lr : float, default=2e-2
-        Peak learning rate of the head in the first stage.
-    lr_decay : float, default=2.6
-        Each layer group learns this many times slower than the one above it.
-    gradual_unfreezing : bool, default=True
-        False trains all groups from the first epoch (one stage at ``lr``, still
-        with discriminative rates).
-    freeze_encoder : bool, default=False
-        Train only the head on a frozen encoder: one stage of ``max_epochs`` at
-        ``lr`` with no unfreezing (``gradual_unfreezing`` is not read); the
-        encoder runs in eval mode (no dropout) under ``torch.no_grad()``, so no
-        activations are stored and there is no backward pass through it. The
-        language-model stage still runs when ``lm_epochs >= 1`` — it is what
-        adapts the encoder to the texts — so the fastest setting is a given
-        ``language_model`` with ``lm_epochs=0``. Needs a language model: with
-        ``language_model=None`` and ``lm_epochs=0`` the encoder would be random,
-        which is an error. For the pooled vectors themselves, see
-        :class:`~sktext.ULMFiTEmbedder`.
-    weight_decay : float, default=0.01
-        AdamW weight decay (not applied to biases and BatchNorm parameters).
-    warmup_fraction : float, default=0.25
-        Share of each stage's steps spent raising the learning rate.
-    threshold : "auto", float or array-like of shape (n_labels,), default="auto"
-        ``"auto"`` tunes one threshold per label for F1 on the validation split
-        (labels with fewer than 5 validation positives share the threshold that
-        maximises micro-F1); a float or array fixes them. Stored in
-        ``thresholds_``, which may be edited after fitting.
-    validation_fraction : float or None, default=0.1
-        Share of the training data held out (multi-label stratified) for early
-        stopping and threshold tuning. None trains on everything.
-    patience : int or None, default=3
-        Epochs without a lower validation loss before a stage stops (best weights
-        restored). None disables early stopping.
-    pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
-        Weight of positive examples in the loss; ``"balanced"`` uses
-        ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
-        it acts as the focal loss's alpha (``pos_weight = alpha / (1 - alpha)``).
-    loss : {"bce", "focal"}, default="bce"
-        ``"bce"``: binary cross-entropy on each label's logit. ``"focal"``: binary
-        focal loss (:class:`~sktext.losses.FocalLoss`), which down-weights the
-        easy, confidently right examples by ``(1 - p_t) ** focal_gamma``, for
-        labels with few positives.
-    focal_gamma : float, default=2.0
-        Focusing parameter of the focal loss (>= 0; 0 is cross-entropy); only read
-        with ``loss="focal"``.
-    gradient_clip_norm : float or None, default=1.0
-        Gradient norm clipping for both stages; None disables it.
-    device : str, default="auto"
-        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds weights, dropout, batch order, the LM stage and the validation split.
-    verbose : int, default=0
-        0 is silent; 1 prints skorch's epoch tables and progress bars.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_labels,)
-        Label names: the columns of a DataFrame ``y``, else ``0 .. n_labels - 1``.
-    n_outputs_ : int
-        Number of labels.
-    thresholds_ : ndarray of shape (n_labels,)
-        Decision threshold of each label used by ``predict``.
-    vocabulary_ : Vocabulary
-        Tokens the classifier knows.
-    architecture_ : dict
-        ``embedding_dim``, ``hidden_dim`` and ``n_layers`` of the AWD-LSTM.
-    language_model_history_ : list of dict
-        Per-epoch ``train_loss``, ``train_cross_entropy`` and ``dur`` (seconds) of
-        the language-model stage (empty when skipped).
-    n_language_model_texts_ : int
-        Texts the language model was fine-tuned on (``X`` plus ``unlabeled_texts``;
-        0 when the stage was skipped).
-    module_ : AWDLSTMClassifier
-        The trained encoder and head, in eval mode.
-    history_ : skorch.History
-        Per-epoch classifier losses over all stages; ``stage`` numbers them.
-    device_ : torch.device
-        Where the model lives.
-
-    Examples
-    --------
-    >>> from sklearn.preprocessing import MultiLabelBinarizer
-    >>> from sktext.ulmfit import ULMFiTClassifier
-    >>> texts = ["a fast game", "a text editor", "a game editor"] * 10
-    >>> Y = MultiLabelBinarizer().fit_transform([["game"], ["editor"], ["game", "editor"]] * 10)
-    >>> clf = ULMFiTClassifier(preset="tiny", lm_epochs=1, min_freq=1, batch_size=10,
-    ...                        threshold=0.5, validation_fraction=None, random_state=0)
-    >>> clf.fit(texts, Y).predict(["an editor"]).shape
-    (1, 2)
+    Shared by :class:`ULMFiTClassifier` and :class:`ULMFiTRegressor`, which differ only
+    in the task base they add.
     """
-
-    def __init__(
-        self,
-        language_model=None,
-        *,
-        preset=None,
-        lm_epochs: int = 2,
-        lm_lr: float | None = None,
-        lm_drop_mult: float = 0.3,
-        unlabeled_texts=None,
-        max_vocab: int = 60000,
-        min_freq: int = 3,
-        bptt: int = 72,
-        max_len: int = 1440,
-        drop_mult: float = 0.5,
-        batch_size: int = 64,
-        max_epochs: int = 5,
-        lr: float = 2e-2,
-        lr_decay: float = 2.6,
-        gradual_unfreezing: bool = True,
-        freeze_encoder: bool = False,
-        weight_decay: float = 0.01,
-        warmup_fraction: float = 0.25,
-        threshold="auto",
-        validation_fraction: float | None = 0.1,
-        patience: int | None = 3,
-        pos_weight=None,
-        loss: str = "bce",
-        focal_gamma: float = 2.0,
-        gradient_clip_norm: float | None = 1.0,
-        device: str = "auto",
-        random_state=None,
-        verbose: int = 0,
-    ) -> None:
-        self.language_model = language_model
-        self.preset = preset
-        self.lm_epochs = lm_epochs
-        self.lm_lr = lm_lr
-        self.lm_drop_mult = lm_drop_mult
-        self.unlabeled_texts = unlabeled_texts
-        self.max_vocab = max_vocab
-        self.min_freq = min_freq
-        self.bptt = bptt
-        self.max_len = max_len
-        self.drop_mult = drop_mult
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.gradual_unfreezing = gradual_unfreezing
-        self.freeze_encoder = freeze_encoder
-        self.weight_decay = weight_decay
-        self.warmup_fraction = warmup_fraction
-        self.threshold = threshold
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.pos_weight = pos_weight
-        self.loss = loss
-        self.focal_gamma = focal_gamma
-        self.gradient_clip_norm = gradient_clip_norm
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
     # -- parameters -------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -555,4 +322,421 @@ class ULMFiTClassifier(LanguageModelStageMixin, MultiLabelTextClassifierBase):
         return history
 
 
-__all__ = ["ULMFiTClassifier", "read_unlabeled_texts"]
+
+class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
+    """Multi-label text classifier trained the ULMFiT way (Howard & Ruder, 2018).
+
+    ``fit`` runs ULMFiT's stages 2 and 3 on the training texts:
+
+    1. **Language model.** An AWD-LSTM language model is fine-tuned on the texts —
+       starting from ``language_model`` when given (one epoch training only the
+       embedding and decoder, so the new words settle, then ``lm_epochs`` with all
+       layers), else trained from scratch for ``lm_epochs``. The vocabulary comes
+       from the texts; words known to the pretrained model keep their embedding.
+       With ``lm_epochs=0`` the given language model (and its vocabulary) is used
+       as it is.
+    2. **Classifier.** The encoder is copied under a concat-pooling head (last,
+       max and mean of the LSTM outputs; BatchNorm, dropout, two linear layers)
+       and trained with gradual unfreezing: one epoch for the head alone, one for
+       the last two layer groups at half the rate, one for the last three at a
+       quarter, then all groups at ``lr / 20`` for the remaining epochs; each
+       stage is a one-cycle schedule with momentum cycled 0.8 → 0.7 → 0.8, and
+       each group's rate is ``lr_decay`` times lower than the next one's
+       (discriminative rates). With ``freeze_encoder=True`` only the head trains,
+       for all ``max_epochs``.
+
+    Texts of any length are read in chunks of ``bptt`` tokens and the outputs of
+    the last ``max_len`` tokens are pooled. The head's bias starts at each
+    label's prior log-odds, a multi-label stratified validation split drives early
+    stopping, and per-label thresholds are tuned on it (see ``threshold``).
+    Several categorical targets at once (int or str columns, or a DataFrame mixing
+    them with 0/1 columns) get one softmax group each in the same head, as for
+    :class:`~sktext.TransformerMultiLabelClassifier` (see :mod:`sktext.targets`).
+
+    Better language models give better classifiers, and unlabelled in-domain
+    texts help there: pass them as ``unlabeled_texts`` and the language model is
+    fine-tuned on them together with ``X`` (stage 1 only — they never reach the
+    classifier, its validation split or its thresholds). To reuse one such model
+    across many fits, train it once with
+    :func:`sktext.language_model.fine_tune_language_model`, save it, and pass it
+    as ``language_model`` with ``lm_epochs=0`` (or a few epochs).
+
+    ``unlabeled_texts`` is a constructor parameter, not a ``fit`` argument, so
+    that it works unchanged inside ``Pipeline``, ``GridSearchCV`` and
+    ``cross_val_score``, which pass only ``X`` and ``y`` to ``fit``. Being a
+    parameter, it is copied with the estimator by ``clone`` (scikit-learn deep-copies
+    parameters): a list of tens of thousands of texts is copied once per clone,
+    i.e. per grid point and fold. A path avoids that — the string is cloned and
+    the file read in each ``fit`` — and keeps ``get_params`` and the repr short;
+    prefer it for large corpora.
+
+    Parameters
+    ----------
+    language_model : None, LanguageModel, str or (str, str), default=None
+        Starting language model: a :class:`~sktext.language_model.LanguageModel`,
+        a folder written by its ``save``, or a ``(weights.pth, vocab.pkl)`` pair of
+        fastai files (e.g. WikiText-103). None trains one from scratch.
+    preset : str or dict, default=None
+        AWD-LSTM size when ``language_model`` is None: ``"paper"`` (400/1152, 3
+        layers), ``"small"`` (200/512, 3 layers), ``"tiny"`` (32/64, 2 layers) or
+        a dict with ``embedding_dim``, ``hidden_dim``, ``n_layers``; None means
+        ``"small"``. A given ``language_model`` fixes the size, so setting both
+        is an error.
+    lm_epochs : int, default=2
+        Language-model fine-tuning epochs on the training texts (with all layers
+        training); 0 skips the stage.
+    lm_lr : float or None, default=None
+        Peak learning rate of those epochs; None means 2e-3 when fine-tuning a
+        given model and 5e-3 from scratch.
+    lm_drop_mult : float, default=0.3
+        Multiplies fastai's language-model dropouts during the LM stage.
+    unlabeled_texts : None, sequence of str, str or path-like, default=None
+        Extra texts for the language-model stage only: a sequence of str, or the
+        path of a ``.txt`` file (one text per line, blank lines skipped) or a
+        ``.jsonl`` / ``.jsonl.gz`` file (a ``text`` field per line), read in ``fit``.
+        They join ``X`` for the language model and its vocabulary; the classifier
+        sees only ``X``. Requires ``lm_epochs >= 1``.
+    max_vocab : int, default=60000
+        Largest vocabulary built from the texts, special tokens included.
+    min_freq : int, default=3
+        Words seen fewer times in the texts become ``xxunk``.
+    bptt : int, default=72
+        Tokens per chunk, for the language model's windows and the classifier's
+        reading of long texts.
+    max_len : int, default=1440
+        The classifier pools the outputs of at most this many final tokens.
+    drop_mult : float, default=0.5
+        Multiplies fastai's classifier dropouts (output 0.4, hidden 0.3, input 0.4,
+        embedding 0.05, weight 0.5).
+    batch_size : int, default=64
+        Texts per classifier batch and parallel streams of the language model;
+        prediction uses twice this.
+    max_epochs : int, default=5
+        Classifier epochs over all unfreezing stages.
+    lr : float, default=2e-2
+        Peak learning rate of the head in the first stage.
+    lr_decay : float, default=2.6
+        Each layer group learns this many times slower than the one above it.
+    gradual_unfreezing : bool, default=True
+        False trains all groups from the first epoch (one stage at ``lr``, still
+        with discriminative rates).
+    freeze_encoder : bool, default=False
+        Train only the head on a frozen encoder: one stage of ``max_epochs`` at
+        ``lr`` with no unfreezing (``gradual_unfreezing`` is not read); the
+        encoder runs in eval mode (no dropout) under ``torch.no_grad()``, so no
+        activations are stored and there is no backward pass through it. The
+        language-model stage still runs when ``lm_epochs >= 1`` — it is what
+        adapts the encoder to the texts — so the fastest setting is a given
+        ``language_model`` with ``lm_epochs=0``. Needs a language model: with
+        ``language_model=None`` and ``lm_epochs=0`` the encoder would be random,
+        which is an error. For the pooled vectors themselves, see
+        :class:`~sktext.ULMFiTEmbedder`.
+    weight_decay : float, default=0.01
+        AdamW weight decay (not applied to biases and BatchNorm parameters).
+    warmup_fraction : float, default=0.25
+        Share of each stage's steps spent raising the learning rate.
+    threshold : "auto", float or array-like of shape (n_labels,), default="auto"
+        ``"auto"`` tunes one threshold per label for F1 on the validation split
+        (labels with fewer than 5 validation positives share the threshold that
+        maximises micro-F1); a float or array fixes them. Stored in
+        ``thresholds_``, which may be edited after fitting.
+    validation_fraction : float or None, default=0.1
+        Share of the training data held out (multi-label stratified) for early
+        stopping and threshold tuning. None trains on everything.
+    patience : int or None, default=3
+        Epochs without a lower validation loss before a stage stops (best weights
+        restored). None disables early stopping.
+    pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
+        Weight of positive examples in the loss; ``"balanced"`` uses
+        ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
+        it acts as the focal loss's alpha (``pos_weight = alpha / (1 - alpha)``).
+    loss : {"bce", "focal"}, default="bce"
+        ``"bce"``: binary cross-entropy on each label's logit. ``"focal"``: binary
+        focal loss (:class:`~sktext.losses.FocalLoss`), which down-weights the
+        easy, confidently right examples by ``(1 - p_t) ** focal_gamma``, for
+        labels with few positives.
+    focal_gamma : float, default=2.0
+        Focusing parameter of the focal loss (>= 0; 0 is cross-entropy); only read
+        with ``loss="focal"``.
+    gradient_clip_norm : float or None, default=1.0
+        Gradient norm clipping for both stages; None disables it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, dropout, batch order, the LM stage and the validation split.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's epoch tables and progress bars.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,), or list of ndarray
+        Label names: the columns of a DataFrame ``y``, else ``0 .. n_labels - 1``.
+        For categorical (multi-output) targets, one array of classes per column, as
+        scikit-learn's ``MultiOutputClassifier`` (``[0, 1]`` for a 0/1 column).
+    n_outputs_ : int
+        Number of labels (or of target columns).
+    thresholds_ : ndarray of shape (n_labels,)
+        Decision threshold of each label (each 0/1 target column) used by ``predict``.
+    output_layout_ : OutputLayout
+        Only after a fit on categorical targets: each target's name, kind
+        (``"binary"``: one sigmoid logit; ``"categorical"``: a softmax group), classes
+        and logit columns (:class:`sktext.targets.OutputLayout`).
+    vocabulary_ : Vocabulary
+        Tokens the classifier knows.
+    architecture_ : dict
+        ``embedding_dim``, ``hidden_dim`` and ``n_layers`` of the AWD-LSTM.
+    language_model_history_ : list of dict
+        Per-epoch ``train_loss``, ``train_cross_entropy`` and ``dur`` (seconds) of
+        the language-model stage (empty when skipped).
+    n_language_model_texts_ : int
+        Texts the language model was fine-tuned on (``X`` plus ``unlabeled_texts``;
+        0 when the stage was skipped).
+    module_ : AWDLSTMClassifier
+        The trained encoder and head, in eval mode.
+    history_ : skorch.History
+        Per-epoch classifier losses over all stages; ``stage`` numbers them.
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import MultiLabelBinarizer
+    >>> from sktext.ulmfit import ULMFiTClassifier
+    >>> texts = ["a fast game", "a text editor", "a game editor"] * 10
+    >>> Y = MultiLabelBinarizer().fit_transform([["game"], ["editor"], ["game", "editor"]] * 10)
+    >>> clf = ULMFiTClassifier(preset="tiny", lm_epochs=1, min_freq=1, batch_size=10,
+    ...                        threshold=0.5, validation_fraction=None, random_state=0)
+    >>> clf.fit(texts, Y).predict(["an editor"]).shape
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        language_model=None,
+        *,
+        preset=None,
+        lm_epochs: int = 2,
+        lm_lr: float | None = None,
+        lm_drop_mult: float = 0.3,
+        unlabeled_texts=None,
+        max_vocab: int = 60000,
+        min_freq: int = 3,
+        bptt: int = 72,
+        max_len: int = 1440,
+        drop_mult: float = 0.5,
+        batch_size: int = 64,
+        max_epochs: int = 5,
+        lr: float = 2e-2,
+        lr_decay: float = 2.6,
+        gradual_unfreezing: bool = True,
+        freeze_encoder: bool = False,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.25,
+        threshold="auto",
+        validation_fraction: float | None = 0.1,
+        patience: int | None = 3,
+        pos_weight=None,
+        loss: str = "bce",
+        focal_gamma: float = 2.0,
+        gradient_clip_norm: float | None = 1.0,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.language_model = language_model
+        self.preset = preset
+        self.lm_epochs = lm_epochs
+        self.lm_lr = lm_lr
+        self.lm_drop_mult = lm_drop_mult
+        self.unlabeled_texts = unlabeled_texts
+        self.max_vocab = max_vocab
+        self.min_freq = min_freq
+        self.bptt = bptt
+        self.max_len = max_len
+        self.drop_mult = drop_mult
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.gradual_unfreezing = gradual_unfreezing
+        self.freeze_encoder = freeze_encoder
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.pos_weight = pos_weight
+        self.loss = loss
+        self.focal_gamma = focal_gamma
+        self.gradient_clip_norm = gradient_clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+
+
+class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
+    """Text regressor (one or several continuous targets) trained the ULMFiT way.
+
+    The stages are :class:`ULMFiTClassifier`'s — the AWD-LSTM language model
+    fine-tuned (or trained) on the texts, then the concat-pooling head trained with
+    gradual unfreezing and discriminative rates — with one linear output per target,
+    trained with mean squared error (or Huber loss) on the targets standardised per
+    column (see :mod:`sktext.regression`). A randomly shuffled validation split (no
+    stratification) drives early stopping on the validation loss, best weights
+    restored.
+
+    Parameters
+    ----------
+    language_model : None, LanguageModel, str or (str, str), default=None
+        Starting language model, as for :class:`ULMFiTClassifier`.
+    preset : str or dict, default=None
+        AWD-LSTM size when ``language_model`` is None (None means ``"small"``).
+    lm_epochs : int, default=2
+        Language-model fine-tuning epochs; 0 skips the stage.
+    lm_lr : float or None, default=None
+        Peak learning rate of those epochs (None: 2e-3 fine-tuning, 5e-3 from scratch).
+    lm_drop_mult : float, default=0.3
+        Multiplies fastai's language-model dropouts.
+    unlabeled_texts : None, sequence of str, str or path-like, default=None
+        Extra texts for the language-model stage only (a list, or a ``.txt`` /
+        ``.jsonl(.gz)`` path). Requires ``lm_epochs >= 1``.
+    max_vocab : int, default=60000
+        Largest vocabulary, special tokens included.
+    min_freq : int, default=3
+        Words seen fewer times become ``xxunk``.
+    bptt : int, default=72
+        Tokens per chunk.
+    max_len : int, default=1440
+        The head pools the outputs of at most this many final tokens.
+    drop_mult : float, default=0.5
+        Multiplies fastai's classifier dropouts.
+    batch_size : int, default=64
+        Texts per batch; prediction uses twice this.
+    max_epochs : int, default=5
+        Epochs over all unfreezing stages.
+    lr : float, default=2e-2
+        Peak learning rate of the head in the first stage.
+    lr_decay : float, default=2.6
+        Each layer group learns this many times slower than the one above it.
+    gradual_unfreezing : bool, default=True
+        False trains all groups from the first epoch.
+    freeze_encoder : bool, default=False
+        Train only the head (needs a language model).
+    weight_decay : float, default=0.01
+        AdamW weight decay (not applied to biases and BatchNorm parameters).
+    warmup_fraction : float, default=0.25
+        Share of each stage's steps spent raising the learning rate.
+    output_range : (float, float) or None, default=None
+        ``(low, high)`` bounds every prediction with a scaled sigmoid, e.g.
+        ``(1.0, 7.0)``; all of ``y`` must lie inside. None leaves them unbounded.
+    loss : {"mse", "huber"}, default="mse"
+        Mean squared error, or Huber loss (quadratic within one standard deviation
+        of the target, linear beyond).
+    validation_fraction : float or None, default=0.1
+        Share of the training data held out (random, not stratified) for early
+        stopping. None trains on everything.
+    patience : int or None, default=3
+        Epochs without a lower validation loss before a stage stops. None disables
+        early stopping.
+    gradient_clip_norm : float or None, default=1.0
+        Gradient norm clipping for both stages; None disables it.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, dropout, batch order, the LM stage and the validation split.
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's epoch tables and progress bars.
+
+    Attributes
+    ----------
+    n_outputs_ : int
+        Number of targets.
+    one_dimensional_ : bool
+        Whether ``y`` was 1-D, so that ``predict`` returns 1-D.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+        Mean and standard deviation of each training target (scale 1 for a
+        constant target).
+    vocabulary_ : Vocabulary
+    architecture_ : dict
+    language_model_history_ : list of dict
+    n_language_model_texts_ : int
+    module_ : AWDLSTMClassifier
+        The trained encoder and head (one output per target), in eval mode.
+    history_ : skorch.History
+        Per-epoch losses (standardised units) over all stages; ``stage`` numbers them.
+    device_ : torch.device
+
+    Examples
+    --------
+    >>> from sktext import ULMFiTRegressor
+    >>> texts = ["awful film", "fine film", "wonderful film"] * 10
+    >>> reg = ULMFiTRegressor(preset="tiny", lm_epochs=1, min_freq=1, batch_size=10,
+    ...                       output_range=(1.0, 7.0), validation_fraction=None,
+    ...                       random_state=0)
+    >>> reg.fit(texts, [1.0, 4.0, 7.0] * 10).predict(["fine film"]).shape
+    (1,)
+    """
+
+    def __init__(
+        self,
+        language_model=None,
+        *,
+        preset=None,
+        lm_epochs: int = 2,
+        lm_lr: float | None = None,
+        lm_drop_mult: float = 0.3,
+        unlabeled_texts=None,
+        max_vocab: int = 60000,
+        min_freq: int = 3,
+        bptt: int = 72,
+        max_len: int = 1440,
+        drop_mult: float = 0.5,
+        batch_size: int = 64,
+        max_epochs: int = 5,
+        lr: float = 2e-2,
+        lr_decay: float = 2.6,
+        gradual_unfreezing: bool = True,
+        freeze_encoder: bool = False,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.25,
+        output_range=None,
+        loss: str = "mse",
+        validation_fraction: float | None = 0.1,
+        patience: int | None = 3,
+        gradient_clip_norm: float | None = 1.0,
+        device: str = "auto",
+        random_state=None,
+        verbose: int = 0,
+    ) -> None:
+        self.language_model = language_model
+        self.preset = preset
+        self.lm_epochs = lm_epochs
+        self.lm_lr = lm_lr
+        self.lm_drop_mult = lm_drop_mult
+        self.unlabeled_texts = unlabeled_texts
+        self.max_vocab = max_vocab
+        self.min_freq = min_freq
+        self.bptt = bptt
+        self.max_len = max_len
+        self.drop_mult = drop_mult
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.gradual_unfreezing = gradual_unfreezing
+        self.freeze_encoder = freeze_encoder
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.output_range = output_range
+        self.loss = loss
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.gradient_clip_norm = gradient_clip_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+__all__ = ["ULMFiTClassifier", "ULMFiTModelMixin", "ULMFiTRegressor", "read_unlabeled_texts"]

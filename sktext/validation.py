@@ -114,7 +114,8 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             "y must be a 2-D binary indicator matrix of shape (n_samples, n_labels) "
             f"(what MultiLabelBinarizer returns); got a {Y.ndim}-D target of type "
-            f"'{kind}'. Did you mean MultiLabelBinarizer().fit_transform(y)?"
+            f"'{kind}'. Did you mean MultiLabelBinarizer().fit_transform(y)? For one "
+            "categorical target (a softmax head), pass it as one column: np.reshape(y, (-1, 1))."
         )
     if Y.shape[0] != n_samples:
         raise ValueError(
@@ -125,29 +126,99 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("y has no label columns; at least one label is needed.")
     if Y.dtype == object or not np.issubdtype(Y.dtype, np.number) and Y.dtype != bool:
         raise ValueError(
-            f"y must hold 0/1 numbers, got dtype {Y.dtype}. Categorical targets are not "
-            "supported; for label lists use MultiLabelBinarizer().fit_transform(y)."
+            f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use "
+            "MultiLabelBinarizer().fit_transform(y)."
         )
     values = np.unique(Y)
     if not np.isin(values, (0, 1)).all():
         shown = ", ".join(map(str, values[~np.isin(values, (0, 1))][:5]))
         raise ValueError(
             f"y must be a binary indicator matrix holding only 0 and 1; found {shown}. "
-            "For label lists use MultiLabelBinarizer().fit_transform(y); for several "
-            "categorical or continuous targets sktext has no estimator yet."
+            "For label lists use MultiLabelBinarizer().fit_transform(y); categorical "
+            "targets are taken as dense int or str columns (or a DataFrame); for continuous "
+            "targets use TransformerRegressor or ULMFiTRegressor."
         )
     if classes is None:
         classes = np.arange(Y.shape[1])
     return Y.astype(np.float32), classes
 
 
-def check_n_labels(y, n_labels: int) -> None:
-    """Raise if ``y`` has another number of columns than the fitted labels."""
+def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:
+    """Validate continuous targets and return them as a float matrix.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_targets), or pandas Series / DataFrame
+        Finite numbers.
+    n_samples : int
+        The number of texts, which ``y`` must match.
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_targets), dtype float64
+    one_dimensional : bool
+        Whether ``y`` was 1-D (so predictions are returned 1-D too).
+    """
+    if y is None:
+        raise ValueError(
+            "y is required: the continuous targets, an array of shape (n_samples,) or "
+            "(n_samples, n_targets)."
+        )
+    if sp.issparse(y):
+        y = y.toarray()
+    if hasattr(y, "to_numpy"):  # pandas Series or DataFrame
+        y = y.to_numpy()
+    Y = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if Y.ndim not in (1, 2) or (Y.ndim == 2 and Y.shape[1] == 0):
+        raise ValueError(
+            f"y must be 1-D (one target) or 2-D (one column per target) with at least one "
+            f"column; got an array of shape {Y.shape}."
+        )
+    try:
+        numeric = Y.astype(np.float64) if Y.dtype.kind in "biuf" else _to_float(Y)
+    except (TypeError, ValueError):
+        flat = Y.ravel()
+        bad = next(
+            value for value in flat
+            if isinstance(value, (str, bytes, bool, np.bool_)) or not isinstance(value, numbers.Real)
+        )
+        raise ValueError(
+            f"y must hold numbers for regression; it holds {bad!r} "
+            f"({type(bad).__name__}). Convert the column to float (e.g. "
+            "pd.to_numeric(column)); for categorical targets use a classifier."
+        ) from None
+    if Y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and y have different numbers of samples: {n_samples} texts but "
+            f"{Y.shape[0]} target rows."
+        )
+    if not np.isfinite(numeric).all():
+        rows = np.flatnonzero(~np.isfinite(numeric.reshape(len(numeric), -1)).all(axis=1))
+        raise ValueError(
+            f"y holds NaN or infinite values in {len(rows)} row(s) (the first at index "
+            f"{rows[0]}); drop those samples or impute the targets first."
+        )
+    one_dimensional = numeric.ndim == 1
+    return numeric.reshape(len(numeric), -1), one_dimensional
+
+
+def _to_float(Y: np.ndarray) -> np.ndarray:
+    """Object or string arrays as floats; strings and booleans are refused (TypeError)."""
+    if Y.dtype.kind in "USb":
+        raise TypeError
+    for value in Y.ravel():
+        if isinstance(value, (str, bytes, bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError
+    return Y.astype(np.float64)
+
+
+def check_n_labels(y, n_labels: int, *, what: str = "labels") -> None:
+    """Raise if ``y`` has another number of columns than the fitted labels (or targets)."""
     shape = getattr(y, "shape", None) or np.shape(y)
     n_columns = shape[1] if len(shape) == 2 else 1
     if n_columns != n_labels:
         raise ValueError(
-            f"y has {n_columns} columns but the estimator was fitted on {n_labels} labels."
+            f"y has {n_columns} columns but the estimator was fitted on {n_labels} {what}."
         )
 
 
