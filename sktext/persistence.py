@@ -63,7 +63,8 @@ _WRITTEN = (MANIFEST_FILE, WEIGHTS_FILE, VOCABULARY_FILE, TOKENIZER_FOLDER, ENCO
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
 # Fitted attributes saved as files or rebuilt, not stored as JSON values.
 _SPECIAL_ATTRIBUTES = frozenset(
-    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_"}
+    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_",
+     "output_layout_"}
 )
 _ARRAY_TAG = "__ndarray__"
 
@@ -159,6 +160,32 @@ def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
         f"classes_ must all be int or all be str to be saved; got {', '.join(kinds)}. "
         "Rename the labels first, e.g. estimator.classes_ = estimator.classes_.astype(str)."
     )
+
+
+def _encode_layout(layout) -> list[dict[str, Any]]:
+    """JSON form of an :class:`~sktext.targets.OutputLayout`."""
+    return [
+        {
+            "name": _encode_classes(np.asarray([target.name], dtype=object)),
+            "kind": target.kind,
+            "classes": _encode_classes(target.classes),
+            "start": int(target.start),
+            "stop": int(target.stop),
+        }
+        for target in layout.targets
+    ]
+
+
+def _decode_layout(entries: list[Mapping[str, Any]]):
+    """The :class:`~sktext.targets.OutputLayout` that :func:`_encode_layout` wrote."""
+    from .targets import OutputLayout, Target
+
+    targets = []
+    for entry in entries:
+        name = _decode_classes(entry["name"])[0]
+        classes = _decode_classes(entry["classes"])
+        targets.append(Target(name, entry["kind"], classes, int(entry["start"]), int(entry["stop"])))
+    return OutputLayout(tuple(targets))
 
 
 def _encode_attributes(estimator) -> tuple[dict[str, Any], list[str]]:
@@ -272,12 +299,7 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
             f"got {name}. Use joblib.dump for other objects."
         )
     check_is_fitted(estimator, "module_")
-    if "output_layout_" in vars(estimator):
-        raise ValueError(
-            f"save_model does not yet save a {name} fitted on categorical (multi-output) "
-            "targets, only on a multi-label matrix. Pickle it for now "
-            "(joblib.dump(estimator, 'model.joblib'); load only files you trust)."
-        )
+    layout = vars(estimator).get("output_layout_")
     try:
         metadata = _to_json(dict(metadata or {}))
     except _NotJSON as reason:
@@ -298,7 +320,13 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
         "params": params,
         "dropped_params": dropped,
         # A regressor has neither (its target_mean_ / target_scale_ are in "attributes").
-        "classes": _encode_classes(estimator.classes_) if hasattr(estimator, "classes_") else None,
+        "classes": (
+            _encode_classes(estimator.classes_)
+            if hasattr(estimator, "classes_") and layout is None else None
+        ),
+        # Several targets (softmax and sigmoid heads): each with its name, kind, classes
+        # and logit columns; classes_ is rebuilt from it.
+        "output_layout": None if layout is None else _encode_layout(layout),
         "thresholds": _to_json(np.asarray(estimator.thresholds_)) if hasattr(estimator, "thresholds_") else None,
         "n_outputs": int(estimator.n_outputs_),
         "attributes": attributes,
@@ -422,6 +450,9 @@ def _restore_attributes(estimator, manifest: Mapping) -> None:
 
     if manifest.get("classes") is not None:
         estimator.classes_ = _decode_classes(manifest["classes"])
+    if manifest.get("output_layout") is not None:
+        estimator.output_layout_ = _decode_layout(manifest["output_layout"])
+        estimator.classes_ = [target.classes for target in estimator.output_layout_.targets]
     estimator.n_outputs_ = int(manifest["n_outputs"])
     if manifest.get("thresholds") is not None:
         estimator.thresholds_ = _from_json(manifest["thresholds"])
@@ -452,7 +483,8 @@ def _load_text_encoding(estimator, folder: Path, description: Mapping[str, Any])
 def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.Module:
     from safetensors.torch import load_model as load_weights
 
-    module = estimator._build_module(estimator.n_outputs_)
+    layout = vars(estimator).get("output_layout_")
+    module = estimator._build_module(estimator.n_outputs_ if layout is None else layout.n_logits)
     if type(module).__name__ != description["class"]:
         raise ValueError(
             f"The saved module is a {description['class']} but this sktext builds a "

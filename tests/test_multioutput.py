@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from ulmfit_factory import ulmfit_factory
 
-from sktext import TransformerMultiLabelClassifier, save_model
+from sktext import TransformerMultiLabelClassifier, load_model, save_model
 from sktext.base import MultilabelValidSplit
 from sktext.losses import MultiHeadLoss
 from sktext.targets import BINARY, CATEGORICAL, OutputLayout, check_targets
@@ -175,12 +175,22 @@ def test_clear_errors_for_bad_targets(make, y, match):
         make().fit(["a b", "c d", "e f", "g h"], y)
 
 
-def test_wrong_column_count_and_no_model_folder(fitted, holdout, tmp_path):
+def test_wrong_column_count(fitted, holdout):
     X, frame = holdout
     with pytest.raises(ValueError, match="y has 2 columns but the estimator was fitted on 3 labels"):
         fitted.score(X, frame.iloc[:, :2])
-    with pytest.raises(ValueError, match="does not yet save.*categorical.*joblib.dump"):
-        save_model(fitted, tmp_path / "model")
+
+
+def test_model_folder_round_trip_keeps_heads_and_classes(fitted, holdout, tmp_path):
+    X, _ = holdout
+    loaded = load_model(save_model(fitted, tmp_path / "model"))
+    assert [t.name for t in loaded.output_layout_.targets] == [t.name for t in fitted.output_layout_.targets]
+    for restored, original in zip(loaded.classes_, fitted.classes_):
+        np.testing.assert_array_equal(restored, original)
+        assert restored.dtype.kind == original.dtype.kind or {restored.dtype.kind, original.dtype.kind} <= {"O", "U"}
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+    for restored, original in zip(loaded.predict_proba(X), fitted.predict_proba(X)):
+        np.testing.assert_array_equal(restored, original)
 
 
 def test_check_targets_keeps_multilabel_matrices():
