@@ -4,7 +4,7 @@ Run ``python -m sktext.demo``. It trains ``TransformerMultiLabelClassifier`` (th
 bundled all-MiniLM-L6-v2) on the sample's 3,000 training descriptions, prints
 scikit-learn's ``classification_report`` on the 1,000 test descriptions, and puts
 micro / macro F1 beside a TF-IDF + one-vs-rest logistic regression baseline fitted on
-the same data. The defaults take about ten minutes on two CPU cores; on a GPU, raise
+the same data. The defaults take about six minutes on two idle CPU cores; on a GPU, raise
 ``--max-epochs`` and ``--max-length``.
 """
 
