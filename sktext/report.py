@@ -133,7 +133,7 @@ def _f1(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
 def require_matplotlib() -> None:
     """Raise an ImportError that says how to install matplotlib, if it is missing."""
     try:
-        import matplotlib
+        import matplotlib  # noqa: F401  (availability check)
     except ImportError as error:
         raise ImportError(
             "The evaluation report draws its charts with matplotlib, which is not installed; "

@@ -199,7 +199,7 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     try:
         Y, classes = check_label_matrix(y, n_samples)
         return Y, classes, None
-    except ValueError as multilabel_error:
+    except ValueError:
         columns, is_frame = _multioutput_columns(y, n_samples)
         if columns is None:
             raise
