@@ -19,13 +19,6 @@ CORPUS = ["the cat sat on the mat . the dog ate the bone ."] * 40 + ["a bird fle
 TRAINING = {"preset": "tiny", "batch_size": 4, "bptt": 10, "min_freq": 1, "random_state": 0, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def trained():

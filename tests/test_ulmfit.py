@@ -11,14 +11,6 @@ from sktext.ulmfit import ULMFiTClassifier
 FAST = dict(min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Tiny LSTMs: one thread avoids OpenMP contention on a shared CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def language_model():
