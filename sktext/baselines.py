@@ -7,6 +7,16 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+
+def _sorted_indices(X):
+    """The sparse matrix with sorted column indices (a sorted copy only if needed)."""
+    if X.has_sorted_indices:
+        return X
+    X = X.copy()
+    X.sort_indices()
+    return X
 
 
 def tfidf_logistic_regression(*, C: float = 8.0, n_jobs: int | None = None) -> Pipeline:
@@ -17,7 +27,10 @@ def tfidf_logistic_regression(*, C: float = 8.0, n_jobs: int | None = None) -> P
     C : float, default=8.0
         Inverse regularization strength of every per-label LogisticRegression.
     n_jobs : int, default=None
-        Labels fitted in parallel by OneVsRestClassifier.
+        Labels fitted in parallel by OneVsRestClassifier. joblib hands large
+        matrices to the workers as read-only memory maps, and liblinear sorts a
+        matrix's indices in place, so the pipeline sorts them first (TfidfVectorizer
+        leaves them unsorted; fitting crashed with "WRITEBACKIFCOPY base is read-only").
 
     Returns
     -------
@@ -31,4 +44,4 @@ def tfidf_logistic_regression(*, C: float = 8.0, n_jobs: int | None = None) -> P
     classifier = OneVsRestClassifier(
         LogisticRegression(C=C, solver="liblinear", max_iter=1000), n_jobs=n_jobs
     )
-    return make_pipeline(vectorizer, classifier)
+    return make_pipeline(vectorizer, FunctionTransformer(_sorted_indices, accept_sparse=True), classifier)

@@ -2,9 +2,9 @@
 
 ``TextNet`` is a :class:`skorch.NeuralNet` with the criterion the estimator passes
 (BCE-with-logits, :class:`sktext.losses.FocalLoss`, :class:`sktext.losses.MultiHeadLoss`
-or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept out of the optimizer, length-bucketed
-training batches, bf16 autocast on CUDA, and ``torch.inference_mode`` for
-evaluation. Schedules, clipping, early stopping and
+or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept
+out of the optimizer, length-bucketed training batches, bf16 autocast on CUDA, and
+``torch.inference_mode`` for evaluation. Schedules, clipping, early stopping and
 progress bars are skorch callbacks, assembled by :func:`make_callbacks`.
 """
 

@@ -37,7 +37,7 @@ def frozen_transformer(tiny_bert):
 
 
 def _same_state(first: dict, second: dict) -> bool:
-    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    return first.keys() == second.keys() and all(torch.equal(first[k].cpu(), second[k].cpu()) for k in first)
 
 
 def test_transformer_encoder_stays_as_loaded_and_head_learns(frozen_transformer, tiny_bert):

@@ -53,7 +53,7 @@ def test_head_bias_starts_at_label_priors(tiny_bert):
                                           threshold=0.5, validation_fraction=None)
     clf.fit(X, Y)
     prior = (Y.sum(0) + 0.5) / (len(Y) + 1)
-    np.testing.assert_allclose(clf.module_.output.bias.detach().numpy(), np.log(prior / (1 - prior)), atol=1e-4)
+    np.testing.assert_allclose(clf.module_.output.bias.detach().cpu().numpy(), np.log(prior / (1 - prior)), atol=1e-4)
 
 
 @pytest.mark.slow

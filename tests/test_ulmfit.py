@@ -100,6 +100,7 @@ def test_long_texts_and_unknown_words_predict(language_model):
         ({"lm_epochs": -1}, "lm_epochs must be an int >= 0"),
         ({"gradual_unfreezing": "yes"}, "gradual_unfreezing must be True or False"),
         ({"drop_mult": 3.0}, "drop_mult"),
+        ({"head_hidden_dim": 0}, "head_hidden_dim"),
         ({"max_vocab": 5}, "max_vocab must be at least 9"),
         ({"language_model": 42}, "language_model|pretrained must be None"),
         ({"language_model": "/no/such/folder"}, "not a folder saved by LanguageModel.save"),
@@ -189,3 +190,16 @@ def test_clear_errors_for_bad_unlabeled_files(tmp_path):
     csv.write_text("a text\n")
     with pytest.raises(ValueError, match="must end in one of"):
         _fit_with_unlabeled(csv)
+
+
+def test_head_hidden_dim_sets_the_head_width_and_survives_a_model_folder(tmp_path):
+    X, Y = make_toy_data(60, seed=0)
+    classifier = ULMFiTClassifier(
+        preset="tiny", lm_epochs=0, max_epochs=1, head_hidden_dim=24, threshold=0.5,
+        validation_fraction=None, **FAST
+    ).fit(X, Y)
+    assert classifier.module_.head.hidden.out_features == 24
+    assert classifier.module_.head.output.in_features == 24
+    restored = ULMFiTClassifier.load(classifier.save(tmp_path / "model"))
+    assert restored.head_hidden_dim == 24
+    np.testing.assert_allclose(restored.predict_proba(X), classifier.predict_proba(X), atol=1e-6)
