@@ -23,7 +23,7 @@ from .models.awd_lstm import (
     scaled_dropouts,
 )
 from .regression import TextRegressorBase
-from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, tokenize
+from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, _check_texts, tokenize
 from .validation import check_positive_float, check_positive_int
 
 DEFAULT_PRESET = "small"
@@ -101,13 +101,7 @@ def read_unlabeled_texts(unlabeled_texts) -> list[str]:
                 "unlabeled_texts must be None, a list of str or a path, got "
                 f"{type(unlabeled_texts).__name__}."
             ) from None
-        for index, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"unlabeled_texts must contain strings only; item {index} is a "
-                    f"{type(text).__name__} ({text!r:.50}). Convert the items with str() "
-                    "or drop the missing values first."
-                )
+        texts = _check_texts(texts, "unlabeled_texts")
         origin = "the given sequence"
     if not texts:
         raise ValueError(f"unlabeled_texts holds no texts ({origin} is empty); pass None to use X alone.")
