@@ -9,6 +9,7 @@ descriptions, 326 labels), which is not shipped with sktext. It is looked up in
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import gzip
 import json
@@ -64,6 +65,30 @@ class DebtagsData:
     train_ids: list[str] = field(repr=False)
     test_ids: list[str] = field(repr=False)
     data_dir: Path = field(default=DEFAULT_DATA_DIR)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, subsets: bool = True) -> None:
+    """Add ``--data-dir`` and, with ``subsets``, ``--max-train`` / ``--max-test`` to ``parser``."""
+    parser.add_argument("--data-dir", default=None,
+                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
+                             "../shared/data/debtags)")
+    if subsets:
+        parser.add_argument("--max-train", type=int, default=None,
+                            help="fit on a random subset of this many train records "
+                                 "(the baselines too)")
+        parser.add_argument("--max-test", type=int, default=None,
+                            help="score on a random subset of this many test records")
+
+
+def add_transformer_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the TransformerMultiLabelClassifier options the quality-style benchmarks share."""
+    parser.add_argument("--model", default="all-MiniLM-L6-v2",
+                        help="model_name_or_path of the transformer")
+    parser.add_argument("--max-epochs", type=int, default=10)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--patience", type=int, default=3)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

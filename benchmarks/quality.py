@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from common import (
     Timer,
+    add_data_arguments,
+    add_transformer_arguments,
     format_table,
     load_debtags,
     machine_info,
@@ -55,20 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Debtags test scores of TransformerMultiLabelClassifier beside "
                     "TF-IDF + logistic regression.")
-    parser.add_argument("--data-dir", default=None,
-                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
-                             "../shared/data/debtags)")
-    parser.add_argument("--max-train", type=int, default=None,
-                        help="fit on a random subset of this many train records")
-    parser.add_argument("--max-test", type=int, default=None,
-                        help="score on a random subset of this many test records")
-    parser.add_argument("--model", default="all-MiniLM-L6-v2",
-                        help="model_name_or_path of the transformer")
-    parser.add_argument("--max-epochs", type=int, default=10)
-    parser.add_argument("--max-length", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--patience", type=int, default=3)
+    add_data_arguments(parser)
+    add_transformer_arguments(parser)
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda", "cuda:1"')
     parser.add_argument("--C", type=float, default=8.0,
                         help="inverse regularization of the logistic regressions")

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from common import (
     Timer,
+    add_data_arguments,
     format_table,
     load_debtags,
     machine_info,
@@ -68,9 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train and predict throughput of TransformerMultiLabelClassifier vs "
                     "the Hugging Face Trainer and text-classification pipeline.")
-    parser.add_argument("--data-dir", default=None,
-                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
-                             "../shared/data/debtags)")
+    add_data_arguments(parser, subsets=False)
     parser.add_argument("--n-train", type=int, default=1000,
                         help="train records (random subset of the train split)")
     parser.add_argument("--n-predict", type=int, default=1000,

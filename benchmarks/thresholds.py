@@ -18,7 +18,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import format_table, load_debtags, machine_info, write_results
+from common import (
+    add_data_arguments,
+    format_table,
+    load_debtags,
+    machine_info,
+    write_results,
+)
 from sklearn.metrics import f1_score
 
 from sktext.baselines import tfidf_logistic_regression
@@ -48,7 +54,7 @@ def main(argv=None) -> None:
     parser.add_argument("--n-fit", type=int, default=3000)
     parser.add_argument("--n-valid", type=int, default=300)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--data-dir", default=None)
+    add_data_arguments(parser, subsets=False)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 

@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 from common import (
     Timer,
+    add_data_arguments,
     format_table,
     load_debtags,
     load_unlabeled_texts,
@@ -86,14 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Debtags test scores of ULMFiTClassifier with no, train-only and "
                     "train+unlabeled language-model fine-tuning, beside TF-IDF + LR.")
-    parser.add_argument("--data-dir", default=None,
-                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
-                             "../shared/data/debtags)")
-    parser.add_argument("--max-train", type=int, default=None,
-                        help="fit on a random subset of this many train records "
-                             "(the baselines too)")
-    parser.add_argument("--max-test", type=int, default=None,
-                        help="score on a random subset of this many test records")
+    add_data_arguments(parser)
     parser.add_argument("--max-unlabeled", type=int, default=None,
                         help="use only the first N unlabeled texts (passed as a list); "
                              "default: all, passed as the path of unlabeled.jsonl.gz")

@@ -25,7 +25,15 @@ import argparse
 import json
 from typing import Any
 
-from common import Timer, load_debtags, machine_info, resolve_device, scores, write_results
+from common import (
+    Timer,
+    add_data_arguments,
+    load_debtags,
+    machine_info,
+    resolve_device,
+    scores,
+    write_results,
+)
 
 BASE: dict[str, Any] = {
     "preset": {"embedding_dim": 200, "hidden_dim": 400, "n_layers": 2},
@@ -49,9 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("name", help="label of this configuration in the output")
     parser.add_argument("config", help="JSON object of ULMFiTClassifier parameters over the base")
-    parser.add_argument("--data-dir", default=None,
-                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
-                             "../shared/data/debtags)")
+    add_data_arguments(parser, subsets=False)
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda", "cuda:1"')
     parser.add_argument("--out", default=None,
                         help="JSON output (default: benchmarks/results/ulmfit_config.json)")
