@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.utils import estimator_checks
+
+# scikit-learn's estimator checks that need no data; every sktext estimator passes them.
+DATA_FREE_SKLEARN_CHECKS = [
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_estimator_cloneable,
+    estimator_checks.check_estimator_repr,
+    estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
+    estimator_checks.check_mixin_order,
+]
 
 torch.set_num_threads(1)  # tiny models: one thread is faster, and immune to oversubscription
 

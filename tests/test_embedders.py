@@ -15,9 +15,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import estimator_checks
 
-from conftest import make_toy_data
+from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
 from sktext import TransformerEmbedder, ULMFiTEmbedder
 from sktext.language_model import fine_tune_language_model
 
@@ -56,13 +55,7 @@ def fitted(make):
 
 @pytest.mark.parametrize(
     "check",
-    [
-        estimator_checks.check_no_attributes_set_in_init,
-        estimator_checks.check_estimator_cloneable,
-        estimator_checks.check_estimator_repr,
-        estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
-        estimator_checks.check_mixin_order,
-    ],
+    DATA_FREE_SKLEARN_CHECKS,
     ids=lambda check: check.__name__,
 )
 def test_data_free_sklearn_checks(make, check):

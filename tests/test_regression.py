@@ -15,14 +15,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_toy_data
+from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils import estimator_checks
 from ulmfit_factory import ulmfit_factory
 
 from sktext import TransformerRegressor, ULMFiTRegressor, load_model
@@ -87,13 +86,7 @@ def holdout():
 
 @pytest.mark.parametrize(
     "check",
-    [
-        estimator_checks.check_no_attributes_set_in_init,
-        estimator_checks.check_estimator_cloneable,
-        estimator_checks.check_estimator_repr,
-        estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
-        estimator_checks.check_mixin_order,
-    ],
+    DATA_FREE_SKLEARN_CHECKS,
     ids=lambda check: check.__name__,
 )
 def test_data_free_sklearn_checks(make, check):

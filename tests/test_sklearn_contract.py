@@ -22,9 +22,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils import estimator_checks
 
-from conftest import make_toy_data
+from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
 from sktext import TransformerMultiLabelClassifier
 from ulmfit_factory import GRID as ULMFIT_GRID
 from ulmfit_factory import ulmfit_factory
@@ -69,13 +68,7 @@ def holdout():
 
 @pytest.mark.parametrize(
     "check",
-    [
-        estimator_checks.check_no_attributes_set_in_init,
-        estimator_checks.check_estimator_cloneable,
-        estimator_checks.check_estimator_repr,
-        estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
-        estimator_checks.check_mixin_order,
-    ],
+    DATA_FREE_SKLEARN_CHECKS,
     ids=lambda check: check.__name__,
 )
 def test_data_free_sklearn_checks(make, check):
