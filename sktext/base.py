@@ -1,133 +1,62 @@
-"""The estimator bases every sktext classifier and regressor shares.
+"""The fit skeleton every sktext classifier and regressor shares.
 
 :class:`TextEstimatorBase` owns what depends neither on the model nor on the task:
-validation of X, seeding, the validation split, building the skorch net, the
-inference loop, pickling, ``save``/``load`` and the text-input tags.
-:class:`MultiLabelTextClassifierBase` adds label handling (a multi-label matrix, or
-several categorical and 0/1 targets laid out by :mod:`sktext.targets`), the
-stratified split, positive-class weights, the output-bias prior, threshold tuning
-and ``predict`` / ``predict_proba`` / ``decision_function``;
-:class:`~sktext.regression.TextRegressorBase` adds continuous targets. A subclass
-supplies the model through four hooks (the same for both tasks; the transformer and
-ULMFiT mixins in :mod:`sktext.transformer` and :mod:`sktext.ulmfit` implement them):
+the parameter check, seeding, the order of the steps of a fit, building the skorch
+net, the inference loop, pickling, ``save``/``load`` and the text-input tags. A fit
+reads top-down::
+
+    fit(X, y)                                   task base (classification.py, regression.py)
+      check X, y; validate_parameters(self)     validation.py, the class's _parameter_constraints
+      _fit_module(texts, Y, criterion_kwargs)   here: seed, then
+        _fit_encoding(texts) -> dataset, pretrained      model family
+        _build_module(n_outputs, pretrained) -> module   model family
+        _init_output_bias(module, Y)                     task base
+        _train(module, dataset, split, ...) -> history   here (one skorch run) or the family
+      post-processing (thresholds_)             task base
+
+The task bases (:class:`~sktext.classification.MultiLabelTextClassifierBase`,
+:class:`~sktext.regression.TextRegressorBase`) supply ``_criterion()``,
+``_valid_split(seed)``, ``_init_output_bias(module, Y)`` and ``_n_logits(Y)``. A model
+family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mixin:
 
 - ``_fit_encoding(texts)``: fit the tokenizer (or vocabulary, or language model) and
-  return the texts as :class:`~sktext.batching.TokenizedTexts`;
+  return the texts as :class:`~sktext.batching.TokenizedTexts` with what the module
+  starts from (a pretrained encoder, an encoder state dict, or None);
 - ``_encode(texts)``: encode new texts with what ``_fit_encoding`` fitted;
-- ``_build_module(n_outputs)``: a torch module mapping ``(input_ids, attention_mask)``
-  to one output per logit, exposing its final ``nn.Linear`` as ``output_layer`` and, for
-  ``freeze_encoder=True``, a ``freeze_encoder()`` method
+- ``_build_module(n_outputs, pretrained)``: a torch module mapping ``(input_ids,
+  attention_mask)`` to ``n_outputs`` logits, exposing its final ``nn.Linear`` as
+  ``output_layer`` and a ``freeze_encoder()`` method
   (:class:`~sktext.models.freezing.FreezableEncoderMixin`);
-- ``_train(module, dataset, split, criterion_kwargs)``: train it (by default one skorch run
-  with the parameter groups from ``_parameter_groups()``), returning skorch's History.
+- ``_save_encoding(folder)`` / ``_load_encoding(folder, description)``: write and read
+  the tokenizer or vocabulary (and encoder config) of a model folder;
+- optionally ``_parameter_groups()`` and ``_train(...)`` (ULMFiT's stages).
 """
 
 from __future__ import annotations
 
 import io
-import math
-import numbers
-import warnings
 
 import numpy as np
 import torch
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-from scipy.special import expit, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import ShuffleSplit
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
-from .losses import LOSSES, MultiHeadLoss, criterion_for
 from .net import TextNet, make_callbacks, predict_batched
-from .targets import BINARY, OutputLayout, check_targets
-from .thresholds import tune_thresholds
+from .registry import model_folder_format
+from .splits import ShuffleValidSplit
 from .validation import (
-    check_fraction,
-    check_n_labels,
-    check_positive_float,
-    check_positive_int,
-    check_texts,
+    FRACTION,
+    NON_NEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    NON_NEGATIVE_INT,
     resolve_device,
+    seed_from,
+    seeded,
+    validate_parameters,
 )
 
-MAX_POS_WEIGHT = 100.0
-MIN_THRESHOLD_POSITIVES = 5
-
-
-class ShuffleValidSplit:
-    """skorch ``train_split`` holding out a random validation set (for regression).
-
-    The validation part comes sorted by length, for fast, padding-light evaluation.
-
-    Parameters
-    ----------
-    fraction : float
-        Share of the samples held out.
-    seed : int
-    """
-
-    def __init__(self, fraction: float, seed: int) -> None:
-        self.fraction = fraction
-        self.seed = seed
-        self._cache = None
-
-    def _stratify_on(self, y: np.ndarray) -> np.ndarray:
-        return y
-
-    def _splitter(self):
-        return ShuffleSplit(n_splits=1, test_size=self.fraction, random_state=self.seed)
-
-    def indices(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Train and validation indices for the targets ``y`` (computed once per array)."""
-        if self._cache is not None and self._cache[0] is y:
-            return self._cache[1]
-        n_valid = int(np.ceil(self.fraction * len(y)))
-        if n_valid < 1 or len(y) - n_valid < 1:
-            raise ValueError(
-                f"validation_fraction={self.fraction} leaves no validation or no training "
-                f"sample out of {len(y)}; pass more texts, another fraction, or "
-                "validation_fraction=None (for a classifier, with a float threshold)."
-            )
-        train, valid = next(self._splitter().split(np.zeros(len(y)), self._stratify_on(y)))
-        self._cache = (y, (train, valid))
-        return train, valid
-
-    def __call__(self, dataset: TokenizedTexts, y=None, **fit_params):
-        train, valid = self.indices(dataset.y)
-        valid = valid[np.argsort(-dataset.lengths[valid], kind="stable")]
-        return dataset.subset(train), dataset.subset(valid)
-
-
-class MultilabelValidSplit(ShuffleValidSplit):
-    """skorch ``train_split`` holding out a multi-label stratified validation set.
-
-    Uses iterative stratification (``MultilabelStratifiedShuffleSplit`` from
-    iterative-stratification), so rare labels keep positives on both sides. The
-    validation part comes sorted by length, for fast, padding-light evaluation.
-
-    Parameters
-    ----------
-    fraction : float
-        Share of the samples held out.
-    seed : int
-    layout : OutputLayout, optional
-        For categorical targets: they are one-hot encoded next to the 0/1 columns, so
-        every class is stratified too.
-    """
-
-    def __init__(self, fraction: float, seed: int, layout: OutputLayout | None = None) -> None:
-        super().__init__(fraction, seed)
-        self.layout = layout
-
-    def _splitter(self):
-        return MultilabelStratifiedShuffleSplit(
-            n_splits=1, test_size=self.fraction, random_state=self.seed
-        )
-
-    def _stratify_on(self, y: np.ndarray) -> np.ndarray:
-        return y if self.layout is None else self.layout.indicator_matrix(y)
+__all__ = ["TextEstimatorBase", "TorchModulePicklingMixin"]
 
 
 class TorchModulePicklingMixin:
@@ -143,20 +72,12 @@ class TorchModulePicklingMixin:
 
     def __setstate__(self, state):
         if isinstance(state.get("module_"), bytes):
-            device = state.get("device_", torch.device("cpu"))
-            if device.type == "cuda" and not torch.cuda.is_available():
-                device = torch.device("cpu")
+            device = resolve_device(state.get("device_", "cpu"), cuda_fallback=True)
             state["device_"] = device
             state["module_"] = torch.load(
                 io.BytesIO(state["module_"]), map_location=device, weights_only=False
             ).eval()
         super().__setstate__(state)
-
-
-def check_bool(value, name: str) -> None:
-    """Raise unless ``value`` is True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
 class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
@@ -169,14 +90,39 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
     and optionally ``_parameter_groups`` and ``_train``.
     """
 
-    # -- hooks for subclasses ------------------------------------------------------
-    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+    #: What every subclass reads (see :mod:`sktext.validation`); subclasses add theirs.
+    _parameter_constraints: dict = {
+        "batch_size": [POSITIVE_INT],
+        "max_epochs": [POSITIVE_INT],
+        "lr": [POSITIVE_FLOAT],
+        "weight_decay": [NON_NEGATIVE_FLOAT],
+        "warmup_fraction": [FRACTION],
+        "validation_fraction": [FRACTION, None],
+        "patience": [POSITIVE_INT, None],
+        "gradient_clip_norm": [POSITIVE_FLOAT, None],
+        "freeze_encoder": ["boolean"],
+        "device": ["device"],
+        "random_state": ["random_state"],
+        "verbose": [NON_NEGATIVE_INT, "boolean"],
+    }
+
+    # -- hooks of the model family ---------------------------------------------------
+    def _fit_encoding(self, texts: list[str]) -> tuple[TokenizedTexts, object]:
+        """Fit the text encoding; return the encoded texts and what the module starts from."""
         raise NotImplementedError
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         raise NotImplementedError
 
-    def _build_module(self, n_outputs: int) -> torch.nn.Module:
+    def _build_module(self, n_outputs: int, pretrained: object) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _save_encoding(self, folder) -> dict:
+        """Write the fitted encoding into a model folder; return its manifest description."""
+        raise NotImplementedError
+
+    def _load_encoding(self, folder, description: dict) -> object:
+        """Read what :meth:`_save_encoding` wrote; return ``pretrained`` for ``_build_module``."""
         raise NotImplementedError
 
     def _parameter_groups(self) -> list:
@@ -189,23 +135,18 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
 
     def _valid_split(self, seed: int) -> ShuffleValidSplit:
         """The skorch ``train_split`` used when ``validation_fraction`` is set."""
-        return ShuffleValidSplit(self.validation_fraction, seed)
+        raise NotImplementedError
 
     def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
         """Set the output layer's bias from the training targets (default: leave it)."""
 
-    def _check_params(self) -> None:
-        """Validate the parameters the base reads; subclasses extend it."""
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.max_epochs, "max_epochs")
-        check_positive_float(self.lr, "lr")
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        check_fraction(self.warmup_fraction, "warmup_fraction", allow_none=False)
-        check_fraction(self.validation_fraction, "validation_fraction")
-        check_positive_int(self.patience, "patience", allow_none=True)
-        if self.gradient_clip_norm is not None:
-            check_positive_float(self.gradient_clip_norm, "gradient_clip_norm")
-        check_bool(self.freeze_encoder, "freeze_encoder")
+    def _check_related_params(self) -> None:
+        """Checks that involve several parameters at once (each alone is declared)."""
+
+    def _validate_params(self) -> None:
+        """Check every parameter against the declared constraints, then the related ones."""
+        validate_parameters(self)
+        self._check_related_params()
 
     # -- fit ------------------------------------------------------------------------
     def _fit_module(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict):
@@ -217,12 +158,10 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         for attribute in ("module_", "history_"):
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            dataset = self._fit_encoding(texts).with_targets(Y)
-            module = self._build_module(self._n_logits(Y))
+        with seeded(seed_from(self.random_state), self.device_) as seed:
+            dataset, pretrained = self._fit_encoding(texts)
+            dataset = dataset.with_targets(Y)
+            module = self._build_module(self._n_logits(Y), pretrained)
             if self.freeze_encoder:
                 module.freeze_encoder()
             self._init_output_bias(module, Y)
@@ -257,7 +196,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
     @staticmethod
     def _n_train(dataset: TokenizedTexts, split: ShuffleValidSplit | None) -> int:
         """Texts left for training once ``split`` holds out the validation part."""
-        return len(dataset) - (0 if split is None else len(split.indices(dataset.y)[1]))
+        return len(dataset) if split is None else split.n_train(dataset)
 
     def _make_net(
         self,
@@ -334,9 +273,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         -------
         folder : pathlib.Path
         """
-        from .persistence import save_model
-
-        return save_model(self, folder, metadata=metadata, overwrite=overwrite)
+        return model_folder_format().save(self, folder, metadata=metadata, overwrite=overwrite)
 
     @classmethod
     def load(cls, folder):
@@ -352,288 +289,11 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         -------
         estimator : instance of this class, fitted
         """
-        from .persistence import load_model
-
-        return load_model(folder, expected_class=cls)
+        return model_folder_format().load(folder, expected_class=cls)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         tags.input_tags.two_d_array = False
         tags.non_deterministic = True
-        return tags
-
-
-class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
-    """Base class of the sktext multi-label text classifiers (not for direct use)."""
-
-    def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
-        layout = self._layout()
-        if layout is None:
-            return criterion_for(self.loss, focal_gamma=self.focal_gamma)
-        return MultiHeadLoss, {
-            "binary_logits": layout.binary_logits.tolist(),
-            "binary_targets": layout.binary_targets.tolist(),
-            "groups": layout.softmax_groups,
-            "gamma": float(self.focal_gamma) if self.loss == "focal" else None,
-        }
-
-    def _valid_split(self, seed: int) -> MultilabelValidSplit:
-        return MultilabelValidSplit(self.validation_fraction, seed, self._layout())
-
-    def _n_logits(self, Y: np.ndarray) -> int:
-        layout = self._layout()
-        return Y.shape[1] if layout is None else layout.n_logits
-
-    def _layout(self) -> OutputLayout | None:
-        """The output layout of a multi-output fit; None for a multi-label one."""
-        return self.__dict__.get("output_layout_")
-
-    def _check_params(self) -> None:
-        """Validate the parameters the base reads; subclasses extend it."""
-        super()._check_params()
-        if isinstance(self.threshold, str):
-            if self.threshold != "auto":
-                raise ValueError(
-                    f"threshold must be 'auto', a float in (0, 1) or an array of one per "
-                    f"label, got {self.threshold!r}."
-                )
-            if self.validation_fraction is None:
-                raise ValueError(
-                    "threshold='auto' tunes thresholds on the validation split, but "
-                    "validation_fraction=None; set validation_fraction (e.g. 0.1) or pass "
-                    "a float threshold such as 0.5."
-                )
-        elif isinstance(self.threshold, numbers.Real):
-            check_fraction(self.threshold, "threshold", allow_none=False)
-        if isinstance(self.pos_weight, str) and self.pos_weight != "balanced":
-            raise ValueError(
-                f"pos_weight must be None, 'balanced' or an array of one weight per label, "
-                f"got {self.pos_weight!r}."
-            )
-        if not isinstance(self.loss, str) or self.loss not in LOSSES:
-            raise ValueError(
-                f"loss must be 'bce' (binary cross-entropy) or 'focal' (focal loss, for "
-                f"imbalanced labels), got {self.loss!r}."
-            )
-        gamma = self.focal_gamma
-        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (
-            math.isfinite(gamma) and gamma >= 0
-        ):
-            raise ValueError(
-                f"focal_gamma must be a finite number >= 0 (0 gives plain cross-entropy, "
-                f"2.0 is the usual choice), got {gamma!r}."
-            )
-
-    # -- fit ------------------------------------------------------------------------
-    def fit(self, X, y):
-        """Fit the classifier on texts and a multi-label matrix, or several categorical targets.
-
-        Parameters
-        ----------
-        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
-            The texts.
-        y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
-            0/1 label indicators, as ``MultiLabelBinarizer`` returns (dense or
-            ``sparse_output=True``); a DataFrame's column names become ``classes_``.
-            Or several categorical targets (``multiclass-multioutput``): a 2-D array
-            of int or str class labels, one softmax head per column; or a DataFrame
-            mixing 0/1 columns (a sigmoid head each) and categorical columns (object,
-            category or string dtype, or ints beyond 0/1: a softmax head each). See
-            :mod:`sktext.targets`.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        texts = check_texts(X)
-        Y, classes, layout = check_targets(y, len(texts))
-        self._check_params()
-        n_labels = Y.shape[1]
-        binary = np.arange(n_labels) if layout is None else layout.binary_targets
-        names = classes if layout is None else [target.name for target in layout.targets]
-        thresholds = self._fixed_thresholds(len(binary))
-        pos_weight = self._resolve_pos_weight(Y[:, binary])
-        empty = binary[Y[:, binary].sum(axis=0) == 0]
-        if len(empty):
-            warnings.warn(
-                f"{len(empty)} label(s) have no positive example in y (e.g. "
-                f"{str(names[empty[0]])!r}); the model will learn to predict them as absent.",
-                UserWarning,
-                stacklevel=2,
-            )
-        for attribute in ("thresholds_", "output_layout_"):
-            self.__dict__.pop(attribute, None)
-        if layout is not None:
-            self.output_layout_ = layout
-        self.classes_ = classes
-        self.n_outputs_ = n_labels
-        criterion_kwargs = {} if pos_weight is None else {
-            "pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)
-        }
-        dataset, split = self._fit_module(texts, Y, criterion_kwargs)
-        if thresholds is None and len(binary):
-            _, valid = split(dataset)
-            logits = self._logits(valid)
-            if layout is not None:
-                logits = logits[:, layout.binary_logits]
-            thresholds, _ = tune_thresholds(
-                valid.y[:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
-            )
-        elif thresholds is None:
-            thresholds = np.zeros(0)
-        self.thresholds_ = thresholds
-        self._release_cuda_cache()
-        return self
-
-    def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
-        if isinstance(self.threshold, str):
-            return None
-        if isinstance(self.threshold, numbers.Real):
-            return np.full(n_labels, float(self.threshold))
-        thresholds = np.asarray(self.threshold, dtype=float)
-        if thresholds.shape != (n_labels,) or not ((thresholds > 0) & (thresholds < 1)).all():
-            raise ValueError(
-                f"threshold as an array must hold one value in (0, 1) per label, i.e. shape "
-                f"({n_labels},); got shape {thresholds.shape}."
-            )
-        return thresholds
-
-    def _resolve_pos_weight(self, Y: np.ndarray) -> np.ndarray | None:
-        if self.pos_weight is None:
-            return None
-        positives = Y.sum(axis=0)
-        if isinstance(self.pos_weight, str):
-            negatives = len(Y) - positives
-            weight = np.divide(negatives, positives, out=np.ones_like(positives), where=positives > 0)
-            return np.clip(weight, 1.0, MAX_POS_WEIGHT)
-        weight = np.asarray(self.pos_weight, dtype=np.float32)
-        if weight.shape != (Y.shape[1],) or (weight <= 0).any():
-            raise ValueError(
-                f"pos_weight as an array must hold one positive weight per label, i.e. "
-                f"shape ({Y.shape[1]},); got shape {weight.shape}."
-            )
-        return weight
-
-    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
-        """Start every logit at its training prior (smoothed): log-odds, or log-priors per softmax group."""
-        layout = self._layout()
-        if layout is not None:
-            bias = layout.bias_prior(Y)
-        else:
-            prior = (Y.sum(axis=0) + 0.5) / (len(Y) + 1.0)
-            bias = np.log(prior / (1 - prior))
-        with torch.no_grad():
-            module.output_layer.bias.copy_(torch.as_tensor(bias))
-
-    # -- predict --------------------------------------------------------------------
-    def decision_function(self, X) -> np.ndarray:
-        """Logits (before the sigmoid or softmax) of the output layer.
-
-        Parameters
-        ----------
-        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
-
-        Returns
-        -------
-        logits : ndarray of shape (n_samples, n_labels) or (n_samples, n_logits)
-            One per label for a multi-label fit; for a multi-output fit, the columns
-            of every target in turn (one for a 0/1 target, one per class for a
-            categorical one; ``output_layout_`` says which).
-        """
-        check_is_fitted(self, "module_")
-        return self._logits(self._encode(check_texts(X)))
-
-    def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
-        """Probabilities: of each label (multi-label), or of each class of each target.
-
-        Parameters
-        ----------
-        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_labels), or list of n_outputs_ ndarrays
-            Multi-label: each label's sigmoid, independently (rows need not sum to
-            one). Multi-output (scikit-learn's convention, as ``MultiOutputClassifier``):
-            one array of shape (n_samples, n_classes) per target, in the order of
-            ``classes_[j]`` (for a 0/1 target: ``[P(0), P(1)]``).
-        """
-        logits = self.decision_function(X)
-        layout = self._layout()
-        if layout is None:
-            return expit(logits)
-        proba = []
-        for target in layout.targets:
-            if target.kind == BINARY:
-                positive = expit(logits[:, target.start])
-                proba.append(np.column_stack([1 - positive, positive]))
-            else:
-                proba.append(softmax(logits[:, target.start : target.stop], axis=1))
-        return proba
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels: 0/1 indicators (multi-label), or one class per target.
-
-        Binary labels and 0/1 targets are thresholded with ``thresholds_``; a
-        categorical target gets its most probable class.
-
-        Parameters
-        ----------
-        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
-
-        Returns
-        -------
-        y_pred : ndarray of shape (n_samples, n_labels) or (n_samples, n_outputs_)
-            int64 0/1 for a multi-label fit; for a multi-output fit the original
-            labels (int64 when every target's classes are ints, else object, e.g.
-            strings).
-        """
-        layout = self._layout()
-        if layout is None:
-            return (self.predict_proba(X) >= self.thresholds_).astype(np.int64)
-        proba = self.predict_proba(X)
-        columns, binary_index = [], 0
-        for target, target_proba in zip(layout.targets, proba):
-            if target.kind == BINARY:
-                threshold = self.thresholds_[binary_index]
-                binary_index += 1
-                columns.append(target.classes[(target_proba[:, 1] >= threshold).astype(np.int64)])
-            else:
-                columns.append(target.classes[target_proba.argmax(axis=1)])
-        if all(np.asarray(column).dtype.kind in "iub" for column in columns):
-            return np.column_stack(columns).astype(np.int64)
-        predicted = np.empty((len(columns[0]), len(columns)), dtype=object)
-        for j, column in enumerate(columns):
-            predicted[:, j] = column
-        return predicted
-
-    def score(self, X, y, sample_weight=None) -> float:
-        """Subset accuracy (every label, or every target, of a sample right), as scikit-learn's classifiers.
-
-        Parameters
-        ----------
-        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
-        y : array-like of shape (n_samples, n_labels or n_outputs_) or DataFrame
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        score : float
-        """
-        check_is_fitted(self, "module_")
-        check_n_labels(y, self.n_outputs_)
-        if self._layout() is None:
-            return super().score(X, y, sample_weight=sample_weight)
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
-        predicted = self.predict(X).astype(object)
-        correct = np.all(predicted == y, axis=1)
-        return float(np.average(correct, weights=sample_weight))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
         return tags

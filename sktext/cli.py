@@ -33,9 +33,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
+
+from .io import DataFileError, iter_jsonl, open_text, read_csv_records
+from .thresholds import apply_thresholds
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
 
@@ -43,7 +46,6 @@ EXIT_USAGE = 2
 DATA_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz")
 PREDICTED_COLUMN = "predicted_labels"
 PROBA_PREFIX = "proba_"
-_CSV_FIELD_LIMIT = 2**31 - 1  # texts longer than csv's default 128 KiB field limit
 
 
 class CommandLineError(Exception):
@@ -77,40 +79,6 @@ def _data_format(path: Path) -> str:
     )
 
 
-def _open_text(path: Path, mode: str) -> TextIO:
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, mode + "t", encoding="utf-8", newline="")
-    encoding = "utf-8-sig" if mode == "r" else "utf-8"  # tolerate a spreadsheet's BOM
-    return open(path, mode, encoding=encoding, newline="")
-
-
-def _read_csv(handle: TextIO, path: Path) -> tuple[list[dict], list[str]]:
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.DictReader(handle)
-    if not reader.fieldnames:
-        raise CommandLineError(f"{path} is empty: a CSV file needs a header row naming its columns.")
-    return list(reader), list(reader.fieldnames)
-
-
-def _read_jsonl(handle: TextIO, path: Path) -> tuple[list[dict], list[str]]:
-    records, columns = [], {}
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CommandLineError(f"Line {number} of {path} is not valid JSON ({error.msg}).") from None
-        if not isinstance(record, dict):
-            raise CommandLineError(
-                f"Line {number} of {path} is a JSON {type(record).__name__}; each line must be an "
-                'object such as {"text": "...", "labels": ["a", "b"]}.'
-            )
-        records.append(record)
-        columns.update(dict.fromkeys(record))
-    return records, list(columns)
-
-
 def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
     """Rows of a CSV or JSONL file (gzipped or not) and its column names.
 
@@ -131,11 +99,14 @@ def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
     if not path.is_file():
         raise CommandLineError(f"No such data file: {path}.")
     try:
-        with _open_text(path, "r") as handle:
+        with open_text(path, "r") as handle:
             if data_format == "csv":
-                records, columns = _read_csv(handle, path)
+                records, columns = read_csv_records(handle, path)
             else:
-                records, columns = _read_jsonl(handle, path)
+                records = [record for _, record in iter_jsonl(handle, path)]
+                columns = list({column: None for record in records for column in record})
+    except DataFileError as error:
+        raise CommandLineError(str(error)) from None
     except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as error:
         raise CommandLineError(f"Cannot read {path}: {error}.") from None
     if not records:
@@ -364,18 +335,13 @@ def _read_data(path: str) -> tuple[list[dict], list[str], Path]:
 
 def _check_output_folder(folder: Path, overwrite: bool) -> None:
     """Fail before training if ``save_model`` would refuse the folder."""
-    from .persistence import MANIFEST_FILE
+    from .persistence import check_output_folder
 
-    if folder.exists() and not folder.is_dir():
-        raise CommandLineError(f"--out {folder} is a file; give a folder for the model.")
-    if folder.is_dir() and any(folder.iterdir()):
-        if not overwrite:
-            raise CommandLineError(f"--out {folder} is not empty; choose a new folder or pass --overwrite.")
-        if not (folder / MANIFEST_FILE).is_file():
-            raise CommandLineError(
-                f"--overwrite replaces a model folder, but {folder} holds other files and no "
-                f"{MANIFEST_FILE}; choose a new or empty folder."
-            )
+    try:
+        check_output_folder(folder, overwrite)
+    except ValueError as error:
+        message = str(error).replace("overwrite=True (command line: --overwrite)", "--overwrite")
+        raise CommandLineError(f"--out {folder}: {message}") from None
 
 
 def fit_command(args: argparse.Namespace) -> int:
@@ -421,7 +387,7 @@ def _predict_proba(estimator, texts: list[str]) -> np.ndarray:
 
 def _write_predictions(path: Path, rows: list[dict[str, Any]], separator: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _open_text(path, "w") as handle:
+    with open_text(path, "w") as handle:
         if _data_format(path) == "jsonl":
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -449,7 +415,7 @@ def predict_command(args: argparse.Namespace) -> int:
     texts = read_texts(records, columns, args.text_column or saved.get("text_column", "text"), path)
     _check_columns(args.keep_columns or [], columns, path, "--keep-columns")
     proba = _predict_proba(estimator, texts)
-    predicted = proba >= estimator.thresholds_
+    predicted = apply_thresholds(proba, estimator.thresholds_)
     names = [str(name) for name in estimator.classes_]
     rows = []
     for record, row_proba, row_predicted in zip(records, proba, predicted):

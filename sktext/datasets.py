@@ -38,13 +38,13 @@ means "not tagged" rather than "does not apply". Expect modest F1 scores.
 """
 from __future__ import annotations
 
-import gzip
-import json
 from importlib import resources
 from typing import Any
 
 import numpy as np
 from sklearn.utils import Bunch
+
+from .io import read_jsonl
 
 __all__ = ["load_debtags_sample"]
 
@@ -81,9 +81,8 @@ such. See ``sktext.datasets`` for how the sample was drawn.
 
 def _read_sample() -> list[dict[str, Any]]:
     """All records of the bundled sample, train first, in file order."""
-    path = resources.files("sktext") / "data" / _SAMPLE_FILE
-    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+    with resources.as_file(resources.files("sktext") / "data" / _SAMPLE_FILE) as path:
+        return read_jsonl(path)
 
 
 def load_debtags_sample(*, subset: str = "train", as_frame: bool = False,

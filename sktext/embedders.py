@@ -16,10 +16,12 @@ The vectors are what ``freeze_encoder=True`` trains a head on.
 
 from __future__ import annotations
 
+import numbers
+import os
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .base import TorchModulePicklingMixin
@@ -30,8 +32,19 @@ from .net import predict_batched
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .text import PAD_ID, tokenize
 from .transformer import encode_with_tokenizer
+from .registry import register_estimator
 from .ulmfit import LanguageModelStageMixin
-from .validation import check_positive_float, check_positive_int, check_texts, resolve_device
+from .validation import (
+    POSITIVE_INT,
+    Interval,
+    Options,
+    Types,
+    check_texts,
+    resolve_device,
+    seed_from,
+    seeded,
+    validate_parameters,
+)
 
 __all__ = ["TransformerEmbedder", "ULMFiTEmbedder"]
 
@@ -41,13 +54,23 @@ class _TextEmbedderBase(
 ):
     """What both embedders share: fit / transform around a module mapping ids to vectors.
 
-    A subclass supplies ``_check_params()``, ``_fit_module(texts)`` (returns a torch
-    module mapping ``(input_ids, attention_mask)`` to vectors, with an ``output_dim``)
-    and ``_encode(texts)`` (returns :class:`~sktext.batching.TokenizedTexts`).
+    A subclass declares its ``_parameter_constraints`` and supplies
+    ``_fit_module(texts)`` (returns a torch module mapping ``(input_ids,
+    attention_mask)`` to vectors, with an ``output_dim``) and ``_encode(texts)``
+    (returns :class:`~sktext.batching.TokenizedTexts`).
     """
 
-    def _check_params(self) -> None:
-        check_positive_int(self.batch_size, "batch_size")
+    _parameter_constraints: dict = {
+        "batch_size": [POSITIVE_INT],
+        "device": ["device"],
+    }
+
+    def _check_related_params(self) -> None:
+        """Checks that involve several parameters at once (each alone is declared)."""
+
+    def _validate_params(self) -> None:
+        validate_parameters(self)
+        self._check_related_params()
 
     def _fit_module(self, texts: list[str]) -> torch.nn.Module:
         raise NotImplementedError
@@ -71,7 +94,7 @@ class _TextEmbedderBase(
             The fitted embedder.
         """
         texts = check_texts(X)
-        self._check_params()
+        self._validate_params()
         self.__dict__.pop("module_", None)
         self.device_ = resolve_device(self.device)
         module = self._fit_module(texts)
@@ -107,6 +130,7 @@ class _TextEmbedderBase(
         return tags
 
 
+@register_estimator
 class TransformerEmbedder(_TextEmbedderBase):
     """Pooled vectors of a pretrained Hugging Face encoder, for any scikit-learn model.
 
@@ -166,11 +190,11 @@ class TransformerEmbedder(_TextEmbedderBase):
         self.batch_size = batch_size
         self.device = device
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_positive_int(self.max_length, "max_length")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
+    _parameter_constraints: dict = {
+        "model_name_or_path": [Types(str, os.PathLike, description="a model name or folder")],
+        "max_length": [POSITIVE_INT],
+        "pooling": [Options(POOLINGS)],
+    }
 
     def _fit_module(self, texts: list[str]) -> TransformerPooledEncoder:
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
@@ -180,6 +204,7 @@ class TransformerEmbedder(_TextEmbedderBase):
         return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
 
 
+@register_estimator
 class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
     """Concat-pooled vectors of an AWD-LSTM language model's encoder, for any scikit-learn model.
 
@@ -297,12 +322,13 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._check_language_model_params()
-        check_positive_float(self.weight_decay, "weight_decay", allow_zero=True)
-        if self.gradient_clip_norm is not None:
-            check_positive_float(self.gradient_clip_norm, "gradient_clip_norm")
+    _parameter_constraints: dict = {
+        "random_state": ["random_state"],
+        "verbose": [Interval(numbers.Integral, 0, None, closed="left"), "boolean"],
+    }
+
+    def _check_related_params(self) -> None:
+        super()._check_related_params()
         if self.language_model is None and self.lm_epochs == 0:
             raise ValueError(
                 "ULMFiTEmbedder needs a language model: pass language_model (a LanguageModel, "
@@ -312,10 +338,7 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
             )
 
     def _fit_module(self, texts: list[str]) -> AWDLSTMPooledEncoder:
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
+        with seeded(seed_from(self.random_state), self.device_):
             language_model = self._language_model_stage(tokenize(texts))
         no_dropout = dict(hidden_dropout=0.0, input_dropout=0.0, embedding_dropout=0.0, weight_dropout=0.0)
         encoder = AWDLSTMEncoder(len(self.vocabulary_), **self.architecture_, pad_id=PAD_ID, **no_dropout)

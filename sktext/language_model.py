@@ -28,18 +28,29 @@ from skorch import NeuralNet
 from skorch.utils import to_tensor
 from torch import nn
 
-from sktext.callbacks import one_cycle
-from sktext.models.awd_lstm import (
+from .callbacks import one_cycle
+from .models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     AWDLSTMLanguageModel,
     Hidden,
     LanguageModelOutput,
     detach_hidden,
-    layer_groups,
+    set_trainable_groups,
     resolve_architecture,
     scaled_dropouts,
 )
-from sktext.text import PAD_ID, UNKNOWN_ID, Vocabulary, _check_texts, tokenize
+from .text import PAD_ID, UNKNOWN_ID, Vocabulary, tokenize
+from .validation import (
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    check_parameter,
+    check_texts,
+    resolve_device,
+    seed_from,
+    seeded,
+)
 
 __all__ = [
     "LanguageModel",
@@ -84,44 +95,6 @@ def _architecture_of(model: AWDLSTMLanguageModel) -> dict[str, int]:
         "n_layers": encoder.n_layers,
         "pad_id": encoder.pad_id,
     }
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device; got {device!r}."
-        ) from error
-
-
-def _seed_from(random_state: Any) -> int | None:
-    """Turn a scikit-learn style random_state into an int seed (or None)."""
-    if random_state is None:
-        return None
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(np.iinfo(np.int32).max))
-    raise ValueError(
-        "random_state must be None, an int, a numpy RandomState or a numpy Generator; "
-        f"got {type(random_state).__name__}."
-    )
-
-
-def _check_number(
-    value: Any, name: str, *, minimum: float, integer: bool = False, strict: bool = False
-) -> None:
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    too_small = value <= minimum if strict else value < minimum
-    if isinstance(value, bool) or not isinstance(value, kinds) or too_small:
-        kind = "an integer" if integer else "a number"
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {kind} {relation} {minimum}; got {value!r}.")
 
 
 class LanguageModel:
@@ -185,7 +158,7 @@ class LanguageModel:
 
     def to(self, device: str | torch.device) -> LanguageModel:
         """Move the model to ``device`` ('auto' picks CUDA when available); returns self."""
-        self.model.to(_resolve_device(device))
+        self.model.to(resolve_device(device))
         return self
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
@@ -286,7 +259,7 @@ class LanguageModel:
         model = AWDLSTMLanguageModel(config["vocab_size"], **sizes, **config["dropouts"])
         state = _read_weights(folder / config["weights"])
         _load_untied_state(model, state, source=str(folder))
-        return cls(model.to(_resolve_device(device)), vocabulary, history=config.get("history"))
+        return cls(model.to(resolve_device(device)), vocabulary, history=config.get("history"))
 
     # -------------------------------------------------------------- generation
     def generate(
@@ -319,10 +292,9 @@ class LanguageModel:
         """
         if not isinstance(prompt, str):
             raise ValueError(f"prompt must be a string; got {type(prompt).__name__}.")
-        _check_number(n_words, "n_words", minimum=0, integer=True)
-        _check_number(temperature, "temperature", minimum=0)
-        seed = _seed_from(random_state)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        check_parameter("LanguageModel.generate", "n_words", n_words, [NON_NEGATIVE_INT])
+        check_parameter("LanguageModel.generate", "temperature", temperature, [NON_NEGATIVE_FLOAT])
+        generator = torch.Generator().manual_seed(seed_from(random_state))
         model, device = self.model, self.device
         ids = torch.from_numpy(self.vocabulary.encode([prompt])[0]).to(device)
         banned = torch.tensor([UNKNOWN_ID, PAD_ID], device=device)
@@ -763,15 +735,6 @@ class LanguageModelNet(NeuralNet):
         return loss
 
 
-def _set_trainable_groups(model: nn.Module, n_trainable: int | None) -> None:
-    """Let only the last ``n_trainable`` layer groups train (all when None)."""
-    groups = layer_groups(model)
-    first = 0 if n_trainable is None else len(groups) - n_trainable
-    for index, group in enumerate(groups):
-        for parameter in group:
-            parameter.requires_grad_(index >= first)
-
-
 def fine_tune_language_model(
     texts: Sequence[str],
     *,
@@ -857,18 +820,23 @@ def fine_tune_language_model(
     their rows and the others start at the mean embedding and mean decoder bias
     (pretrained words absent from ``texts`` are dropped, as in fastai).
     """
-    texts = _check_texts(texts)
-    if not texts:
-        raise ValueError("texts is empty; pass the raw texts to train the language model on.")
-    for name, value in (("epochs", epochs), ("frozen_epochs", frozen_epochs)):
-        _check_number(value, name, minimum=0, integer=True)
-    for name, value in (("batch_size", batch_size), ("bptt", bptt)):
-        _check_number(value, name, minimum=1, integer=True)
-    for name, value in (("lr", lr), ("frozen_lr", frozen_lr), ("gradient_clip", gradient_clip)):
-        if value is not None:
-            _check_number(value, name, minimum=0, strict=True)
-    _check_number(weight_decay, "weight_decay", minimum=0)
-    _check_number(verbose, "verbose", minimum=0, integer=True)
+    texts = check_texts(texts, name="texts")
+    constraints = {
+        "epochs": [NON_NEGATIVE_INT],
+        "frozen_epochs": [NON_NEGATIVE_INT],
+        "batch_size": [POSITIVE_INT],
+        "bptt": [POSITIVE_INT],
+        "lr": [POSITIVE_FLOAT, None],
+        "frozen_lr": [POSITIVE_FLOAT, None],
+        "gradient_clip": [POSITIVE_FLOAT, None],
+        "weight_decay": [NON_NEGATIVE_FLOAT],
+        "verbose": [NON_NEGATIVE_INT],
+        "random_state": ["random_state"],
+        "device": ["device"],
+    }
+    arguments = locals()
+    for name, allowed in constraints.items():
+        check_parameter("fine_tune_language_model", name, arguments[name], allowed)
     source = resolve_language_model(pretrained)
     if source is not None and preset is not None:
         raise ValueError(
@@ -892,8 +860,8 @@ def fine_tune_language_model(
         drop_mult=drop_mult,
         weight_decay=weight_decay,
         gradient_clip=gradient_clip,
-        seed=_seed_from(random_state),
-        device=_resolve_device(device),
+        seed=seed_from(random_state),
+        device=resolve_device(device),
         verbose=verbose,
     )
 
@@ -914,7 +882,7 @@ def train_on_tokens(
     drop_mult: float,
     weight_decay: float,
     gradient_clip: float | None,
-    seed: int | None,
+    seed: int,
     device: torch.device,
     verbose: int,
 ) -> LanguageModel:
@@ -923,16 +891,13 @@ def train_on_tokens(
     For callers that already tokenized the texts (the ULMFiT estimator reuses the
     tokens for its classifier); ``source`` is a resolved :class:`LanguageModel` or
     None, ``architecture`` a dict of sizes (ignored with a source), ``seed`` an int
-    or None and ``device`` a ``torch.device``.
+    and ``device`` a ``torch.device``.
     """
     lr = lr if lr is not None else (2e-3 if source is not None else 5e-3)
     frozen_lr = frozen_lr if frozen_lr is not None else 10 * lr
     vocabulary = Vocabulary.from_tokens(token_lists, max_vocab=max_vocab, min_freq=min_freq)
     batches = LanguageModelBatches(vocabulary.encode_tokens(token_lists), batch_size, bptt, random_state=seed)
-    fork_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices, enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed, device):
         if source is None:
             model = AWDLSTMLanguageModel.from_preset(architecture, len(vocabulary), drop_mult)
         else:
@@ -944,7 +909,7 @@ def train_on_tokens(
         if epochs > 0:
             phases.append((epochs, lr, None))
         for index, (n_epochs, peak_lr, n_trainable) in enumerate(phases):
-            _set_trainable_groups(model, n_trainable)
+            set_trainable_groups(model, n_trainable)
             total_steps = batches.plan(n_epochs)
             net.set_params(
                 max_epochs=n_epochs, lr=peak_lr, callbacks__lr_scheduler__total_steps=total_steps
@@ -953,7 +918,7 @@ def train_on_tokens(
                 net.fit(batches, None)
             else:
                 net.partial_fit(batches, None)
-        _set_trainable_groups(model, None)
+        set_trainable_groups(model, None)
     model.eval()
     history = _epoch_records(net.history) if phases else []
     return LanguageModel(model.to(device), vocabulary, history=history)

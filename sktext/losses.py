@@ -13,6 +13,7 @@ from torch import nn
 
 __all__ = [
     "LOSSES",
+    "criterion_for_layout",
     "REGRESSION_LOSSES",
     "FocalLoss",
     "MultiHeadLoss",
@@ -113,6 +114,35 @@ def criterion_for(loss: str, *, focal_gamma: float) -> tuple[type[nn.Module], di
     if loss == "focal":
         return FocalLoss, {"gamma": float(focal_gamma)}
     return nn.BCEWithLogitsLoss, {}
+
+
+def criterion_for_layout(layout, loss: str, *, focal_gamma: float) -> tuple[type[nn.Module], dict]:
+    """The criterion of a classifier whose targets are laid out as ``layout``.
+
+    An all-binary layout (multi-label) takes :func:`criterion_for`, whose loss is the
+    mean over every (sample, label) pair; a layout with softmax groups takes
+    :class:`MultiHeadLoss`, the mean over samples of the summed per-target losses
+    (the scale at which one cross-entropy and one BCE term weigh the same).
+
+    Parameters
+    ----------
+    layout : sktext.targets.OutputLayout
+    loss : {"bce", "focal"}
+    focal_gamma : float
+
+    Returns
+    -------
+    criterion : type
+    kwargs : dict
+    """
+    if layout.is_multilabel:
+        return criterion_for(loss, focal_gamma=focal_gamma)
+    return MultiHeadLoss, {
+        "binary_logits": layout.binary_logits.tolist(),
+        "binary_targets": layout.binary_targets.tolist(),
+        "groups": layout.softmax_groups,
+        "gamma": float(focal_gamma) if loss == "focal" else None,
+    }
 
 
 #: The values of the regressors' ``loss`` parameter.

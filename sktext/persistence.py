@@ -16,12 +16,17 @@ The folder holds
 ``model.safetensors``
     The module's state dict, written by ``safetensors.torch.save_model``, which stores
     a tensor shared by several names (tied weights) once; ``load_model`` ties it back.
-``vocabulary.json`` (ULMFiT)
-    The token list (``Vocabulary.to_dict()``).
-``tokenizer/`` and ``encoder/config.json`` (transformer)
-    The fitted tokenizer (``save_pretrained``) and the encoder's Hugging Face config.
-    The encoder is rebuilt with ``AutoModel.from_config`` and gets its weights from
-    ``model.safetensors``: no network, no weights from anywhere else.
+the text encoding, written and read by the model family's own hooks
+    (``_save_encoding`` / ``_load_encoding``): ULMFiT's ``vocabulary.json`` (the token
+    list), or the transformer's ``tokenizer/`` and ``encoder/config.json`` (the
+    encoder is rebuilt with ``AutoModel.from_config`` and gets its weights from
+    ``model.safetensors``: no network, no weights from anywhere else).
+
+This module is a leaf: the estimators never import it. It knows the estimator
+classes through :mod:`sktext.registry`, where the families register them, and
+installs :func:`save_model` / :func:`load_model` there for ``estimator.save`` and
+``Class.load``. A loaded estimator's parameters pass the same declared checks as
+at the start of ``fit``.
 
 Parameters are kept when they are JSON values (numbers, strings, lists, dicts of
 them; tuples become lists, paths strings, arrays are stored with their dtype). A
@@ -47,17 +52,25 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_FILE", "save_model", "load_model", "read_manifest"]
+from ._version import __version__
+from .registry import register_model_folder_format, registered_estimators
+from .targets import OutputLayout, Target
+from .validation import resolve_device, validate_parameters
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "check_output_folder",
+    "load_model",
+    "read_manifest",
+    "save_model",
+]
 
 FORMAT_NAME = "sktext.model"
 #: The model-folder format this sktext writes and reads.
 FORMAT_VERSION = 1
 MANIFEST_FILE = "sktext.json"
 WEIGHTS_FILE = "model.safetensors"
-VOCABULARY_FILE = "vocabulary.json"
-TOKENIZER_FOLDER = "tokenizer"
-ENCODER_CONFIG_FOLDER = "encoder"
-_WRITTEN = (MANIFEST_FILE, WEIGHTS_FILE, VOCABULARY_FILE, TOKENIZER_FOLDER, ENCODER_CONFIG_FOLDER)
 
 # Parameters that may hold training data rather than a setting: kept only as a path.
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
@@ -67,16 +80,6 @@ _SPECIAL_ATTRIBUTES = frozenset(
      "output_layout_"}
 )
 _ARRAY_TAG = "__ndarray__"
-
-
-def _estimator_classes() -> dict[str, type]:
-    from .transformer import TransformerMultiLabelClassifier, TransformerRegressor
-    from .ulmfit import ULMFiTClassifier, ULMFiTRegressor
-
-    return {
-        cls.__name__: cls
-        for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor, ULMFiTRegressor)
-    }
 
 
 # -- JSON values -------------------------------------------------------------------------
@@ -178,8 +181,6 @@ def _encode_layout(layout) -> list[dict[str, Any]]:
 
 def _decode_layout(entries: list[Mapping[str, Any]]):
     """The :class:`~sktext.targets.OutputLayout` that :func:`_encode_layout` wrote."""
-    from .targets import OutputLayout, Target
-
     targets = []
     for entry in entries:
         name = _decode_classes(entry["name"])[0]
@@ -210,7 +211,13 @@ def _module_settings(module: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-def _prepare_folder(folder: Path, overwrite: bool) -> None:
+def check_output_folder(folder: str | os.PathLike, overwrite: bool) -> None:
+    """Raise a ValueError unless ``folder`` may receive a model folder.
+
+    It may be missing or empty, or, with ``overwrite``, hold a model folder (an
+    ``sktext.json``); anything else is refused before any training or writing.
+    """
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"save_model needs a folder path; {str(folder)!r} is a file.")
     if folder.is_dir() and any(folder.iterdir()):
@@ -224,29 +231,21 @@ def _prepare_folder(folder: Path, overwrite: bool) -> None:
                 f"overwrite=True replaces a model folder, but {str(folder)!r} holds other "
                 f"files and no {MANIFEST_FILE}; choose a new or empty folder."
             )
-        for name in _WRITTEN:
+
+
+def _prepare_folder(folder: Path, overwrite: bool) -> None:
+    """Check ``folder``, then empty it of a previous model (the files its manifest lists)."""
+    check_output_folder(folder, overwrite)
+    if (folder / MANIFEST_FILE).is_file():
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        files = [MANIFEST_FILE, *manifest.get("module", {}).get("files", {}).values()]
+        for name in files:
             path = folder / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-
-
-def _save_text_encoding(estimator, folder: Path) -> dict[str, Any]:
-    """Write the tokenizer and encoder config, or the vocabulary; describe them for the manifest."""
-    if hasattr(estimator, "tokenizer_"):
-        config = estimator.module_.encoder.config
-        estimator.tokenizer_.save_pretrained(str(folder / TOKENIZER_FOLDER))
-        config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
-        return {
-            "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
-            # Not in config.json, and another attention kernel gives other decimals.
-            "attn_implementation": getattr(config, "_attn_implementation", None),
-        }
-    vocabulary = estimator.vocabulary_.to_dict()
-    (folder / VOCABULARY_FILE).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
-    return {"files": {"vocabulary": VOCABULARY_FILE}}
 
 
 def _parameter_dtype(module: torch.nn.Module) -> str:
@@ -290,16 +289,16 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
     from safetensors.torch import save_model as save_weights
     from sklearn.utils.validation import check_is_fitted
 
-    import sktext
-
     name = type(estimator).__name__
-    if _estimator_classes().get(name) is not type(estimator):
+    if registered_estimators().get(name) is not type(estimator):
         raise ValueError(
-            f"save_model saves sktext's estimators ({', '.join(sorted(_estimator_classes()))}); "
+            f"save_model saves sktext's estimators ({', '.join(sorted(registered_estimators()))}); "
             f"got {name}. Use joblib.dump for other objects."
         )
     check_is_fitted(estimator, "module_")
     layout = vars(estimator).get("output_layout_")
+    if layout is not None and layout.is_multilabel:
+        layout = None  # a multi-label matrix: its labels are "classes", as in format 1
     try:
         metadata = _to_json(dict(metadata or {}))
     except _NotJSON as reason:
@@ -311,11 +310,11 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
 
     module = estimator.module_
     save_weights(module, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
-    encoding = _save_text_encoding(estimator, folder)
+    encoding = estimator._save_encoding(folder)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "sktext_version": sktext.__version__,
+        "sktext_version": __version__,
         "estimator": name,
         "params": params,
         "dropped_params": dropped,
@@ -347,8 +346,6 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
 
 # -- loading --------------------------------------------------------------------------------
 def _check_format(manifest: Mapping, folder: Path) -> None:
-    import sktext
-
     if manifest.get("format") != FORMAT_NAME:
         hint = (" It is a language-model folder; load it with sktext.language_model.LanguageModel.load."
                 if manifest.get("format") == "sktext.language_model" else "")
@@ -361,7 +358,7 @@ def _check_format(manifest: Mapping, folder: Path) -> None:
         return
     message = (
         f"The model folder {str(folder)!r} was saved by sktext format {found} (sktext {saved_by}); "
-        f"this sktext ({sktext.__version__}) reads format {FORMAT_VERSION}. "
+        f"this sktext ({__version__}) reads format {FORMAT_VERSION}. "
     )
     if isinstance(found, int) and found > FORMAT_VERSION:
         message += f"Upgrade sktext (pip install -U 'sktext>={saved_by}') to load it."
@@ -450,6 +447,7 @@ def _restore_attributes(estimator, manifest: Mapping) -> None:
 
     if manifest.get("classes") is not None:
         estimator.classes_ = _decode_classes(manifest["classes"])
+        estimator.output_layout_ = OutputLayout.multilabel(estimator.classes_)
     if manifest.get("output_layout") is not None:
         estimator.output_layout_ = _decode_layout(manifest["output_layout"])
         estimator.classes_ = [target.classes for target in estimator.output_layout_.targets]
@@ -461,30 +459,13 @@ def _restore_attributes(estimator, manifest: Mapping) -> None:
         setattr(estimator, name, History(value) if name == "history_" else value)
 
 
-def _load_text_encoding(estimator, folder: Path, description: Mapping[str, Any]) -> None:
-    """Set ``vocabulary_``, or ``tokenizer_`` and the randomly initialised encoder."""
-    files = description["files"]
-    if "vocabulary" in files:
-        from .text import Vocabulary
-
-        data = json.loads((folder / files["vocabulary"]).read_text(encoding="utf-8"))
-        estimator.vocabulary_ = Vocabulary.from_dict(data)
-        return
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    estimator.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
-    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
-    # Read by the estimator's _build_module, as after load_pretrained in fit.
-    attention = description.get("attn_implementation")
-    options = {"attn_implementation": attention} if isinstance(attention, str) else {}
-    estimator._encoder = AutoModel.from_config(config, **options)
-
-
 def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.Module:
     from safetensors.torch import load_model as load_weights
 
+    pretrained = estimator._load_encoding(folder, description)
     layout = vars(estimator).get("output_layout_")
-    module = estimator._build_module(estimator.n_outputs_ if layout is None else layout.n_logits)
+    n_outputs = estimator.n_outputs_ if layout is None else layout.n_logits
+    module = estimator._build_module(n_outputs, pretrained)
     if type(module).__name__ != description["class"]:
         raise ValueError(
             f"The saved module is a {description['class']} but this sktext builds a "
@@ -496,16 +477,6 @@ def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.M
     module.to(getattr(torch, description["dtype"]))
     load_weights(module, str(folder / description["files"]["weights"]), strict=True)
     return module.to(estimator.device_).eval()
-
-
-def _load_device(device: Any) -> torch.device:
-    """The estimator's device, on CPU when it asks for CUDA and none is here."""
-    from .validation import resolve_device
-
-    try:
-        return resolve_device(device)
-    except ValueError:
-        return torch.device("cpu")
 
 
 def load_model(folder: str | os.PathLike, *, expected_class: type | None = None):
@@ -534,7 +505,7 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
-    classes = _estimator_classes()
+    classes = registered_estimators()
     name = manifest.get("estimator")
     if name not in classes:
         raise ValueError(
@@ -548,9 +519,14 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
             f"with {name}.load or sktext.load_model."
         )
     estimator = cls(**_decode_params(cls, manifest))
+    try:
+        validate_parameters(estimator)
+    except ValueError as error:
+        raise ValueError(f"The model folder {str(folder)!r} holds a parameter this sktext refuses: {error}") from None
     _restore_attributes(estimator, manifest)
-    estimator.device_ = _load_device(estimator.device)
-    description = manifest["module"]
-    _load_text_encoding(estimator, folder, description)
-    estimator.module_ = _rebuild_module(estimator, folder, description)
+    estimator.device_ = resolve_device(estimator.device, cuda_fallback=True)
+    estimator.module_ = _rebuild_module(estimator, folder, manifest["module"])
     return estimator
+
+
+register_model_folder_format(save_model, load_model)

@@ -30,9 +30,10 @@ import torch
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .base import ShuffleValidSplit, TextEstimatorBase
+from .base import TextEstimatorBase
 from .losses import REGRESSION_LOSSES, RegressionLoss, bounded_output
-from .validation import check_n_labels, check_regression_targets, check_texts
+from .splits import ShuffleValidSplit
+from .validation import Options, Types, check_n_labels, check_regression_targets, check_texts
 
 __all__ = ["TextRegressorBase"]
 
@@ -54,13 +55,18 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
     def _valid_split(self, seed: int) -> ShuffleValidSplit:
         return ShuffleValidSplit(self.validation_fraction, seed)
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not isinstance(self.loss, str) or self.loss not in REGRESSION_LOSSES:
-            raise ValueError(
-                f"loss must be 'mse' (mean squared error) or 'huber' (Huber loss, less "
-                f"swayed by outliers) for a regressor, got {self.loss!r}."
+    _parameter_constraints: dict = {
+        "loss": [
+            Options(
+                REGRESSION_LOSSES,
+                hint="'mse' is mean squared error, 'huber' the Huber loss, less swayed by outliers",
             )
+        ],
+        "output_range": [None, Types(tuple, list, description="a pair (low, high)")],
+    }
+
+    def _check_related_params(self) -> None:
+        super()._check_related_params()
         self._output_bounds()
 
     def _output_bounds(self) -> tuple[float, float] | None:
@@ -101,7 +107,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         """
         texts = check_texts(X)
         Y, one_dimensional = check_regression_targets(y, len(texts))
-        self._check_params()
+        self._validate_params()
         bounds = self._output_bounds()
         if bounds is not None:
             low, high = bounds

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report
 
+from .thresholds import apply_thresholds
+
 __all__ = ["evaluation_metrics", "threshold_curves", "require_matplotlib", "write_report"]
 
 REPORT_FILE = "report.html"
@@ -54,7 +56,7 @@ def evaluation_metrics(
         ``recall_micro``, ``subset_accuracy``, ``n_samples``, ``n_labels``, ``thresholds``
         (by label) and ``classification_report`` (scikit-learn's, as a dict).
     """
-    predicted = (proba >= thresholds).astype(int)
+    predicted = apply_thresholds(proba, thresholds)
     report = classification_report(
         Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0
     )

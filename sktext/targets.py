@@ -61,6 +61,11 @@ class OutputLayout:
             start += width
         return cls(tuple(targets))
 
+    @classmethod
+    def multilabel(cls, names) -> OutputLayout:
+        """The layout of a multi-label matrix: one binary target (one logit) per label."""
+        return cls.from_columns([(name, BINARY, np.array([0, 1])) for name in names])
+
     @property
     def n_logits(self) -> int:
         """Width of the model's output layer."""
@@ -174,7 +179,7 @@ def _multioutput_columns(y, n_samples: int):
     return [(j, array[:, j], False) for j in range(array.shape[1])], False
 
 
-def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, OutputLayout | None]:
+def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, OutputLayout]:
     """Validate a classifier's ``y``: a multi-label matrix, or categorical (and 0/1) columns.
 
     Parameters
@@ -193,12 +198,12 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
         0/1 per binary target, the class index per categorical target.
     classes : ndarray of shape (n_labels,) or list of ndarray
         The label names for a multi-label y; else one array of classes per column.
-    layout : OutputLayout or None
-        None for a multi-label y (every target binary, the unchanged path).
+    layout : OutputLayout
+        For a multi-label y, every target binary (:meth:`OutputLayout.multilabel`).
     """
     try:
         Y, classes = check_label_matrix(y, n_samples)
-        return Y, classes, None
+        return Y, classes, OutputLayout.multilabel(classes)
     except ValueError:
         columns, is_frame = _multioutput_columns(y, n_samples)
         if columns is None:
@@ -214,5 +219,5 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     layout = OutputLayout.from_columns([(name, kind, classes) for name, kind, classes, _ in parsed])
     Y = np.column_stack([codes for *_, codes in parsed]).astype(np.float32)
     if layout.is_multilabel:  # e.g. a DataFrame of int and bool 0/1 columns
-        return Y, np.asarray([name for name, *_ in parsed], dtype=object), None
+        return Y, np.asarray([name for name, *_ in parsed], dtype=object), layout
     return Y, [target.classes for target in layout.targets], layout

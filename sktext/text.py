@@ -29,6 +29,7 @@ and ``vocabulary.encode(texts)``, texts read from ``train.jsonl.gz`` and
 from __future__ import annotations
 
 import html
+import numbers
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,8 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+
+from .validation import POSITIVE_INT, Interval, check_parameter, check_texts
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -238,23 +241,6 @@ def split_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _check_texts(texts: Any, name: str = "texts") -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise ValueError(
-            f"{name} must be a list of strings, got a single {type(texts).__name__}. "
-            f"Wrap it in a list: [{name[:-1]}]."
-        )
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                f"{name} must contain strings only; item {index} is a "
-                f"{type(text).__name__} ({text!r:.50}). Convert the items with str() "
-                "or drop the missing values first."
-            )
-    return texts
-
-
 def tokenize(texts: Iterable[str], rules: Sequence[Rule] = DEFAULT_RULES) -> list[list[str]]:
     """Tokenize texts: apply the rules, split, and start each with ``xxbos``.
 
@@ -272,7 +258,7 @@ def tokenize(texts: Iterable[str], rules: Sequence[Rule] = DEFAULT_RULES) -> lis
     >>> tokenize(["Hello World"])
     [['xxbos', 'xxmaj', 'hello', 'xxmaj', 'world']]
     """
-    texts = _check_texts(texts)
+    texts = check_texts(texts, name="texts", allow_empty=True)
     return [[BEGIN_OF_STREAM, *split_words(apply_rules(text, rules))] for text in texts]
 
 
@@ -407,8 +393,9 @@ class Vocabulary:
         -------
         Vocabulary
         """
-        _check_positive_int(max_vocab, "max_vocab", minimum=len(SPECIAL_TOKENS))
-        _check_positive_int(min_freq, "min_freq", minimum=1)
+        at_least = Interval(numbers.Integral, len(SPECIAL_TOKENS), None, closed="left")
+        check_parameter("Vocabulary.from_tokens", "max_vocab", max_vocab, [at_least])
+        check_parameter("Vocabulary.from_tokens", "min_freq", min_freq, [POSITIVE_INT])
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
@@ -500,8 +487,3 @@ class Vocabulary:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["itos"])
-
-
-def _check_positive_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")

@@ -7,8 +7,24 @@ import numpy as np
 DEFAULT_CANDIDATES = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def _f1_per_label(y_true: np.ndarray, y_proba: np.ndarray, threshold: float) -> tuple:
-    predicted = y_proba >= threshold
+def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
+    """The decision rule of every sktext classifier: positive where ``proba >= threshold``.
+
+    Parameters
+    ----------
+    y_proba : ndarray of shape (n_samples, n_labels)
+    thresholds : float or array-like of shape (n_labels,)
+
+    Returns
+    -------
+    y_pred : ndarray of shape (n_samples, n_labels), dtype int64
+    """
+    return (np.asarray(y_proba) >= np.asarray(thresholds)).astype(np.int64)
+
+
+def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold: float) -> tuple:
+    """True positives, false positives and false negatives of each label at ``threshold``."""
+    predicted = apply_thresholds(y_proba, threshold).astype(bool)
     true_positives = (predicted & y_true).sum(axis=0)
     false_positives = (predicted & ~y_true).sum(axis=0)
     false_negatives = (~predicted & y_true).sum(axis=0)
@@ -74,7 +90,7 @@ def tune_thresholds(
     label_f1 = np.zeros((len(candidates), y_true.shape[1]))
     micro_f1 = np.zeros(len(candidates))
     for k, threshold in enumerate(candidates):
-        tp, fp, fn = _f1_per_label(y_true, y_proba, threshold)
+        tp, fp, fn = _confusion_counts(y_true, y_proba, threshold)
         denominator = 2 * tp + fp + fn
         label_f1[k] = np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
         total = denominator.sum()

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from .base import MultiLabelTextClassifierBase
+import numbers
+import os
+from pathlib import Path
+
 from .batching import TokenizedTexts
+from .classification import MultiLabelTextClassifierBase
 from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
+from .registry import register_estimator
 from .regression import TextRegressorBase
-from .validation import check_fraction, check_positive_float, check_positive_int
+from .validation import POSITIVE_FLOAT, POSITIVE_INT, Interval, Options, Types
+
+#: Where a model folder keeps the tokenizer and the encoder's Hugging Face config.
+TOKENIZER_FOLDER = "tokenizer"
+ENCODER_CONFIG_FOLDER = "encoder"
 
 
 def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
@@ -33,27 +42,46 @@ class TransformerModelMixin:
     :class:`TransformerRegressor`, which differ only in the task base they add.
     """
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_positive_int(self.max_length, "max_length")
-        check_positive_float(self.head_lr_multiplier, "head_lr_multiplier")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}.")
-        if self.dropout != 0:
-            check_fraction(self.dropout, "dropout", allow_none=False)
+    _parameter_constraints: dict = {
+        "model_name_or_path": [Types(str, os.PathLike, description="a model name or folder")],
+        "max_length": [POSITIVE_INT],
+        "head_lr_multiplier": [POSITIVE_FLOAT],
+        "pooling": [Options(POOLINGS)],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    }
 
-    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
-        self.tokenizer_, self._encoder = load_pretrained(self.model_name_or_path)
-        return self._encode(texts)
+    def _fit_encoding(self, texts: list[str]):
+        self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
+        return self._encode(texts), encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
 
-    def _build_module(self, n_labels: int) -> TransformerClassifierModule:
-        encoder = self.__dict__.pop("_encoder")
+    def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
         return TransformerClassifierModule(
-            encoder, n_labels, pooling=self.pooling, dropout=self.dropout
+            pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout
         )
+
+    def _save_encoding(self, folder: Path) -> dict:
+        config = self.module_.encoder.config
+        self.tokenizer_.save_pretrained(str(folder / TOKENIZER_FOLDER))
+        config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
+        return {
+            "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
+            # Not in config.json, and another attention kernel gives other decimals.
+            "attn_implementation": getattr(config, "_attn_implementation", None),
+        }
+
+    def _load_encoding(self, folder: Path, description: dict):
+        """Set ``tokenizer_``; return the encoder built from its config, randomly initialised."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        files = description["files"]
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
+        config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
+        attention = description.get("attn_implementation")
+        options = {"attn_implementation": attention} if isinstance(attention, str) else {}
+        return AutoModel.from_config(config, **options)
 
     def _parameter_groups(self) -> list:
         head_lr = self.lr * self.head_lr_multiplier
@@ -67,7 +95,7 @@ class TransformerModelMixin:
         ]
 
 
-
+@register_estimator
 class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClassifierBase):
     """Multi-label text classifier that fine-tunes a Hugging Face transformer encoder.
 
@@ -236,9 +264,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.random_state = random_state
         self.verbose = verbose
 
-
-
-
+@register_estimator
 class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
     """Text regressor (one or several continuous targets) fine-tuning a Hugging Face encoder.
 

@@ -2,64 +2,71 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from skorch.history import History
 
-from .base import MultiLabelTextClassifierBase
 from .batching import TokenizedTexts
-from .language_model import resolve_language_model, train_on_tokens
+from .classification import MultiLabelTextClassifierBase
+from .io import DataFileError, iter_jsonl, open_text, read_lines
+from .language_model import LanguageModel, resolve_language_model, train_on_tokens
 from .models.awd_lstm import (
     CLASSIFIER_DROPOUTS,
     LANGUAGE_MODEL_DROPOUTS,
+    PRESETS,
     AWDLSTMClassifier,
     layer_group_names,
     resolve_architecture,
     scaled_dropouts,
+    set_trainable_groups,
 )
+from .registry import register_estimator
 from .regression import TextRegressorBase
-from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, _check_texts, tokenize
-from .validation import check_positive_float, check_positive_int
+from .text import PAD_ID, SPECIAL_TOKENS, Vocabulary, tokenize
+from .validation import (
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    PATH,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Interval,
+    Options,
+    Types,
+    check_texts,
+)
 
 DEFAULT_PRESET = "small"
 # Gradual unfreezing as in fastai's IMDb recipe: (trainable groups, share of lr) for
 # one epoch each — 2e-2, then 1e-2, then 5e-3 — then every group at 1e-3.
 UNFREEZING_STAGES = ((1, 1.0), (2, 0.5), (3, 0.25))
 UNFROZEN_LR_SHARE = 0.05
-
+#: Where a model folder keeps the vocabulary.
+VOCABULARY_FILE = "vocabulary.json"
 
 UNLABELED_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
 
 
-def _check_non_negative_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}.")
-
-
 def _read_text_file(path: Path) -> list[str]:
     """Texts of a ``.txt`` (one per line, blank lines skipped) or ``.jsonl`` file, gzipped or not."""
-    name = path.name.lower()
-    opener = gzip.open if name.endswith(".gz") else open
+    if path.name.lower().endswith((".txt", ".txt.gz")):
+        return read_lines(path)
     texts = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if name.endswith((".txt", ".txt.gz")):
-                texts.append(line.rstrip("\r\n"))
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(
-                    f"Each line of the unlabeled_texts file {path} must be a JSON object with a "
-                    f"string 'text' field; line {number} is {line.strip()!r:.80}."
-                )
-            texts.append(record["text"])
+    with open_text(path) as handle:
+        try:
+            for number, record in iter_jsonl(handle, path):
+                if not isinstance(record.get("text"), str):
+                    raise DataFileError(f"line {number} is {json.dumps(record)!r:.80}")
+                texts.append(record["text"])
+        except DataFileError as error:
+            raise ValueError(
+                f"Each line of the unlabeled_texts file {path} must be a JSON object with a "
+                f"string 'text' field; {error}."
+            ) from None
     return texts
 
 
@@ -101,7 +108,7 @@ def read_unlabeled_texts(unlabeled_texts) -> list[str]:
                 "unlabeled_texts must be None, a list of str or a path, got "
                 f"{type(unlabeled_texts).__name__}."
             ) from None
-        texts = _check_texts(texts, "unlabeled_texts")
+        texts = check_texts(texts, name="unlabeled_texts", allow_empty=True)
         origin = "the given sequence"
     if not texts:
         raise ValueError(f"unlabeled_texts holds no texts ({origin} is empty); pass None to use X alone.")
@@ -117,7 +124,32 @@ class LanguageModelStageMixin:
     fitted ``device_``.
     """
 
-    def _check_language_model_params(self) -> None:
+    _parameter_constraints: dict = {
+        "language_model": [
+            None,
+            Types(LanguageModel, description="a LanguageModel"),
+            PATH,
+            Types(tuple, list, description="a (weights.pth, vocab.pkl) pair"),
+        ],
+        "preset": [None, Options(sorted(PRESETS)), Types(Mapping, description="a dict of sizes")],
+        "lm_epochs": [NON_NEGATIVE_INT],
+        "lm_lr": [POSITIVE_FLOAT, None],
+        "lm_drop_mult": [NON_NEGATIVE_FLOAT],
+        "max_vocab": [
+            Interval(numbers.Integral, len(SPECIAL_TOKENS), None, closed="left").with_hint(
+                "the special tokens need as many ids"
+            )
+        ],
+        "min_freq": [POSITIVE_INT],
+        "bptt": [POSITIVE_INT],
+        "max_len": [POSITIVE_INT],
+        "batch_size": [POSITIVE_INT],
+        "weight_decay": [NON_NEGATIVE_FLOAT],
+        "gradient_clip_norm": [POSITIVE_FLOAT, None],
+    }
+
+    def _check_related_params(self) -> None:
+        super()._check_related_params()
         if self.language_model is not None and self.preset is not None:
             raise ValueError(
                 "preset sets the size of a language model trained from scratch, but "
@@ -125,18 +157,6 @@ class LanguageModelStageMixin:
             )
         if self.language_model is None:
             self._architecture()
-        _check_non_negative_int(self.lm_epochs, "lm_epochs")
-        if self.lm_lr is not None:
-            check_positive_float(self.lm_lr, "lm_lr")
-        for name in ("bptt", "max_len", "min_freq"):
-            check_positive_int(getattr(self, name), name)
-        check_positive_int(self.max_vocab, "max_vocab")
-        if self.max_vocab < len(SPECIAL_TOKENS):
-            raise ValueError(
-                f"max_vocab must be at least {len(SPECIAL_TOKENS)} (the special tokens), "
-                f"got {self.max_vocab}."
-            )
-        check_positive_float(self.lm_drop_mult, "lm_drop_mult", allow_zero=True)
         scaled_dropouts(LANGUAGE_MODEL_DROPOUTS, self.lm_drop_mult)
 
     def _architecture(self) -> dict[str, int]:
@@ -199,22 +219,23 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
     in the task base they add.
     """
 
-    # -- parameters -------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._check_language_model_params()
+    _parameter_constraints: dict = {
+        "unlabeled_texts": [None, PATH, "array-like"],
+        "drop_mult": [NON_NEGATIVE_FLOAT],
+        "head_hidden_dim": [POSITIVE_INT],
+        "lr_decay": [POSITIVE_FLOAT],
+        "gradual_unfreezing": ["boolean"],
+    }
+
+    def _check_related_params(self) -> None:
+        super()._check_related_params()
         if self.unlabeled_texts is not None and self.lm_epochs == 0:
             raise ValueError(
                 "unlabeled_texts are only read by the language-model stage, which "
                 "lm_epochs=0 skips, so they would be ignored. Set lm_epochs >= 1 or "
                 "unlabeled_texts=None."
             )
-        check_positive_float(self.drop_mult, "drop_mult", allow_zero=True)
         scaled_dropouts(CLASSIFIER_DROPOUTS, self.drop_mult)
-        check_positive_int(self.head_hidden_dim, "head_hidden_dim")
-        check_positive_float(self.lr_decay, "lr_decay")
-        if not isinstance(self.gradual_unfreezing, bool):
-            raise ValueError(f"gradual_unfreezing must be True or False, got {self.gradual_unfreezing!r}.")
         if self.freeze_encoder and self.language_model is None and self.lm_epochs == 0:
             raise ValueError(
                 "freeze_encoder=True trains only the head on the language model's encoder, "
@@ -222,35 +243,45 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 "language_model, set lm_epochs >= 1, or use freeze_encoder=False."
             )
 
-    # -- stage 2: the language model and the vocabulary ---------------------------------
-    def _fit_encoding(self, texts: list[str]) -> TokenizedTexts:
+    # -- the language model and the vocabulary -------------------------------------------
+    def _fit_encoding(self, texts: list[str]):
         unlabeled = [] if self.unlabeled_texts is None else read_unlabeled_texts(self.unlabeled_texts)
         token_lists = tokenize(texts)
         # The unlabeled texts feed the language model (and so the vocabulary) only.
         language_model_tokens = token_lists + tokenize(unlabeled) if self.lm_epochs > 0 else token_lists
         language_model = self._language_model_stage(language_model_tokens)
-        self._encoder_state = None if language_model is None else {
+        encoder_state = None if language_model is None else {
             name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()
         }
-        return TokenizedTexts.from_sequences(self.vocabulary_.encode_tokens(token_lists), pad_id=PAD_ID)
+        dataset = TokenizedTexts.from_sequences(self.vocabulary_.encode_tokens(token_lists), pad_id=PAD_ID)
+        return dataset, encoder_state
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)
 
+    def _save_encoding(self, folder: Path) -> dict:
+        vocabulary = json.dumps(self.vocabulary_.to_dict(), ensure_ascii=False)
+        (folder / VOCABULARY_FILE).write_text(vocabulary, encoding="utf-8")
+        return {"files": {"vocabulary": VOCABULARY_FILE}}
+
+    def _load_encoding(self, folder: Path, description: dict) -> None:
+        """Set ``vocabulary_``; the encoder's weights come with the module's."""
+        data = json.loads((folder / description["files"]["vocabulary"]).read_text(encoding="utf-8"))
+        self.vocabulary_ = Vocabulary.from_dict(data)
+
     # -- stage 3: the classifier ---------------------------------------------------------
-    def _build_module(self, n_labels: int) -> AWDLSTMClassifier:
+    def _build_module(self, n_outputs: int, pretrained) -> AWDLSTMClassifier:
         module = AWDLSTMClassifier.from_preset(
             self.architecture_,
             len(self.vocabulary_),
-            n_labels,
+            n_outputs,
             drop_mult=self.drop_mult,
             bptt=self.bptt,
             max_len=self.max_len,
             head_hidden_dim=self.head_hidden_dim,
         )
-        state = self.__dict__.pop("_encoder_state", None)
-        if state is not None:
-            module.encoder.load_state_dict(state)
+        if pretrained is not None:
+            module.encoder.load_state_dict(pretrained)
         return module
 
     def _stages(self, n_groups: int) -> list[tuple[int, int | None, float]]:
@@ -287,14 +318,10 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):
         n_train = self._n_train(dataset, split)
-        groups = layer_group_names(module)
-        parameters = dict(module.named_parameters())
+        n_groups = len(layer_group_names(module))
         history = History()
-        for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(len(groups))):
-            first_trainable = 0 if n_trainable is None else len(groups) - n_trainable
-            for index, names in enumerate(groups):
-                for name in names:
-                    parameters[name].requires_grad_(index >= first_trainable)
+        for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(n_groups)):
+            set_trainable_groups(module, n_trainable)
             lr = self.lr * share
             net = self._make_net(
                 module,
@@ -318,7 +345,7 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
         return history
 
 
-
+@register_estimator
 class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
     """Multi-label text classifier trained the ULMFiT way (Howard & Ruder, 2018).
 
@@ -587,9 +614,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.random_state = random_state
         self.verbose = verbose
 
-
-
-
+@register_estimator
 class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
     """Text regressor (one or several continuous targets) trained the ULMFiT way.
 

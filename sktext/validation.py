@@ -1,21 +1,38 @@
-"""Input checks shared by every sktext estimator.
+"""Every input and parameter check of sktext, with one vocabulary of messages.
 
 Each check says what was expected, what arrived and how to fix it, so that bad input
 fails here, in ``fit`` or ``predict``, and never deep inside torch.
+
+- Texts and targets: :func:`check_texts`, :func:`check_label_matrix`,
+  :func:`check_regression_targets`, :func:`check_n_labels`.
+- Parameters: each estimator class declares ``_parameter_constraints``, a dict from
+  parameter name to a list of allowed kinds (:class:`Interval`, :class:`Options`,
+  :class:`Types`, ``None``, ``"boolean"``, ``"array-like"``, ``"random_state"``,
+  ``"device"``); :func:`validate_parameters` checks them all at once, at the start of
+  ``fit`` and when a model folder is loaded, and fails with one message shape:
+  ``The 'lr' parameter of TransformerMultiLabelClassifier must be a finite float > 0.
+  Got inf instead.``
+- Devices and seeds: :func:`resolve_device` and the :func:`seeded` context, the one
+  place where a ``random_state`` becomes torch's seed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import math
 import numbers
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 
-def check_texts(X, *, name: str = "X") -> list[str]:
+def check_texts(X, *, name: str = "X", allow_empty: bool = False) -> list[str]:
     """Return ``X`` as a list of str, or raise a ValueError that names the fix.
 
     Parameters
@@ -24,6 +41,8 @@ def check_texts(X, *, name: str = "X") -> list[str]:
         The texts.
     name : str, default="X"
         The argument's name, used in error messages.
+    allow_empty : bool, default=False
+        Whether an empty sequence is accepted.
 
     Returns
     -------
@@ -51,7 +70,7 @@ def check_texts(X, *, name: str = "X") -> list[str]:
                 f"{name} must be 1-D: one text per sample, got an array of shape {X.shape}."
             )
         X = X.tolist()
-    elif not isinstance(X, Sequence):
+    elif isinstance(X, (set, frozenset, Mapping)) or not hasattr(X, "__iter__"):
         raise ValueError(
             f"{name} must be a list, tuple, numpy array or pandas Series of str, "
             f"got {type(X).__name__}."
@@ -65,7 +84,7 @@ def check_texts(X, *, name: str = "X") -> list[str]:
             f"{first} is {texts[first]!r} ({type(texts[first]).__name__}). Replace missing "
             f"texts with '' (e.g. series.fillna('')) or convert them with str()."
         )
-    if not texts:
+    if not texts and not allow_empty:
         raise ValueError(f"{name} is empty: at least one text is needed.")
     return texts
 
@@ -222,9 +241,17 @@ def check_n_labels(y, n_labels: int, *, what: str = "labels") -> None:
         )
 
 
-def resolve_device(device) -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch.device into a device."""
-    if device in (None, "auto"):
+def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch.device into a device.
+
+    Parameters
+    ----------
+    device : str or torch.device
+    cuda_fallback : bool, default=False
+        Return the CPU, instead of raising, when CUDA is asked for and absent (what
+        loading a model fitted on a GPU on a CPU-only machine needs).
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
@@ -233,6 +260,8 @@ def resolve_device(device) -> torch.device:
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
         ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
+        if cuda_fallback:
+            return torch.device("cpu")
         raise ValueError(
             f"device={device!r} was asked for but CUDA is not available on this machine; "
             "use device='auto' or 'cpu'."
@@ -240,31 +269,250 @@ def resolve_device(device) -> torch.device:
     return resolved
 
 
-def check_fraction(value, name: str, *, allow_none: bool = True) -> None:
-    """Raise unless ``value`` is a float strictly between 0 and 1 (or None if allowed)."""
-    if value is None and allow_none:
-        return
-    if not isinstance(value, numbers.Real) or not 0 < value < 1:
-        raise ValueError(
-            f"{name} must be a float in (0, 1){' or None' if allow_none else ''}, "
-            f"got {value!r}."
+def seed_from(random_state) -> int:
+    """An int seed from a scikit-learn ``random_state`` (None, int, RandomState or Generator)."""
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int32).max))
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[int]:
+    """Run a block with torch's generators seeded by ``seed``, restoring them afterwards.
+
+    The CPU generator and, on CUDA, the generator of ``device`` are forked, so the
+    caller's global torch state is left as it was. Yields ``seed``.
+    """
+    cuda = [device.index or 0] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield seed
+
+
+# -- parameter constraints ------------------------------------------------------------------
+class Constraint:
+    """One kind of value a parameter may take; ``hint`` is appended to the error message."""
+
+    hint: str | None = None
+
+    def is_satisfied_by(self, value) -> bool:
+        raise NotImplementedError
+
+    def with_hint(self, hint: str) -> Constraint:
+        """A copy of the constraint whose error message ends with ``hint``."""
+        constraint = copy.copy(self)
+        constraint.hint = hint
+        return constraint
+
+    def __str__(self) -> str:
+        raise NotImplementedError
+
+
+class Interval(Constraint):
+    """Numbers of a kind (``numbers.Integral`` or ``numbers.Real``) in an interval.
+
+    Real intervals only take finite values. ``closed`` is ``"left"``, ``"right"``,
+    ``"both"`` or ``"neither"``; a bound of None is unbounded.
+
+    Examples
+    --------
+    >>> str(Interval(numbers.Real, 0, None, closed="neither"))
+    'a finite float > 0'
+    >>> str(Interval(numbers.Integral, 1, None, closed="left"))
+    'an int >= 1'
+    """
+
+    def __init__(self, kind, low, high, *, closed: str, hint: str | None = None) -> None:
+        self.kind = kind
+        self.low = low
+        self.high = high
+        self.closed = closed
+        self.hint = hint
+
+    def is_satisfied_by(self, value) -> bool:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, self.kind):
+            return False
+        if self.kind is numbers.Real and not math.isfinite(value):
+            return False
+        if self.low is not None:
+            if value < self.low or (value == self.low and self.closed in ("right", "neither")):
+                return False
+        if self.high is not None:
+            if value > self.high or (value == self.high and self.closed in ("left", "neither")):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        noun = "an int" if self.kind is numbers.Integral else "a float"
+        if self.low is not None and self.high is not None:
+            left = "[" if self.closed in ("left", "both") else "("
+            right = "]" if self.closed in ("right", "both") else ")"
+            return f"{noun} in {left}{self.low}, {self.high}{right}"
+        finite = "a finite float" if self.kind is numbers.Real else noun
+        if self.low is not None:
+            return f"{finite} {'>=' if self.closed in ('left', 'both') else '>'} {self.low}"
+        if self.high is not None:
+            return f"{finite} {'<=' if self.closed in ('right', 'both') else '<'} {self.high}"
+        return finite
+
+
+class Options(Constraint):
+    """One of a few strings."""
+
+    def __init__(self, options, *, hint: str | None = None) -> None:
+        self.options = tuple(options)
+        self.hint = hint
+
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, str) and value in self.options
+
+    def __str__(self) -> str:
+        shown = [repr(option) for option in self.options]
+        return shown[0] if len(shown) == 1 else f"one of {{{', '.join(shown)}}}"
+
+
+class Types(Constraint):
+    """An instance of one of ``types``, described as ``description``."""
+
+    def __init__(self, *types: type, description: str, hint: str | None = None) -> None:
+        self.types = types
+        self.description = description
+        self.hint = hint
+
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, self.types)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class _NoneConstraint(Constraint):
+    def is_satisfied_by(self, value) -> bool:
+        return value is None
+
+    def __str__(self) -> str:
+        return "None"
+
+
+class _Boolean(Constraint):
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, (bool, np.bool_))
+
+    def __str__(self) -> str:
+        return "True or False"
+
+
+class _ArrayLike(Constraint):
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, np.ndarray) or (
+            isinstance(value, Sequence) and not isinstance(value, (str, bytes))
         )
 
+    def __str__(self) -> str:
+        return "an array-like"
 
-def check_positive_int(value, name: str, *, allow_none: bool = False) -> None:
-    """Raise unless ``value`` is an int >= 1 (or None if allowed)."""
-    if value is None and allow_none:
+
+class _RandomState(Constraint):
+    def is_satisfied_by(self, value) -> bool:
+        return value is None or isinstance(
+            value, (numbers.Integral, np.random.RandomState, np.random.Generator)
+        ) and not isinstance(value, bool)
+
+    def __str__(self) -> str:
+        return "None, an int, a numpy RandomState or a numpy Generator"
+
+
+class _Device(Constraint):
+    def is_satisfied_by(self, value) -> bool:
+        if isinstance(value, torch.device) or (isinstance(value, str) and value == "auto"):
+            return True
+        try:
+            torch.device(value)
+        except (RuntimeError, TypeError):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device"
+
+
+_NAMED = {
+    None: _NoneConstraint(),
+    "boolean": _Boolean(),
+    "array-like": _ArrayLike(),
+    "random_state": _RandomState(),
+    "device": _Device(),
+}
+
+
+def _as_constraint(entry) -> Constraint:
+    if isinstance(entry, Constraint):
+        return entry
+    if entry is None or entry in _NAMED:
+        return _NAMED[entry]
+    raise TypeError(f"Unknown parameter constraint {entry!r}.")
+
+
+def _join(descriptions: list[str]) -> str:
+    return descriptions[0] if len(descriptions) == 1 else f"{', '.join(descriptions[:-1])} or {descriptions[-1]}"
+
+
+def parameter_constraints(cls: type) -> dict[str, list]:
+    """The constraints of ``cls``: its ``_parameter_constraints`` merged over the MRO.
+
+    A class's own dict overrides the entries its bases give for the same parameter.
+    """
+    merged: dict[str, list] = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(klass.__dict__.get("_parameter_constraints", {}))
+    return merged
+
+
+def check_parameter(owner: str, name: str, value, constraints: list) -> None:
+    """Raise the one-vocabulary ValueError unless ``value`` meets one of ``constraints``.
+
+    Parameters
+    ----------
+    owner : str
+        Who takes the parameter (a class or function name), for the message.
+    name : str
+    value : object
+    constraints : list
+        As in ``_parameter_constraints``.
+    """
+    constraints = [_as_constraint(entry) for entry in constraints]
+    if any(constraint.is_satisfied_by(value) for constraint in constraints):
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(
-            f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}."
-        )
+    hints = [constraint.hint for constraint in constraints if constraint.hint]
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise ValueError(
+        f"The {name!r} parameter of {owner} must be "
+        f"{_join([str(constraint) for constraint in constraints])}{hint}. Got {value!r} instead."
+    )
 
 
-def check_positive_float(value, name: str, *, allow_zero: bool = False) -> None:
-    """Raise unless ``value`` is a positive (or, if allowed, zero) real number."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+def validate_parameters(estimator) -> None:
+    """Check every parameter of ``estimator`` against its class's declared constraints.
+
+    Raises
+    ------
+    ValueError
+        For the first parameter that meets none of its constraints.
+    TypeError
+        If a parameter has no declared constraint (a mistake in sktext itself).
+    """
+    cls = type(estimator)
+    constraints = parameter_constraints(cls)
+    for name, value in estimator.get_params(deep=False).items():
+        if name not in constraints:
+            raise TypeError(f"{cls.__name__} declares no constraint for its parameter {name!r}.")
+        check_parameter(cls.__name__, name, value, constraints[name])
+
+
+#: Constraints shared by many parameters, named once.
+POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
+NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None, closed="left")
+POSITIVE_FLOAT = Interval(numbers.Real, 0, None, closed="neither")
+NON_NEGATIVE_FLOAT = Interval(numbers.Real, 0, None, closed="left")
+FRACTION = Interval(numbers.Real, 0, 1, closed="neither")
+PATH = Types(str, os.PathLike, description="a path")

@@ -235,7 +235,7 @@ def test_estimator_errors_are_reported_too(bad_files, capsys):
     data = _write_csv(bad_files / "ok.csv", texts, Y)
     args = f"fit {data} --label-columns game editor --model ulmfit --param lr=-1 --out {bad_files}/m"
     assert main(args.split()) == 2
-    assert "lr must be" in capsys.readouterr().err
+    assert "The 'lr' parameter of ULMFiTClassifier must be" in capsys.readouterr().err
 
 
 def test_usage_errors_exit_2(capsys):

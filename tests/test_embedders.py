@@ -116,7 +116,7 @@ def test_clear_errors(make, fitted):
         fitted.transform(["a", None])
     with pytest.raises(ValueError, match="only str"):
         make().fit(["a", 3])
-    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="'batch_size' parameter of .* must be an int >= 1"):
         make(batch_size=0).fit(["a text"])
 
 
@@ -127,7 +127,7 @@ def test_transformer_embedder_specifics(resources):
     assert not np.allclose(mean.transform(X), cls.transform(X))
     truncated = TransformerEmbedder(resources["tiny_bert"], max_length=4).fit(X)
     assert truncated._encode(["game " * 50]).lengths.tolist() == [4]
-    with pytest.raises(ValueError, match="pooling must be 'mean' or 'cls'"):
+    with pytest.raises(ValueError, match="'pooling' parameter of TransformerEmbedder must be one of {'mean', 'cls'}"):
         TransformerEmbedder(resources["tiny_bert"], pooling="max").fit(X)
 
 

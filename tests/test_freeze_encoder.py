@@ -134,7 +134,7 @@ def test_ulmfit_frozen_random_encoder_is_an_error():
 def test_bad_freeze_encoder_fails_in_fit(name, tiny_bert):
     factory, _ = FACTORIES[name]
     estimator = factory({"tiny_bert": tiny_bert}, freeze_encoder="yes")
-    with pytest.raises(ValueError, match="freeze_encoder must be True or False, got 'yes'"):
+    with pytest.raises(ValueError, match="'freeze_encoder' parameter of .* must be True or False. Got 'yes' instead"):
         estimator.fit(*make_toy_data(40, seed=0))
 
 

@@ -188,7 +188,7 @@ def test_fine_tune_explains_bad_arguments(trained):
         fine_tune_language_model("one text", preset="tiny")
     with pytest.raises(ValueError, match="too few for batch_size=64"):
         fine_tune_language_model(["tiny corpus"], preset="tiny", min_freq=1)
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(ValueError, match="'device' parameter of fine_tune_language_model must be 'auto'"):
         fine_tune_language_model(CORPUS, preset="tiny", device="gpu0")
 
 

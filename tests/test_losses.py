@@ -102,11 +102,11 @@ def test_focal_gamma_zero_trains_like_bce(make):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"loss": "hinge"}, "loss must be 'bce'.*or 'focal'.*got 'hinge'"),
-        ({"loss": None}, "loss must be"),
-        ({"loss": "focal", "focal_gamma": -1.0}, "focal_gamma must be a finite number >= 0"),
-        ({"loss": "focal", "focal_gamma": float("inf")}, "focal_gamma must be"),
-        ({"loss": "focal", "focal_gamma": "2"}, "focal_gamma must be"),
+        ({"loss": "hinge"}, "'loss' parameter of .* must be one of {'bce', 'focal'} \\('bce' is binary cross-entropy.*Got 'hinge' instead"),
+        ({"loss": None}, "'loss' parameter .* Got None instead"),
+        ({"loss": "focal", "focal_gamma": -1.0}, "'focal_gamma' parameter .* must be a finite float >= 0 \\(0 gives plain cross-entropy"),
+        ({"loss": "focal", "focal_gamma": float("inf")}, "'focal_gamma' parameter .* Got inf instead"),
+        ({"loss": "focal", "focal_gamma": "2"}, "'focal_gamma' parameter .* Got '2' instead"),
     ],
 )
 def test_bad_loss_params_fail_in_fit_not_init(make, params, match):

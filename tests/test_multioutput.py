@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from ulmfit_factory import ulmfit_factory
 
 from sktext import TransformerMultiLabelClassifier, load_model, save_model
-from sktext.base import MultilabelValidSplit
+from sktext.splits import MultilabelValidSplit
 from sktext.losses import MultiHeadLoss
 from sktext.targets import BINARY, CATEGORICAL, OutputLayout, check_targets
 
@@ -195,10 +195,10 @@ def test_model_folder_round_trip_keeps_heads_and_classes(fitted, holdout, tmp_pa
 
 def test_check_targets_keeps_multilabel_matrices():
     Y, classes, layout = check_targets(np.array([[0, 1], [1, 0]]), 2)
-    assert layout is None and list(classes) == [0, 1] and Y.dtype == np.float32
+    assert layout.is_multilabel and list(classes) == [0, 1] and Y.dtype == np.float32
     frame = pd.DataFrame({"a": [0, 1], "b": [True, False]})
     Y, classes, layout = check_targets(frame, 2)
-    assert layout is None and list(classes) == ["a", "b"]
+    assert layout.is_multilabel and list(classes) == ["a", "b"]
     np.testing.assert_array_equal(Y, [[0, 1], [1, 0]])
 
 

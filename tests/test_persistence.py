@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 
 from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier, ULMFiTClassifier, load_model, save_model
-from sktext.base import MultiLabelTextClassifierBase
+from sktext.classification import MultiLabelTextClassifierBase
 from sktext.models.awd_lstm import AWDLSTMLanguageModel
 from sktext.persistence import (
     FORMAT_VERSION,

@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer
 from ulmfit_factory import ulmfit_factory
 
 from sktext import TransformerRegressor, ULMFiTRegressor, load_model
-from sktext.base import ShuffleValidSplit
+from sktext.splits import ShuffleValidSplit
 from sktext.losses import RegressionLoss, bounded_output
 
 
@@ -241,12 +241,12 @@ def test_clear_errors_for_bad_fit_input(make, X, y, match):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"loss": "bce"}, "loss must be 'mse'.*or 'huber'"),
+        ({"loss": "bce"}, "'loss' parameter of .* must be one of {'mse', 'huber'}"),
         ({"output_range": (7.0, 1.0)}, r"output_range must be None or a pair \(low, high\)"),
-        ({"output_range": 7.0}, "output_range must be"),
-        ({"output_range": (1.0, float("inf"))}, "output_range must be"),
-        ({"batch_size": 0}, "batch_size must be a positive int"),
-        ({"validation_fraction": 1.5}, "validation_fraction must be"),
+        ({"output_range": 7.0}, "'output_range' parameter .* must be None or a pair|output_range must be"),
+        ({"output_range": (1.0, float("inf"))}, "'output_range' parameter .* must be None or a pair|output_range must be"),
+        ({"batch_size": 0}, "'batch_size' parameter .* must be an int >= 1"),
+        ({"validation_fraction": 1.5}, "'validation_fraction' parameter .* must be a float in \\(0, 1\\) or None"),
     ],
 )
 def test_clear_errors_for_bad_params(make, params, match):

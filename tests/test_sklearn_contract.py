@@ -215,12 +215,12 @@ def test_clear_errors_for_bad_fit_input(make, X, y, match):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"threshold": "best"}, "threshold must be"),
-        ({"threshold": 1.5}, "threshold must be"),
+        ({"threshold": "best"}, "'threshold' parameter of .* must be 'auto', a float in \\(0, 1\\)"),
+        ({"threshold": 1.5}, "'threshold' parameter .* Got 1.5 instead"),
         ({"threshold": "auto", "validation_fraction": None}, "validation_fraction"),
-        ({"batch_size": 0}, "batch_size must be a positive int"),
-        ({"pos_weight": "heavy"}, "pos_weight must be"),
-        ({"device": "tpu:x"}, "device must be"),
+        ({"batch_size": 0}, "'batch_size' parameter of .* must be an int >= 1. Got 0 instead"),
+        ({"pos_weight": "heavy"}, "'pos_weight' parameter .* must be None, 'balanced' or an array-like"),
+        ({"device": "tpu:x"}, "'device' parameter .* must be 'auto', 'cpu'"),
     ],
 )
 def test_clear_errors_for_bad_params(make, params, match):

@@ -20,16 +20,23 @@ def language_model():
     )
 
 
-def test_unfreezing_stages_follow_the_recipe():
-    classifier = ULMFiTClassifier(max_epochs=5)
-    assert classifier._stages(n_groups=5) == [(1, 1, 1.0), (1, 2, 0.5), (1, 3, 0.25), (2, None, 0.05)]
-    assert classifier.set_params(max_epochs=2)._stages(n_groups=5) == [(1, 1, 1.0), (1, 2, 0.5)]
-    assert classifier.set_params(max_epochs=6)._stages(n_groups=3) == [
-        (1, 1, 1.0),
-        (1, 2, 0.5),
-        (4, None, 0.05),
-    ]
-    assert classifier.set_params(gradual_unfreezing=False)._stages(n_groups=5) == [(6, None, 1.0)]
+@pytest.mark.parametrize(
+    "params, stages",
+    [
+        # tiny has 4 layer groups (embedding, two LSTMs, head): three one-epoch stages
+        # (head, then one more group each), then every group for the remaining epochs.
+        ({"max_epochs": 5}, [1, 2, 3, 4, 4]),
+        ({"max_epochs": 2}, [1, 2]),
+        ({"max_epochs": 3, "gradual_unfreezing": False}, [1, 1, 1]),
+        ({"max_epochs": 2, "freeze_encoder": True, "lm_epochs": 1}, [1, 1]),
+    ],
+)
+def test_unfreezing_stages_follow_the_recipe(params, stages):
+    X, Y = make_toy_data(40, seed=0)
+    options = dict(preset="tiny", lm_epochs=0, threshold=0.5, validation_fraction=None, **FAST)
+    classifier = ULMFiTClassifier(**{**options, **params}).fit(X, Y)
+    assert [record["stage"] for record in classifier.history_] == stages
+    assert [record["epoch"] for record in classifier.history_] == list(range(1, len(stages) + 1))
 
 
 def test_first_stage_trains_only_the_head_of_a_given_language_model(language_model):
@@ -60,9 +67,10 @@ def test_stages_run_in_order_and_unfreeze_everything(language_model, tmp_path):
 
 def test_discriminative_rates_and_no_decay_for_biases_and_norms():
     X, Y = make_toy_data(40, seed=0)
-    classifier = ULMFiTClassifier(preset="tiny", lm_epochs=0, lr_decay=2.0, **FAST)
-    classifier._fit_encoding(X)
-    module = classifier._build_module(n_labels=3)
+    classifier = ULMFiTClassifier(
+        preset="tiny", lm_epochs=0, lr_decay=2.0, max_epochs=1, threshold=0.5, validation_fraction=None, **FAST
+    ).fit(X, Y)
+    module = classifier.module_
     groups = dict(classifier._stage_parameter_groups(module, lr=1.0))
     assert len(groups) == len(list(module.parameters()))
     assert groups["head.output.weight"] == {"lr": 1.0}
@@ -96,13 +104,13 @@ def test_long_texts_and_unknown_words_predict(language_model):
     "params, match",
     [
         ({"preset": "tiny", "language_model": "somewhere"}, "leave preset=None"),
-        ({"preset": "huge"}, "Unknown AWD-LSTM preset"),
-        ({"lm_epochs": -1}, "lm_epochs must be an int >= 0"),
-        ({"gradual_unfreezing": "yes"}, "gradual_unfreezing must be True or False"),
+        ({"preset": "huge"}, "'preset' parameter of ULMFiTClassifier must be None, one of"),
+        ({"lm_epochs": -1}, "'lm_epochs' parameter of ULMFiTClassifier must be an int >= 0. Got -1 instead"),
+        ({"gradual_unfreezing": "yes"}, "'gradual_unfreezing' parameter .* must be True or False"),
         ({"drop_mult": 3.0}, "drop_mult"),
         ({"head_hidden_dim": 0}, "head_hidden_dim"),
-        ({"max_vocab": 5}, "max_vocab must be at least 9"),
-        ({"language_model": 42}, "language_model|pretrained must be None"),
+        ({"max_vocab": 5}, "'max_vocab' parameter .* must be an int >= 9"),
+        ({"language_model": 42}, "'language_model' parameter of ULMFiTClassifier must be None, a LanguageModel"),
         ({"language_model": "/no/such/folder"}, "not a folder saved by LanguageModel.save"),
     ],
 )
@@ -163,10 +171,10 @@ def test_unlabeled_texts_survive_clone_and_get_params(tmp_path):
     "unlabeled_texts, params, match",
     [
         ("just one text", {}, "which is not a file.*wrap it in a list"),
-        (["fine", 3], {}, "item 1 is a int"),
+        (["fine", 3], {}, "only str.*index 1 is 3"),
         ([], {}, "holds no texts"),
         (UNLABELED, {"lm_epochs": 0}, "lm_epochs=0 skips, so they would be ignored"),
-        (b"bytes", {}, "got bytes"),
+        (b"bytes", {}, "'unlabeled_texts' parameter .* Got b'bytes' instead"),
     ],
 )
 def test_clear_errors_for_bad_unlabeled_texts(unlabeled_texts, params, match):

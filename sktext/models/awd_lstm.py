@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..text import PAD_ID
 from .freezing import FreezableEncoderMixin
 
 __all__ = [
@@ -49,9 +50,9 @@ __all__ = [
     "AWDLSTMClassifier",
     "layer_groups",
     "layer_group_names",
+    "set_trainable_groups",
 ]
 
-PAD_ID = 1
 
 #: Architecture presets. ``"paper"`` is the ULMFiT / fastai AWD-LSTM; the last LSTM
 #: always outputs ``embedding_dim`` features so the decoder can tie to the embedding.
@@ -1024,3 +1025,16 @@ def layer_group_names(model: nn.Module) -> list[list[str]]:
     """
     names = {id(parameter): name for name, parameter in model.named_parameters()}
     return [[names[id(parameter)] for parameter in group] for group in layer_groups(model)]
+
+
+def set_trainable_groups(model: nn.Module, n_trainable: int | None) -> None:
+    """Let only the last ``n_trainable`` layer groups train (every group when None).
+
+    The step of gradual unfreezing, for the classifier's stages and the language
+    model's frozen first epoch alike.
+    """
+    groups = layer_groups(model)
+    first = 0 if n_trainable is None else len(groups) - n_trainable
+    for index, group in enumerate(groups):
+        for parameter in group:
+            parameter.requires_grad_(index >= first)

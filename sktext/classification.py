@@ -1,0 +1,277 @@
+"""The task base of the sktext classifiers: labels, thresholds and ``predict``.
+
+:class:`MultiLabelTextClassifierBase` adds to :class:`~sktext.base.TextEstimatorBase`
+what a classifier needs: the targets and their output layout (a multi-label matrix is
+the layout whose every target is binary; categorical targets get softmax groups, see
+:mod:`sktext.targets`), the stratified validation split, positive-class weights, the
+output-bias prior, threshold tuning, and ``predict`` / ``predict_proba`` /
+``decision_function`` / ``score``. One path serves both cases; only the shape of
+``classes_`` and ``predict_proba`` differs at the edge (an array for multi-label, a
+list per target for multi-output, as scikit-learn's ``MultiOutputClassifier``).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.special import expit, softmax
+from sklearn.base import ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .base import TextEstimatorBase
+from .losses import LOSSES, criterion_for_layout
+from .splits import MultilabelValidSplit
+from .targets import BINARY, OutputLayout, check_targets
+from .thresholds import apply_thresholds, tune_thresholds
+from .validation import (
+    FRACTION,
+    NON_NEGATIVE_FLOAT,
+    Options,
+    check_n_labels,
+    check_texts,
+)
+
+__all__ = ["MultiLabelTextClassifierBase"]
+
+MAX_POS_WEIGHT = 100.0
+MIN_THRESHOLD_POSITIVES = 5
+
+
+class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
+    """Base class of the sktext multi-label text classifiers (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "threshold": [Options(["auto"]), FRACTION, "array-like"],
+        "pos_weight": [None, Options(["balanced"]), "array-like"],
+        "loss": [
+            Options(LOSSES, hint="'bce' is binary cross-entropy, 'focal' the focal loss for imbalanced labels")
+        ],
+        "focal_gamma": [
+            NON_NEGATIVE_FLOAT.with_hint("0 gives plain cross-entropy, 2.0 is the usual choice")
+        ],
+    }
+
+    def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
+        return criterion_for_layout(self.output_layout_, self.loss, focal_gamma=self.focal_gamma)
+
+    def _valid_split(self, seed: int) -> MultilabelValidSplit:
+        return MultilabelValidSplit(self.validation_fraction, seed, self.output_layout_)
+
+    def _n_logits(self, Y: np.ndarray) -> int:
+        return self.output_layout_.n_logits
+
+    def _check_related_params(self) -> None:
+        super()._check_related_params()
+        if isinstance(self.threshold, str) and self.validation_fraction is None:
+            raise ValueError(
+                "threshold='auto' tunes thresholds on the validation split, but "
+                "validation_fraction=None; set validation_fraction (e.g. 0.1) or pass "
+                "a float threshold such as 0.5."
+            )
+
+    # -- fit ------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit the classifier on texts and a multi-label matrix, or several categorical targets.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+            The texts.
+        y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
+            0/1 label indicators, as ``MultiLabelBinarizer`` returns (dense or
+            ``sparse_output=True``); a DataFrame's column names become ``classes_``.
+            Or several categorical targets (``multiclass-multioutput``): a 2-D array
+            of int or str class labels, one softmax head per column; or a DataFrame
+            mixing 0/1 columns (a sigmoid head each) and categorical columns (object,
+            category or string dtype, or ints beyond 0/1: a softmax head each). See
+            :mod:`sktext.targets`.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        texts = check_texts(X)
+        Y, classes, layout = check_targets(y, len(texts))
+        self._validate_params()
+        binary = layout.binary_targets
+        names = [target.name for target in layout.targets]
+        thresholds = self._fixed_thresholds(len(binary))
+        pos_weight = self._resolve_pos_weight(Y[:, binary])
+        empty = binary[Y[:, binary].sum(axis=0) == 0]
+        if len(empty):
+            warnings.warn(
+                f"{len(empty)} label(s) have no positive example in y (e.g. "
+                f"{str(names[empty[0]])!r}); the model will learn to predict them as absent.",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.__dict__.pop("thresholds_", None)
+        self.output_layout_ = layout
+        self.classes_ = classes
+        self.n_outputs_ = Y.shape[1]
+        criterion_kwargs = {} if pos_weight is None else {
+            "pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)
+        }
+        dataset, split = self._fit_module(texts, Y, criterion_kwargs)
+        if thresholds is None and len(binary):
+            _, valid = split(dataset)
+            logits = self._logits(valid)[:, layout.binary_logits]
+            thresholds, _ = tune_thresholds(
+                valid.y[:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
+            )
+        elif thresholds is None:
+            thresholds = np.zeros(0)
+        self.thresholds_ = thresholds
+        self._release_cuda_cache()
+        return self
+
+    def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
+        if isinstance(self.threshold, str):
+            return None
+        if isinstance(self.threshold, numbers.Real):
+            return np.full(n_labels, float(self.threshold))
+        thresholds = np.asarray(self.threshold, dtype=float)
+        if thresholds.shape != (n_labels,) or not ((thresholds > 0) & (thresholds < 1)).all():
+            raise ValueError(
+                f"threshold as an array must hold one value in (0, 1) per label, i.e. shape "
+                f"({n_labels},); got shape {thresholds.shape}."
+            )
+        return thresholds
+
+    def _resolve_pos_weight(self, Y: np.ndarray) -> np.ndarray | None:
+        if self.pos_weight is None:
+            return None
+        positives = Y.sum(axis=0)
+        if isinstance(self.pos_weight, str):
+            negatives = len(Y) - positives
+            weight = np.divide(negatives, positives, out=np.ones_like(positives), where=positives > 0)
+            return np.clip(weight, 1.0, MAX_POS_WEIGHT)
+        weight = np.asarray(self.pos_weight, dtype=np.float32)
+        if weight.shape != (Y.shape[1],) or (weight <= 0).any():
+            raise ValueError(
+                f"pos_weight as an array must hold one positive weight per label, i.e. "
+                f"shape ({Y.shape[1]},); got shape {weight.shape}."
+            )
+        return weight
+
+    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
+        """Start every logit at its training prior (smoothed): log-odds, or log-priors per softmax group."""
+        bias = self.output_layout_.bias_prior(Y)
+        with torch.no_grad():
+            module.output_layer.bias.copy_(torch.as_tensor(bias))
+
+    # -- predict --------------------------------------------------------------------
+    def decision_function(self, X) -> np.ndarray:
+        """Logits (before the sigmoid or softmax) of the output layer.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        logits : ndarray of shape (n_samples, n_labels) or (n_samples, n_logits)
+            One per label for a multi-label fit; for a multi-output fit, the columns
+            of every target in turn (one for a 0/1 target, one per class for a
+            categorical one; ``output_layout_`` says which).
+        """
+        check_is_fitted(self, "module_")
+        return self._logits(self._encode(check_texts(X)))
+
+    def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
+        """Probabilities: of each label (multi-label), or of each class of each target.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels), or list of n_outputs_ ndarrays
+            Multi-label: each label's sigmoid, independently (rows need not sum to
+            one). Multi-output (scikit-learn's convention, as ``MultiOutputClassifier``):
+            one array of shape (n_samples, n_classes) per target, in the order of
+            ``classes_[j]`` (for a 0/1 target: ``[P(0), P(1)]``).
+        """
+        logits = self.decision_function(X)
+        layout = self.output_layout_
+        if layout.is_multilabel:
+            return expit(logits)
+        proba = []
+        for target in layout.targets:
+            if target.kind == BINARY:
+                positive = expit(logits[:, target.start])
+                proba.append(np.column_stack([1 - positive, positive]))
+            else:
+                proba.append(softmax(logits[:, target.start : target.stop], axis=1))
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels: 0/1 indicators (multi-label), or one class per target.
+
+        Binary labels and 0/1 targets are thresholded with ``thresholds_``; a
+        categorical target gets its most probable class.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_labels) or (n_samples, n_outputs_)
+            int64 0/1 for a multi-label fit; for a multi-output fit the original
+            labels (int64 when every target's classes are ints, else object, e.g.
+            strings).
+        """
+        logits = self.decision_function(X)
+        layout = self.output_layout_
+        decided = apply_thresholds(expit(logits[:, layout.binary_logits]), self.thresholds_)
+        if layout.is_multilabel:
+            return decided
+        columns, binary_index = [], 0
+        for target in layout.targets:
+            if target.kind == BINARY:
+                columns.append(target.classes[decided[:, binary_index]])
+                binary_index += 1
+            else:
+                columns.append(target.classes[logits[:, target.start : target.stop].argmax(axis=1)])
+        if all(np.asarray(column).dtype.kind in "iub" for column in columns):
+            return np.column_stack(columns).astype(np.int64)
+        predicted = np.empty((len(columns[0]), len(columns)), dtype=object)
+        for j, column in enumerate(columns):
+            predicted[:, j] = column
+        return predicted
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Subset accuracy (every label, or every target, of a sample right), as scikit-learn's classifiers.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+        y : array-like of shape (n_samples, n_labels or n_outputs_) or DataFrame
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self, "module_")
+        check_n_labels(y, self.n_outputs_)
+        if sp.issparse(y):
+            y = y.toarray()
+        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
+        predicted = self.predict(X).astype(object)
+        correct = np.all(predicted == y, axis=1)
+        return float(np.average(correct, weights=sample_weight))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        return tags
