@@ -1,11 +1,29 @@
-"""Shared fixtures: a tiny random BERT with a WordPiece tokenizer trained on the spot, toy data."""
+"""Shared fixtures: the registry of estimator factories, a tiny random BERT, toy data.
+
+:data:`ESTIMATOR_FACTORIES` is the one list of how the tests build a small, fast
+instance of every sktext estimator; the contract tests (``test_sklearn_contract.py``)
+run over all of it, and a new estimator fails ``test_every_estimator_has_a_factory``
+until it is added here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 import torch
 from sklearn.utils import estimator_checks
+
+from sktext import (
+    TransformerEmbedder,
+    TransformerMultiLabelClassifier,
+    TransformerRegressor,
+    ULMFiTClassifier,
+    ULMFiTEmbedder,
+    ULMFiTRegressor,
+)
 
 # scikit-learn's estimator checks that need no data; every sktext estimator passes them.
 DATA_FREE_SKLEARN_CHECKS = [
@@ -82,3 +100,92 @@ def tiny_bert(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def toy_data():
     return make_toy_data()
+
+
+# -- the estimator factories ------------------------------------------------------------
+class Factory(NamedTuple):
+    """How to build one estimator: ``build(resources, **params)``, its kind, and ``extra``.
+
+    ``extra`` is, for a classifier or regressor, a learning-rate grid where the larger
+    rate learns the toy task in 3 epochs and the smaller does not; for an embedder,
+    the size of its vectors with the tiny models.
+    """
+
+    build: Callable[..., Any]
+    kind: str
+    extra: Any
+
+
+def _transformer_classifier(resources, **params):
+    defaults = dict(max_epochs=10, lr=3e-3, batch_size=16, random_state=0)
+    return TransformerMultiLabelClassifier(resources["tiny_bert"], **{**defaults, **params})
+
+
+# The toy data are a few hundred texts of random words, with no pretrained language
+# model: the encoder learns from scratch, so ULMFiT trains every layer from the first
+# epoch (gradual_unfreezing=False), at one rate (lr_decay=1), with light dropout.
+ULMFIT_DEFAULTS = dict(
+    preset="tiny",
+    lm_epochs=1,
+    min_freq=1,
+    bptt=16,
+    max_epochs=10,
+    lr=1e-2,
+    lr_decay=1.0,
+    gradual_unfreezing=False,
+    drop_mult=0.1,
+    batch_size=16,
+    random_state=0,
+)
+
+
+def ulmfit_factory(resources, **params):
+    return ULMFiTClassifier(**{**ULMFIT_DEFAULTS, **params})
+
+
+def _transformer_regressor(resources, **params):
+    defaults = dict(max_epochs=10, lr=3e-3, batch_size=16, random_state=0)
+    return TransformerRegressor(resources["tiny_bert"], **{**defaults, **params})
+
+
+def _ulmfit_regressor(resources, **params):
+    return ULMFiTRegressor(**{**ULMFIT_DEFAULTS, **params})
+
+
+ULMFIT_EMBEDDER_DEFAULTS = dict(
+    preset="tiny", lm_epochs=1, min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu"
+)
+
+
+def _transformer_embedder(resources, **params):
+    return TransformerEmbedder(resources["tiny_bert"], **{"batch_size": 16, **params})
+
+
+def _ulmfit_embedder(resources, **params):
+    return ULMFiTEmbedder(**{**ULMFIT_EMBEDDER_DEFAULTS, **params})
+
+
+# An LSTM trained from scratch on ~70 toy texts does not learn in 3 epochs at 3e-3 (both
+# grid points then predict every label), but at 3e-2 it does.
+ESTIMATOR_FACTORIES: dict[str, Factory] = {
+    "transformer-classifier": Factory(_transformer_classifier, "classifier", {"lr": [1e-4, 3e-3]}),
+    "ulmfit-classifier": Factory(ulmfit_factory, "classifier", {"lr": [1e-4, 3e-2]}),
+    "transformer-regressor": Factory(_transformer_regressor, "regressor", {"lr": [1e-5, 3e-3]}),
+    "ulmfit-regressor": Factory(_ulmfit_regressor, "regressor", {"lr": [1e-5, 3e-2]}),
+    "transformer-embedder": Factory(_transformer_embedder, "embedder", 32),
+    "ulmfit-embedder": Factory(_ulmfit_embedder, "embedder", 3 * 32),
+}
+
+
+def factories_of(kind: str) -> dict[str, tuple[Callable[..., Any], Any]]:
+    """``{family: (build, extra)}`` of the estimators of one kind."""
+    return {
+        name.split("-")[0]: (factory.build, factory.extra)
+        for name, factory in ESTIMATOR_FACTORIES.items()
+        if factory.kind == kind
+    }
+
+
+@pytest.fixture(scope="session")
+def resources(tiny_bert):
+    return {"tiny_bert": tiny_bert}

@@ -16,23 +16,13 @@ from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
+from conftest import ULMFIT_EMBEDDER_DEFAULTS, factories_of, make_toy_data
 from sktext import TransformerEmbedder, ULMFiTEmbedder
 from sktext.language_model import fine_tune_language_model
 
-ULMFIT = dict(preset="tiny", lm_epochs=1, min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
-
-
-def _transformer(resources, **params):
-    return TransformerEmbedder(resources["tiny_bert"], **{"batch_size": 16, **params})
-
-
-def _ulmfit(resources, **params):
-    return ULMFiTEmbedder(**{**ULMFIT, **params})
-
-
+ULMFIT = ULMFIT_EMBEDDER_DEFAULTS
 # name -> (factory, vector size with the tiny models)
-FACTORIES = {"transformer": (_transformer, 32), "ulmfit": (_ulmfit, 3 * 32)}
+FACTORIES = factories_of("embedder")
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +41,6 @@ def make(request, resources):
 @pytest.fixture(scope="module")
 def fitted(make):
     return make().fit(make_toy_data(240, seed=0)[0])
-
-
-@pytest.mark.parametrize(
-    "check",
-    DATA_FREE_SKLEARN_CHECKS,
-    ids=lambda check: check.__name__,
-)
-def test_data_free_sklearn_checks(make, check):
-    estimator = make()
-    check(type(estimator).__name__, estimator)
 
 
 def test_shapes_dtype_and_feature_names(make, fitted):

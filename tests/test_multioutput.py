@@ -14,13 +14,12 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_toy_data
+from conftest import make_toy_data, ulmfit_factory
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, classification_report
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from ulmfit_factory import ulmfit_factory
 
 from sktext import TransformerMultiLabelClassifier, load_model, save_model
 from sktext.splits import MultilabelValidSplit

@@ -15,38 +15,20 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
+from conftest import factories_of, make_toy_data
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from ulmfit_factory import ulmfit_factory
 
 from sktext import TransformerRegressor, ULMFiTRegressor, load_model
 from sktext.splits import ShuffleValidSplit
 from sktext.losses import RegressionLoss, bounded_output
 
 
-def _transformer(resources, **params):
-    defaults = dict(max_epochs=10, lr=3e-3, batch_size=16, random_state=0)
-    return TransformerRegressor(resources["tiny_bert"], **{**defaults, **params})
-
-
-def _ulmfit(resources, **params):
-    # The classifier factory's settings (tiny LSTM from scratch), on the regressor.
-    settings = ulmfit_factory(resources).get_params()
-    for name in ("threshold", "pos_weight", "loss", "focal_gamma"):
-        settings.pop(name)
-    return ULMFiTRegressor(**{**settings, **params})
-
-
-# name -> (factory, a learning-rate grid where the larger rate learns in 3 epochs)
-FACTORIES = {
-    "transformer": (_transformer, {"lr": [1e-5, 3e-3]}),
-    "ulmfit": (_ulmfit, {"lr": [1e-5, 3e-2]}),
-}
+FACTORIES = factories_of("regressor")
 
 
 def make_scores(n_samples: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -82,16 +64,6 @@ def fitted(make):
 @pytest.fixture(scope="module")
 def holdout():
     return make_scores(120, seed=7)
-
-
-@pytest.mark.parametrize(
-    "check",
-    DATA_FREE_SKLEARN_CHECKS,
-    ids=lambda check: check.__name__,
-)
-def test_data_free_sklearn_checks(make, check):
-    estimator = make()
-    check(type(estimator).__name__, estimator)
 
 
 def test_learns_several_scores(fitted, holdout):

@@ -23,28 +23,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import DATA_FREE_SKLEARN_CHECKS, make_toy_data
-from sktext import TransformerMultiLabelClassifier
-from ulmfit_factory import GRID as ULMFIT_GRID
-from ulmfit_factory import ulmfit_factory
+from conftest import DATA_FREE_SKLEARN_CHECKS, ESTIMATOR_FACTORIES, factories_of, make_toy_data
+from sktext.registry import registered_estimators
 
 
-def _transformer(resources, **params):
-    defaults = dict(max_epochs=10, lr=3e-3, batch_size=16, random_state=0)
-    return TransformerMultiLabelClassifier(resources["tiny_bert"], **{**defaults, **params})
-
-
-# name -> (factory(resources, **params), a learning-rate grid where the larger rate learns
-# the toy task in 3 epochs and the smaller does not)
-FACTORIES = {
-    "transformer": (_transformer, {"lr": [1e-4, 3e-3]}),
-    "ulmfit": (ulmfit_factory, ULMFIT_GRID),
-}
-
-
-@pytest.fixture(scope="module")
-def resources(tiny_bert):
-    return {"tiny_bert": tiny_bert}
+FACTORIES = factories_of("classifier")
 
 
 @pytest.fixture(scope="module", params=sorted(FACTORIES))
@@ -66,14 +49,32 @@ def holdout():
     return make_toy_data(120, seed=7)
 
 
-@pytest.mark.parametrize(
-    "check",
-    DATA_FREE_SKLEARN_CHECKS,
-    ids=lambda check: check.__name__,
-)
-def test_data_free_sklearn_checks(make, check):
-    estimator = make()
+# -- every estimator ------------------------------------------------------------------------
+def test_every_estimator_has_a_factory(resources):
+    built = {type(factory.build(resources)).__name__ for factory in ESTIMATOR_FACTORIES.values()}
+    assert built == set(registered_estimators())
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATOR_FACTORIES))
+@pytest.mark.parametrize("check", DATA_FREE_SKLEARN_CHECKS, ids=lambda check: check.__name__)
+def test_data_free_sklearn_checks(name, check, resources):
+    estimator = ESTIMATOR_FACTORIES[name].build(resources)
     check(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATOR_FACTORIES))
+def test_clone_keeps_params_and_bad_params_fail_in_fit(name, resources):
+    estimator = ESTIMATOR_FACTORIES[name].build(resources, batch_size=0)  # no error here
+    copy = clone(estimator)
+    assert copy.get_params() == estimator.get_params() and copy is not estimator
+    X, Y = make_toy_data(40, seed=0)
+    with pytest.raises(ValueError, match=f"'batch_size' parameter of {type(estimator).__name__} must be"):
+        copy.fit(X, Y)
+    with pytest.raises(NotFittedError):
+        estimator.transform(X) if ESTIMATOR_FACTORIES[name].kind == "embedder" else estimator.predict(X)
+
+
+# -- every classifier ------------------------------------------------------------------------
 
 
 def test_output_shapes_and_dtypes(fitted, holdout):
@@ -188,7 +189,8 @@ def test_awkward_texts(fitted):
     assert proba.shape == (5, 3) and np.isfinite(proba).all()
     X, Y = make_toy_data(60, seed=2)
     X[:4] = texts[:4]
-    assert fitted.__class__(**fitted.get_params()).set_params(max_epochs=1).fit(X, Y)
+    refitted = fitted.__class__(**fitted.get_params()).set_params(max_epochs=1).fit(X, Y)
+    assert refitted.predict_proba(texts).shape == (5, 3)
 
 
 @pytest.mark.parametrize(
