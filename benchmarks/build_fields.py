@@ -32,7 +32,9 @@ def read_fields(packages_path: Path) -> dict[str, tuple[str, str]]:
     """Package -> (section, priority), first stanza wins."""
     text = subprocess.run(
         ["/usr/lib/apt/apt-helper", "cat-file", str(packages_path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     fields: dict[str, tuple[str, str]] = {}
     for block in text.split("\n\n"):

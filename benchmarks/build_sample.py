@@ -25,6 +25,7 @@ Usage::
     python benchmarks/build_sample.py                 # data in ../shared/data/debtags
     python benchmarks/build_sample.py /path/to/debtags --out sktext/data/debtags_sample.jsonl.gz
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,7 @@ def most_frequent_labels(records: list[dict], n_labels: int) -> list[str]:
     return sorted(label for label, _ in ranked[:n_labels])
 
 
-def draw(records: list[dict], kept: set[str], n_records: int, split: str,
-         rng: random.Random) -> list[dict]:
+def draw(records: list[dict], kept: set[str], n_records: int, split: str, rng: random.Random) -> list[dict]:
     """Restrict labels to ``kept``, drop unlabeled records and draw ``n_records``.
 
     Parameters
@@ -109,9 +109,15 @@ def draw(records: list[dict], kept: set[str], n_records: int, split: str,
     for record in records:
         labels = sorted(label for label in record["labels"] if label in kept)
         if labels:
-            candidates.append({"id": record["id"], "source": record["source"],
-                               "text": record["text"],
-                               "labels": labels, "split": split})
+            candidates.append(
+                {
+                    "id": record["id"],
+                    "source": record["source"],
+                    "text": record["text"],
+                    "labels": labels,
+                    "split": split,
+                }
+            )
     return rng.sample(candidates, min(n_records, len(candidates)))
 
 
@@ -119,8 +125,7 @@ def write_jsonl_gz(records: list[dict], path: Path) -> int:
     """Write records as deterministic gzipped JSON lines; return the size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0,
-                       compresslevel=9) as handle:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as handle:
         for record in records:
             line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
             handle.write(line.encode("utf-8") + b"\n")
@@ -128,9 +133,15 @@ def write_jsonl_gz(records: list[dict], path: Path) -> int:
     return len(buffer.getvalue())
 
 
-def build_sample(data_dir: Path, out: Path, *, n_labels: int = N_LABELS,
-                 n_train: int = N_TRAIN, n_test: int = N_TEST,
-                 seed: int = SEED) -> dict:
+def build_sample(
+    data_dir: Path,
+    out: Path,
+    *,
+    n_labels: int = N_LABELS,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+    seed: int = SEED,
+) -> dict:
     """Build the sample file and return a summary.
 
     Parameters
@@ -147,12 +158,11 @@ def build_sample(data_dir: Path, out: Path, *, n_labels: int = N_LABELS,
     summary : dict
         Counts and the output size.
     """
-    missing = [name for name in ("train.jsonl.gz", "test.jsonl.gz")
-               if not (data_dir / name).is_file()]
+    missing = [name for name in ("train.jsonl.gz", "test.jsonl.gz") if not (data_dir / name).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"Expected the full debtags data in {data_dir}; missing {missing}. "
-            "Pass the folder as the first argument.")
+            f"Expected the full debtags data in {data_dir}; missing {missing}. Pass the folder as the first argument."
+        )
     train = read_records(data_dir / "train.jsonl.gz")
     test = read_records(data_dir / "test.jsonl.gz")
     label_names = most_frequent_labels(train, n_labels)
@@ -162,28 +172,34 @@ def build_sample(data_dir: Path, out: Path, *, n_labels: int = N_LABELS,
     test_sample = draw(test, kept, n_test, "test", rng)
     size = write_jsonl_gz(train_sample + test_sample, out)
     if size > MAX_BYTES:
-        raise RuntimeError(f"{out} is {size:,} bytes, over the {MAX_BYTES:,} budget; "
-                           "lower the sample sizes.")
+        raise RuntimeError(f"{out} is {size:,} bytes, over the {MAX_BYTES:,} budget; lower the sample sizes.")
     train_ids = {record["id"] for record in train_sample}
     assert not train_ids & {record["id"] for record in test_sample}
     counts = collections.Counter(label for record in train_sample for label in record["labels"])
-    return {"out": str(out), "bytes": size, "n_labels": len(label_names),
-            "n_train": len(train_sample), "n_test": len(test_sample),
-            "train_label_cardinality": round(
-                sum(len(r["labels"]) for r in train_sample) / len(train_sample), 3),
-            "test_label_cardinality": round(
-                sum(len(r["labels"]) for r in test_sample) / len(test_sample), 3),
-            "min_label_train_count": min(counts[label] for label in label_names),
-            "max_label_train_count": max(counts.values())}
+    return {
+        "out": str(out),
+        "bytes": size,
+        "n_labels": len(label_names),
+        "n_train": len(train_sample),
+        "n_test": len(test_sample),
+        "train_label_cardinality": round(sum(len(r["labels"]) for r in train_sample) / len(train_sample), 3),
+        "test_label_cardinality": round(sum(len(r["labels"]) for r in test_sample) / len(test_sample), 3),
+        "min_label_train_count": min(counts[label] for label in label_names),
+        "max_label_train_count": max(counts.values()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT_DATA_DIR,
-                        help=f"folder with the full data (default: {DEFAULT_DATA_DIR})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output file (default: {DEFAULT_OUT})")
+    parser.add_argument(
+        "data_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"folder with the full data (default: {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     summary = build_sample(args.data_dir, args.out)
     print(json.dumps(summary, indent=1))

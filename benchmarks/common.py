@@ -7,6 +7,7 @@ descriptions, 326 labels), which is not shipped with sktext. It is looked up in
 2. the ``SKTEXT_DEBTAGS_DIR`` environment variable, else
 3. ``../shared/data/debtags`` beside the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 
 # --------------------------------------------------------------------------- data
 
+
 @dataclass
 class DebtagsData:
     """The full debtags data, binarized.
@@ -69,21 +71,24 @@ class DebtagsData:
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, subsets: bool = True) -> None:
     """Add ``--data-dir`` and, with ``subsets``, ``--max-train`` / ``--max-test`` to ``parser``."""
-    parser.add_argument("--data-dir", default=None,
-                        help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or "
-                             "../shared/data/debtags)")
+    parser.add_argument(
+        "--data-dir", default=None, help="full debtags folder (default: $SKTEXT_DEBTAGS_DIR or ../shared/data/debtags)"
+    )
     if subsets:
-        parser.add_argument("--max-train", type=int, default=None,
-                            help="fit on a random subset of this many train records "
-                                 "(the baselines too)")
-        parser.add_argument("--max-test", type=int, default=None,
-                            help="score on a random subset of this many test records")
+        parser.add_argument(
+            "--max-train",
+            type=int,
+            default=None,
+            help="fit on a random subset of this many train records (the baselines too)",
+        )
+        parser.add_argument(
+            "--max-test", type=int, default=None, help="score on a random subset of this many test records"
+        )
 
 
 def add_transformer_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the TransformerMultiLabelClassifier options the quality-style benchmarks share."""
-    parser.add_argument("--model", default="all-MiniLM-L6-v2",
-                        help="model_name_or_path of the transformer")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model_name_or_path of the transformer")
     parser.add_argument("--max-epochs", type=int, default=10)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -123,7 +128,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
             f"The full debtags data was expected in {path} (from {origin}), but it "
             f"lacks {', '.join(missing)}. Point {DATA_DIR_ENV} at the folder "
             f"holding {', '.join(needed)} (or pass --data-dir). For a quick look "
-            "without it, use sktext.datasets.load_debtags_sample().")
+            "without it, use sktext.datasets.load_debtags_sample()."
+        )
     return path
 
 
@@ -157,16 +163,20 @@ def load_debtags(data_dir: str | os.PathLike | None = None) -> DebtagsData:
         # int64 on purpose: scikit-learn 1.9's OneVsRestClassifier fitted on an int8
         # indicator matrix of this data gave chance-level probabilities.
         Y = binarizer.transform([record["labels"] for record in records]).astype(np.int64)
-        splits[split] = ([record["text"] for record in records], Y,
-                         [record["id"] for record in records])
-    return DebtagsData(train_texts=splits["train"][0], train_Y=splits["train"][1],
-                       test_texts=splits["test"][0], test_Y=splits["test"][1],
-                       label_names=label_names, train_ids=splits["train"][2],
-                       test_ids=splits["test"][2], data_dir=path)
+        splits[split] = ([record["text"] for record in records], Y, [record["id"] for record in records])
+    return DebtagsData(
+        train_texts=splits["train"][0],
+        train_Y=splits["train"][1],
+        test_texts=splits["test"][0],
+        test_Y=splits["test"][1],
+        label_names=label_names,
+        train_ids=splits["train"][2],
+        test_ids=splits["test"][2],
+        data_dir=path,
+    )
 
 
-def load_unlabeled_texts(data_dir: str | os.PathLike | None = None, *,
-                         max_texts: int | None = None) -> list[str]:
+def load_unlabeled_texts(data_dir: str | os.PathLike | None = None, *, max_texts: int | None = None) -> list[str]:
     """Load the untagged in-domain descriptions (for language-model fine-tuning).
 
     Parameters
@@ -192,8 +202,9 @@ def load_unlabeled_texts(data_dir: str | os.PathLike | None = None, *,
     return texts
 
 
-def subsample(texts: Sequence[str], Y: np.ndarray, n_samples: int | None, *,
-              random_state: int = 0) -> tuple[list[str], np.ndarray]:
+def subsample(
+    texts: Sequence[str], Y: np.ndarray, n_samples: int | None, *, random_state: int = 0
+) -> tuple[list[str], np.ndarray]:
     """Draw ``n_samples`` records at random (all of them if None or larger).
 
     Parameters
@@ -215,8 +226,9 @@ def subsample(texts: Sequence[str], Y: np.ndarray, n_samples: int | None, *,
     return [texts[row] for row in rows], Y[rows]
 
 
-def split_validation(Y: np.ndarray, validation_fraction: float = 0.1, *,
-                     random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(
+    Y: np.ndarray, validation_fraction: float = 0.1, *, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Split row indices into train / validation, stratified over labels.
 
     Uses iterative stratification (``iterstrat``), so rare labels get positives
@@ -234,17 +246,17 @@ def split_validation(Y: np.ndarray, validation_fraction: float = 0.1, *,
     """
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-    splitter = MultilabelStratifiedShuffleSplit(
-        n_splits=1, test_size=validation_fraction, random_state=random_state)
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=validation_fraction, random_state=random_state)
     train_rows, validation_rows = next(splitter.split(np.zeros((len(Y), 1)), Y))
     return np.sort(train_rows), np.sort(validation_rows)
 
 
 # ---------------------------------------------------------------------- baselines
 
-def tfidf_lr_baseline(X_train: Sequence[str], Y_train: np.ndarray,
-                      X_test: Sequence[str], *, C: float = 8.0,
-                      n_jobs: int | None = None) -> np.ndarray:
+
+def tfidf_lr_baseline(
+    X_train: Sequence[str], Y_train: np.ndarray, X_test: Sequence[str], *, C: float = 8.0, n_jobs: int | None = None
+) -> np.ndarray:
     """Fit TF-IDF + logistic regression on train; return test probabilities.
 
     Parameters
@@ -264,9 +276,15 @@ def tfidf_lr_baseline(X_train: Sequence[str], Y_train: np.ndarray,
     return model.predict_proba(list(X_test))
 
 
-def tfidf_lr_thresholds(X_train: Sequence[str], Y_train: np.ndarray, *, C: float = 8.0,
-                        validation_fraction: float = 0.1, random_state: int = 0,
-                        n_jobs: int | None = None) -> tuple[np.ndarray, Pipeline]:
+def tfidf_lr_thresholds(
+    X_train: Sequence[str],
+    Y_train: np.ndarray,
+    *,
+    C: float = 8.0,
+    validation_fraction: float = 0.1,
+    random_state: int = 0,
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, Pipeline]:
     """Per-label thresholds for TF-IDF + logistic regression, tuned on held-out data.
 
     The train data is split (iterative stratification) into a fitting part and a
@@ -293,20 +311,24 @@ def tfidf_lr_thresholds(X_train: Sequence[str], Y_train: np.ndarray, *, C: float
     """
     X_train = list(X_train)
     Y_train = np.asarray(Y_train)
-    fit_rows, validation_rows = split_validation(
-        Y_train, validation_fraction, random_state=random_state)
-    model = make_tfidf_lr(C=C, n_jobs=n_jobs).fit(
-        [X_train[row] for row in fit_rows], Y_train[fit_rows])
+    fit_rows, validation_rows = split_validation(Y_train, validation_fraction, random_state=random_state)
+    model = make_tfidf_lr(C=C, n_jobs=n_jobs).fit([X_train[row] for row in fit_rows], Y_train[fit_rows])
     validation_score = model.predict_proba([X_train[row] for row in validation_rows])
     thresholds, _ = tune_thresholds(Y_train[validation_rows], validation_score)
     return thresholds, model
 
 
-def tfidf_lr_thresholded(X_train: Sequence[str], Y_train: np.ndarray,
-                         X_test: Sequence[str], *, C: float = 8.0,
-                         validation_fraction: float = 0.1, refit: bool = True,
-                         random_state: int = 0,
-                         n_jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def tfidf_lr_thresholded(
+    X_train: Sequence[str],
+    Y_train: np.ndarray,
+    X_test: Sequence[str],
+    *,
+    C: float = 8.0,
+    validation_fraction: float = 0.1,
+    refit: bool = True,
+    random_state: int = 0,
+    n_jobs: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """TF-IDF + logistic regression with per-label thresholds tuned on held-out data.
 
     Thresholds come from :func:`tfidf_lr_thresholds`. With ``refit=True`` the
@@ -333,14 +355,15 @@ def tfidf_lr_thresholded(X_train: Sequence[str], Y_train: np.ndarray,
         Predict with ``Y_score >= thresholds``.
     """
     thresholds, model = tfidf_lr_thresholds(
-        X_train, Y_train, C=C, validation_fraction=validation_fraction,
-        random_state=random_state, n_jobs=n_jobs)
+        X_train, Y_train, C=C, validation_fraction=validation_fraction, random_state=random_state, n_jobs=n_jobs
+    )
     if refit:
         model = make_tfidf_lr(C=C, n_jobs=n_jobs).fit(list(X_train), np.asarray(Y_train))
     return model.predict_proba(list(X_test)), thresholds
 
 
 # ------------------------------------------------------------------------ metrics
+
 
 def scores(Y_true: np.ndarray, Y_pred: np.ndarray, Y_score: np.ndarray) -> dict[str, float]:
     """The benchmark metrics.
@@ -363,15 +386,17 @@ def scores(Y_true: np.ndarray, Y_pred: np.ndarray, Y_score: np.ndarray) -> dict[
     """
     Y_true = np.asarray(Y_true)
     Y_pred = np.asarray(Y_pred)
-    result = {average + "_f1": float(f1_score(Y_true, Y_pred, average=average,
-                                              zero_division=0))
-              for average in ("micro", "macro", "samples")}
+    result = {
+        average + "_f1": float(f1_score(Y_true, Y_pred, average=average, zero_division=0))
+        for average in ("micro", "macro", "samples")
+    }
     result["lrap"] = float(label_ranking_average_precision_score(Y_true, np.asarray(Y_score)))
     result["predicted_cardinality"] = float(Y_pred.sum(axis=1).mean())
     return result
 
 
 # ---------------------------------------------------------------------- reporting
+
 
 class Timer:
     """Wall-clock timer used as a context manager; ``seconds`` holds the duration.
@@ -421,8 +446,7 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "scikit_learn": sklearn.__version__,
         "device": device,
     }
@@ -450,11 +474,16 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
 def _git_commit() -> str | None:
     """The repository's HEAD commit, with ``+dirty`` if the tree has changes."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True,
-                               check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -474,6 +503,7 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     -------
     table : str
     """
+
     def cell(value: Any) -> str:
         if value is None:
             return ""
@@ -482,20 +512,19 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
         return str(value)
 
     cells = [[cell(row.get(column)) for column in columns] for row in rows]
-    widths = [max([len(column)] + [len(line[index]) for line in cells])
-              for index, column in enumerate(columns)]
+    widths = [max([len(column)] + [len(line[index]) for line in cells]) for index, column in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
         first = values[0].ljust(widths[0])
         rest = [value.rjust(width) for value, width in zip(values[1:], widths[1:])]
         return "  ".join([first] + rest)
 
-    return "\n".join([line(list(columns)), line(["-" * width for width in widths])]
-                     + [line(values) for values in cells])
+    return "\n".join(
+        [line(list(columns)), line(["-" * width for width in widths])] + [line(values) for values in cells]
+    )
 
 
-def write_results(name: str, payload: dict[str, Any], out: str | os.PathLike | None = None
-                  ) -> Path:
+def write_results(name: str, payload: dict[str, Any], out: str | os.PathLike | None = None) -> Path:
     """Write a benchmark's results as JSON.
 
     Parameters
@@ -531,7 +560,7 @@ def _to_json(value: Any) -> Any:
 def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``items`` of at most ``size`` elements."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def load_debtags_fields(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:

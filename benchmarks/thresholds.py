@@ -43,9 +43,7 @@ def rules(y_valid: np.ndarray, proba_valid: np.ndarray) -> dict[str, np.ndarray]
             y_valid, proba_valid, min_positives=min_positives, shrinkage=0
         )[0]
     for shrinkage in (1, 2, 5, 10):
-        found[f"shrunk, k={shrinkage}"] = tune_thresholds(
-            y_valid, proba_valid, shrinkage=shrinkage
-        )[0]
+        found[f"shrunk, k={shrinkage}"] = tune_thresholds(y_valid, proba_valid, shrinkage=shrinkage)[0]
     return found
 
 
@@ -72,21 +70,34 @@ def main(argv=None) -> None:
         proba_eval = model.predict_proba(list(texts[evaluation]))
         for name, thresholds in rules(Y[valid], proba_valid).items():
             predicted = proba_eval >= thresholds
-            scores.setdefault(name, []).append((
-                f1_score(Y[evaluation], predicted, average="micro", zero_division=0),
-                f1_score(Y[evaluation], predicted, average="macro", zero_division=0),
-            ))
+            scores.setdefault(name, []).append(
+                (
+                    f1_score(Y[evaluation], predicted, average="micro", zero_division=0),
+                    f1_score(Y[evaluation], predicted, average="macro", zero_division=0),
+                )
+            )
     rows = [
-        {"rule": name, "micro_f1": float(np.mean([m for m, _ in values])),
-         "macro_f1": float(np.mean([m for _, m in values]))}
+        {
+            "rule": name,
+            "micro_f1": float(np.mean([m for m, _ in values])),
+            "macro_f1": float(np.mean([m for _, m in values])),
+        }
         for name, values in scores.items()
     ]
-    print(f"fit {args.n_fit}, validation {args.n_valid}, evaluation {N_EVAL} (all from train), "
-          f"mean over seeds {args.seeds}")
+    print(
+        f"fit {args.n_fit}, validation {args.n_valid}, evaluation {N_EVAL} (all from train), "
+        f"mean over seeds {args.seeds}"
+    )
     print(format_table(rows, ["rule", "micro_f1", "macro_f1"]))
-    path = write_results(f"thresholds_{args.n_fit}_{args.n_valid}", {
-        "config": vars(args), "rows": rows, "machine": machine_info(),
-    }, out=args.out)
+    path = write_results(
+        f"thresholds_{args.n_fit}_{args.n_valid}",
+        {
+            "config": vars(args),
+            "rows": rows,
+            "machine": machine_info(),
+        },
+        out=args.out,
+    )
     print(f"wrote {path}")
 
 

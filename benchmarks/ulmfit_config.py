@@ -19,6 +19,7 @@ Examples
         '{"head_hidden_dim": 512, "lm_epochs": 3, "gradual_unfreezing": false, "max_epochs": 10}' \\
         --device cuda --out /tmp/h512_lm3.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("config", help="JSON object of ULMFiTClassifier parameters over the base")
     add_data_arguments(parser, subsets=False)
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda", "cuda:1"')
-    parser.add_argument("--out", default=None,
-                        help="JSON output (default: benchmarks/results/ulmfit_config.json)")
+    parser.add_argument("--out", default=None, help="JSON output (default: benchmarks/results/ulmfit_config.json)")
     args = parser.parse_args(argv)
     args.config = json.loads(args.config)
     if not isinstance(args.config, dict):
@@ -90,18 +90,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lm_seconds = sum(record["dur"] for record in classifier.language_model_history_)
     valid_losses = [record["valid_loss"] for record in classifier.history_ if "valid_loss" in record]
     payload = {
-        "benchmark": "ulmfit_config", "name": args.name, "machine": machine_info(device),
-        "params": params, "scores": tuned, "scores_at_0.5": scores(data.test_Y, Y_score >= 0.5, Y_score),
-        "fit_s": fit_timer.seconds, "predict_s": predict_timer.seconds, "lm_s": lm_seconds,
+        "benchmark": "ulmfit_config",
+        "name": args.name,
+        "machine": machine_info(device),
+        "params": params,
+        "scores": tuned,
+        "scores_at_0.5": scores(data.test_Y, Y_score >= 0.5, Y_score),
+        "fit_s": fit_timer.seconds,
+        "predict_s": predict_timer.seconds,
+        "lm_s": lm_seconds,
         "best_valid_loss": min(valid_losses) if valid_losses else None,
         "language_model_history": classifier.language_model_history_,
-        "history": [{key: value for key, value in record.items()
-                     if isinstance(value, (int, float, str, bool))} for record in classifier.history_],
+        "history": [
+            {key: value for key, value in record.items() if isinstance(value, (int, float, str, bool))}
+            for record in classifier.history_
+        ],
     }
     write_results("ulmfit_config", payload, args.out)
-    print(f"RESULT {args.name}: micro {tuned['micro_f1']:.3f} macro {tuned['macro_f1']:.3f} "
-          f"lrap {tuned['lrap']:.3f} best valid loss {payload['best_valid_loss']:.4f} "
-          f"fit {fit_timer.seconds:.0f} s (LM {lm_seconds:.0f} s)", flush=True)
+    print(
+        f"RESULT {args.name}: micro {tuned['micro_f1']:.3f} macro {tuned['macro_f1']:.3f} "
+        f"lrap {tuned['lrap']:.3f} best valid loss {payload['best_valid_loss']:.4f} "
+        f"fit {fit_timer.seconds:.0f} s (LM {lm_seconds:.0f} s)",
+        flush=True,
+    )
     return payload
 
 

@@ -47,9 +47,9 @@ from .splits import ShuffleValidSplit
 from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
-    NON_NEGATIVE_INT,
     resolve_device,
     seed_from,
     seeded,
@@ -74,9 +74,7 @@ class TorchModulePicklingMixin:
         if isinstance(state.get("module_"), bytes):
             device = resolve_device(state.get("device_", "cpu"), cuda_fallback=True)
             state["device_"] = device
-            state["module_"] = torch.load(
-                io.BytesIO(state["module_"]), map_location=device, weights_only=False
-            ).eval()
+            state["module_"] = torch.load(io.BytesIO(state["module_"]), map_location=device, weights_only=False).eval()
         super().__setstate__(state)
 
 
@@ -251,9 +249,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
 
     # -- predict --------------------------------------------------------------------
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
-        return predict_batched(
-            self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_
-        )
+        return predict_batched(self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_)
 
     # -- persistence and tags ---------------------------------------------------------
     def save(self, folder, *, metadata=None, overwrite: bool = False):

@@ -38,10 +38,12 @@ def tfidf_logistic_regression(*, C: float = 8.0, n_jobs: int | None = None) -> P
         Unfitted; ``fit(texts, Y)`` then ``predict`` / ``predict_proba(texts)``.
     """
     vectorizer = TfidfVectorizer(
-        ngram_range=(1, 2), sublinear_tf=True, min_df=2, max_df=0.9,
-        strip_accents="unicode", dtype=np.float32,
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        min_df=2,
+        max_df=0.9,
+        strip_accents="unicode",
+        dtype=np.float32,
     )
-    classifier = OneVsRestClassifier(
-        LogisticRegression(C=C, solver="liblinear", max_iter=1000), n_jobs=n_jobs
-    )
+    classifier = OneVsRestClassifier(LogisticRegression(C=C, solver="liblinear", max_iter=1000), n_jobs=n_jobs)
     return make_pipeline(vectorizer, FunctionTransformer(_sorted_indices, accept_sparse=True), classifier)

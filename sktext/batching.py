@@ -29,9 +29,7 @@ class TokenizedTexts(Dataset):
         Targets, float32.
     """
 
-    def __init__(
-        self, ids: np.ndarray, offsets: np.ndarray, pad_id: int, y: np.ndarray | None = None
-    ) -> None:
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, pad_id: int, y: np.ndarray | None = None) -> None:
         self.ids = ids
         self.offsets = offsets
         self.pad_id = int(pad_id)
@@ -115,9 +113,7 @@ class LengthBucketSampler(Sampler):
     seed : int, default=0
     """
 
-    def __init__(
-        self, lengths: np.ndarray, batch_size: int, chunk_batches: int = 50, seed: int = 0
-    ) -> None:
+    def __init__(self, lengths: np.ndarray, batch_size: int, chunk_batches: int = 50, seed: int = 0) -> None:
         self.lengths = np.asarray(lengths)
         self.batch_size = int(batch_size)
         self.chunk_batches = int(chunk_batches)

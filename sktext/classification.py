@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from .base import TextEstimatorBase
 from .losses import LOSSES, criterion_for_layout
 from .splits import MultilabelValidSplit
-from .targets import BINARY, OutputLayout, check_targets
+from .targets import BINARY, check_targets
 from .thresholds import apply_thresholds, tune_thresholds
 from .validation import (
     FRACTION,
@@ -47,12 +47,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
     _parameter_constraints: dict = {
         "threshold": [Options(["auto"]), FRACTION, "array-like"],
         "pos_weight": [None, Options(["balanced"]), "array-like"],
-        "loss": [
-            Options(LOSSES, hint="'bce' is binary cross-entropy, 'focal' the focal loss for imbalanced labels")
-        ],
-        "focal_gamma": [
-            NON_NEGATIVE_FLOAT.with_hint("0 gives plain cross-entropy, 2.0 is the usual choice")
-        ],
+        "loss": [Options(LOSSES, hint="'bce' is binary cross-entropy, 'focal' the focal loss for imbalanced labels")],
+        "focal_gamma": [NON_NEGATIVE_FLOAT.with_hint("0 gives plain cross-entropy, 2.0 is the usual choice")],
     }
 
     def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
@@ -114,16 +110,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         self.output_layout_ = layout
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
-        criterion_kwargs = {} if pos_weight is None else {
-            "pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)
-        }
+        criterion_kwargs = (
+            {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
+        )
         dataset, split = self._fit_module(texts, Y, criterion_kwargs)
         if thresholds is None and len(binary):
             _, valid = split(dataset)
             logits = self._logits(valid)[:, layout.binary_logits]
-            thresholds, _ = tune_thresholds(
-                valid.y[:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
-            )
+            thresholds, _ = tune_thresholds(valid.y[:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES)
         elif thresholds is None:
             thresholds = np.zeros(0)
         self.thresholds_ = thresholds

@@ -74,9 +74,7 @@ def _data_format(path: Path) -> str:
     for suffix in DATA_SUFFIXES:
         if name.endswith(suffix):
             return suffix.split(".")[1]
-    raise CommandLineError(
-        f"{path} is neither CSV nor JSONL: data files must end in {', '.join(DATA_SUFFIXES)}."
-    )
+    raise CommandLineError(f"{path} is neither CSV nor JSONL: data files must end in {', '.join(DATA_SUFFIXES)}.")
 
 
 def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
@@ -118,9 +116,7 @@ def _check_columns(wanted: Sequence[str], columns: Sequence[str], path: Path, ro
     missing = [name for name in wanted if name not in columns]
     if missing:
         suggestions = {name: difflib.get_close_matches(name, columns, n=1) for name in missing}
-        hint = "".join(
-            f" Did you mean {close[0]!r} for {name!r}?" for name, close in suggestions.items() if close
-        )
+        hint = "".join(f" Did you mean {close[0]!r} for {name!r}?" for name, close in suggestions.items() if close)
         if role == "label":
             hint += " Say where the labels are with --label-columns or --labels-column."
         raise CommandLineError(
@@ -157,14 +153,18 @@ def _indicator(value: Any, row: int, column: str, path: Path) -> int:
     )
 
 
-def read_label_columns(records: list[dict], columns: Sequence[str], label_columns: Sequence[str],
-                       path: Path) -> np.ndarray:
+def read_label_columns(
+    records: list[dict], columns: Sequence[str], label_columns: Sequence[str], path: Path
+) -> np.ndarray:
     """The 0/1 matrix of ``label_columns``, of shape (n_rows, len(label_columns))."""
     _check_columns(label_columns, columns, path, "label")
-    return np.array([
-        [_indicator(record.get(column), row, column, path) for column in label_columns]
-        for row, record in enumerate(records, start=1)
-    ], dtype=np.int64)
+    return np.array(
+        [
+            [_indicator(record.get(column), row, column, path) for column in label_columns]
+            for row, record in enumerate(records, start=1)
+        ],
+        dtype=np.int64,
+    )
 
 
 def _label_list(value: Any, row: int, column: str, separator: str, path: Path) -> list[str]:
@@ -181,8 +181,9 @@ def _label_list(value: Any, row: int, column: str, separator: str, path: Path) -
         return []
     if isinstance(value, str):
         return [label.strip() for label in value.split(separator) if label.strip()]
-    if isinstance(value, list) and all(isinstance(label, (str, int)) and not isinstance(label, bool)
-                                       for label in value):
+    if isinstance(value, list) and all(
+        isinstance(label, (str, int)) and not isinstance(label, bool) for label in value
+    ):
         return [str(label) for label in value]
     raise CommandLineError(
         f"Unreadable labels: row {row} of {path} holds {value!r} in {column!r}; expected a list of "
@@ -190,12 +191,14 @@ def _label_list(value: Any, row: int, column: str, separator: str, path: Path) -
     )
 
 
-def read_label_lists(records: list[dict], columns: Sequence[str], column: str, separator: str,
-                     path: Path) -> list[list[str]]:
+def read_label_lists(
+    records: list[dict], columns: Sequence[str], column: str, separator: str, path: Path
+) -> list[list[str]]:
     """The label names of each row, from one column of lists or joined strings."""
     _check_columns([column], columns, path, "label")
-    return [_label_list(record.get(column), row, column, separator, path)
-            for row, record in enumerate(records, start=1)]
+    return [
+        _label_list(record.get(column), row, column, separator, path) for row, record in enumerate(records, start=1)
+    ]
 
 
 # -- labels --------------------------------------------------------------------------------
@@ -216,11 +219,15 @@ class LabelSource:
         return cls(saved.get("label_columns"), saved.get("labels_column"), separator)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label_columns": self.label_columns, "labels_column": self.labels_column,
-                "label_separator": self.separator}
+        return {
+            "label_columns": self.label_columns,
+            "labels_column": self.labels_column,
+            "label_separator": self.separator,
+        }
 
-    def read(self, records: list[dict], columns: Sequence[str], path: Path,
-             classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    def read(
+        self, records: list[dict], columns: Sequence[str], path: Path, classes: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """``(Y, label_names)``; with ``classes``, Y's columns follow them (unknown labels dropped)."""
         from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -233,9 +240,7 @@ class LabelSource:
                 )
             return read_label_columns(records, columns, names, path), names
         if not self.labels_column:
-            raise CommandLineError(
-                "Say where the labels are: --label-columns A B ... or --labels-column NAME."
-            )
+            raise CommandLineError("Say where the labels are: --label-columns A B ... or --labels-column NAME.")
         lists = read_label_lists(records, columns, self.labels_column, self.separator, path)
         if classes is None:
             binarizer = MultiLabelBinarizer().fit(lists)
@@ -251,8 +256,10 @@ def _binarize_known(lists: list[list[str]], classes: list[str], path: Path) -> n
     unknown = sorted({label for labels in lists for label in labels} - known)
     if unknown:
         shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        print(f"warning: {len(unknown)} label(s) in {path} are not labels of the model and are "
-              f"ignored: {shown}", file=sys.stderr)
+        print(
+            f"warning: {len(unknown)} label(s) in {path} are not labels of the model and are ignored: {shown}",
+            file=sys.stderr,
+        )
     kept = [[label for label in labels if label in known] for labels in lists]
     return MultiLabelBinarizer(classes=classes).fit_transform(kept)
 
@@ -317,8 +324,7 @@ def parse_params(estimator_class: type, items: Sequence[str]) -> dict[str, Any]:
             close = difflib.get_close_matches(name, valid, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise CommandLineError(
-                f"Unknown --param {name!r} for {estimator_class.__name__}.{hint} Valid keys: "
-                f"{', '.join(valid)}."
+                f"Unknown --param {name!r} for {estimator_class.__name__}.{hint} Valid keys: {', '.join(valid)}."
             )
         params[name] = _check_type(name, _parse_value(text), signature[name].default)
     return params
@@ -359,13 +365,23 @@ def fit_command(args: argparse.Namespace) -> int:
     Y, names = source.read(records, columns, path)
     estimator = estimator_class(**params)
     start = time.perf_counter()
-    print(f"fitting {estimator_class.__name__} on {len(texts)} texts with {len(names)} labels",
-          file=sys.stderr, flush=True)
+    print(
+        f"fitting {estimator_class.__name__} on {len(texts)} texts with {len(names)} labels",
+        file=sys.stderr,
+        flush=True,
+    )
     estimator.fit(texts, Y)
     # The label names, as fit stores the columns of a DataFrame y.
     estimator.classes_ = np.asarray(names, dtype=object)
-    metadata = {"cli": {"model": args.model, "text_column": args.text_column, **source.to_dict(),
-                        "data_file": path.name, "n_samples": len(texts)}}
+    metadata = {
+        "cli": {
+            "model": args.model,
+            "text_column": args.text_column,
+            **source.to_dict(),
+            "data_file": path.name,
+            "n_samples": len(texts),
+        }
+    }
     save_model(estimator, out, metadata=metadata, overwrite=args.overwrite)
     print(f"fitted in {time.perf_counter() - start:.1f} s; saved the model to {out}", file=sys.stderr)
     return 0
@@ -444,20 +460,25 @@ def evaluate_command(args: argparse.Namespace) -> int:
     context = {"model": f"{type(estimator).__name__} ({Path(args.model_dir).name})", "data": path.name}
     with _stage(f"writing the report to {args.out}"):
         metrics = write_report(args.out, Y, proba, estimator.thresholds_, names, context=context)
-    print(f"F1 micro {metrics['f1_micro']:.3f} | macro {metrics['f1_macro']:.3f} | samples "
-          f"{metrics['f1_samples']:.3f} on {len(texts)} texts; report: {Path(args.out) / REPORT_FILE}")
+    print(
+        f"F1 micro {metrics['f1_micro']:.3f} | macro {metrics['f1_macro']:.3f} | samples "
+        f"{metrics['f1_samples']:.3f} on {len(texts)} texts; report: {Path(args.out) / REPORT_FILE}"
+    )
     return 0
 
 
 # -- the parser -------------------------------------------------------------------------------
 def _add_label_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--label-columns", nargs="+", metavar="COLUMN",
-                       help="several columns of 0/1 label indicators, one per label")
-    group.add_argument("--labels-column", metavar="COLUMN",
-                       help="one column of label lists (JSON list in JSONL, joined string in CSV)")
-    parser.add_argument("--label-separator", metavar="SEP", default=None,
-                        help="what joins the labels of a CSV cell (default '|')")
+    group.add_argument(
+        "--label-columns", nargs="+", metavar="COLUMN", help="several columns of 0/1 label indicators, one per label"
+    )
+    group.add_argument(
+        "--labels-column", metavar="COLUMN", help="one column of label lists (JSON list in JSONL, joined string in CSV)"
+    )
+    parser.add_argument(
+        "--label-separator", metavar="SEP", default=None, help="what joins the labels of a CSV cell (default '|')"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -472,8 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--text-column", default="text", help="column holding the texts (default 'text')")
     _add_label_options(fit, required=True)
     fit.add_argument("--model", required=True, choices=sorted(_models()), help="which estimator")
-    fit.add_argument("--param", action="extend", nargs="+", metavar="KEY=VALUE",
-                     help="estimator parameter, e.g. max_epochs=3 (repeatable)")
+    fit.add_argument(
+        "--param",
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="estimator parameter, e.g. max_epochs=3 (repeatable)",
+    )
     fit.add_argument("--out", required=True, metavar="MODEL_DIR", help="model folder to write")
     fit.add_argument("--overwrite", action="store_true", help="replace the model in --out")
     fit.add_argument("--quiet", action="store_true", help="no progress bar or epoch table")
@@ -482,21 +508,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="write predicted labels for a data file")
     predict.add_argument("model_dir", help="folder written by 'sktext fit'")
     predict.add_argument("data", help=".csv or .jsonl (optionally .gz)")
-    predict.add_argument("--out", required=True, metavar="PREDICTIONS",
-                         help="predictions file: .csv or .jsonl (optionally .gz)")
+    predict.add_argument(
+        "--out", required=True, metavar="PREDICTIONS", help="predictions file: .csv or .jsonl (optionally .gz)"
+    )
     predict.add_argument("--text-column", default=None, help="default: the one used to fit")
     predict.add_argument("--proba", action="store_true", help="also write each label's probability")
-    predict.add_argument("--keep-columns", nargs="+", metavar="COLUMN",
-                         help="input columns to copy into the predictions (e.g. an id)")
-    predict.add_argument("--label-separator", metavar="SEP", default=None,
-                         help="what joins the predicted labels in a CSV (default: as in fit, or '|')")
+    predict.add_argument(
+        "--keep-columns", nargs="+", metavar="COLUMN", help="input columns to copy into the predictions (e.g. an id)"
+    )
+    predict.add_argument(
+        "--label-separator",
+        metavar="SEP",
+        default=None,
+        help="what joins the predicted labels in a CSV (default: as in fit, or '|')",
+    )
     predict.set_defaults(handler=predict_command)
 
     evaluate = commands.add_parser("evaluate", help="score a model and write an HTML report")
     evaluate.add_argument("model_dir", help="folder written by 'sktext fit'")
     evaluate.add_argument("data", help="labelled data: .csv or .jsonl (optionally .gz)")
-    evaluate.add_argument("--out", required=True, metavar="REPORT_DIR",
-                          help="folder for report.html, metrics.json and the charts")
+    evaluate.add_argument(
+        "--out", required=True, metavar="REPORT_DIR", help="folder for report.html, metrics.json and the charts"
+    )
     evaluate.add_argument("--text-column", default=None, help="default: the one used to fit")
     _add_label_options(evaluate, required=False)
     evaluate.set_defaults(handler=evaluate_command)

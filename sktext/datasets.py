@@ -36,6 +36,7 @@ included.
 Tags are noisy and incomplete: Debtags coverage is uneven, so a missing tag often
 means "not tagged" rather than "does not apply". Expect modest F1 scores.
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -85,8 +86,9 @@ def _read_sample() -> list[dict[str, Any]]:
         return read_jsonl(path)
 
 
-def load_debtags_sample(*, subset: str = "train", as_frame: bool = False,
-                        return_X_y: bool = False) -> Bunch | tuple[list[str], np.ndarray]:
+def load_debtags_sample(
+    *, subset: str = "train", as_frame: bool = False, return_X_y: bool = False
+) -> Bunch | tuple[list[str], np.ndarray]:
     """Load the bundled sample of Debian package descriptions and their debtags.
 
     A small real multi-label text data set: 3,000 train and 1,000 test records,
@@ -152,8 +154,9 @@ def load_debtags_sample(*, subset: str = "train", as_frame: bool = False,
     [('role::documentation',)]
     """
     if subset not in _SUBSETS:
-        raise ValueError(f"The 'subset' parameter of load_debtags_sample must be one of "
-                         f"{_SUBSETS}; got {subset!r} instead.")
+        raise ValueError(
+            f"The 'subset' parameter of load_debtags_sample must be one of {_SUBSETS}; got {subset!r} instead."
+        )
     records = _read_sample()
     label_names = sorted({label for record in records for label in record["labels"]})
     if subset != "all":
@@ -172,9 +175,14 @@ def load_debtags_sample(*, subset: str = "train", as_frame: bool = False,
     if as_frame:
         import pandas as pd
 
-        frame = pd.DataFrame.from_records(
-            records, columns=["id", "source", "text", "labels", "split"])
-    return Bunch(texts=texts, labels=labels, target=target, label_names=label_names,
-                 ids=[record["id"] for record in records],
-                 sources=[record["source"] for record in records],
-                 frame=frame, DESCR=_DESCR)
+        frame = pd.DataFrame.from_records(records, columns=["id", "source", "text", "labels", "split"])
+    return Bunch(
+        texts=texts,
+        labels=labels,
+        target=target,
+        label_names=label_names,
+        ids=[record["id"] for record in records],
+        sources=[record["source"] for record in records],
+        frame=frame,
+        DESCR=_DESCR,
+    )

@@ -30,9 +30,9 @@ from .models.awd_lstm import AWDLSTMEncoder, AWDLSTMPooledEncoder
 from .models.transformer import POOLINGS, TransformerPooledEncoder
 from .net import predict_batched
 from .pretrained import DEFAULT_MODEL, load_pretrained
+from .registry import register_estimator
 from .text import PAD_ID, tokenize
 from .transformer import encode_with_tokenizer
-from .registry import register_estimator
 from .ulmfit import LanguageModelStageMixin
 from .validation import (
     POSITIVE_INT,
@@ -49,9 +49,7 @@ from .validation import (
 __all__ = ["TransformerEmbedder", "ULMFiTEmbedder"]
 
 
-class _TextEmbedderBase(
-    TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class _TextEmbedderBase(TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """What both embedders share: fit / transform around a module mapping ids to vectors.
 
     A subclass declares its ``_parameter_constraints`` and supplies

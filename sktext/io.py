@@ -11,8 +11,8 @@ import csv
 import gzip
 import json
 import os
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 __all__ = [

@@ -35,9 +35,9 @@ from .models.awd_lstm import (
     Hidden,
     LanguageModelOutput,
     detach_hidden,
-    set_trainable_groups,
     resolve_architecture,
     scaled_dropouts,
+    set_trainable_groups,
 )
 from .text import PAD_ID, UNKNOWN_ID, Vocabulary, tokenize
 from .validation import (
@@ -327,8 +327,7 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
         except ImportError as error:
             raise ValueError(
-                f"{path} is a safetensors file but the safetensors package is not installed; "
-                "pip install safetensors."
+                f"{path} is a safetensors file but the safetensors package is not installed; pip install safetensors."
             ) from error
         return load_file(str(path))
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -371,8 +370,7 @@ def _read_token_list(vocab: str | os.PathLike | Sequence[str]) -> list[str]:
         tokens = vocab
     if not isinstance(tokens, (list, tuple)) or not all(isinstance(token, str) for token in tokens):
         raise ValueError(
-            "The fastai vocabulary must be a list of token strings (index = id); got "
-            f"{type(tokens).__name__}."
+            f"The fastai vocabulary must be a list of token strings (index = id); got {type(tokens).__name__}."
         )
     # fastai pads its vocabulary to a multiple of 8 with repeated "xxfake" tokens;
     # give repeats unique names our tokenizer never produces ("xxfake#60001").
@@ -407,9 +405,7 @@ def fastai_state_dict_to_sktext(
         Loadable into ``AWDLSTMLanguageModel`` with those sizes.
     """
     if not isinstance(state, Mapping):
-        raise ValueError(
-            f"Expected a fastai state dict (a mapping of names to tensors); got {type(state).__name__}."
-        )
+        raise ValueError(f"Expected a fastai state dict (a mapping of names to tensors); got {type(state).__name__}.")
     if "0.encoder.weight" not in state or "1.decoder.bias" not in state:
         hint = ""
         if any(key.startswith("0.module.") for key in state):
@@ -664,9 +660,7 @@ class LanguageModelBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         lengths = self._planned.pop(0) if self._planned else self._window_lengths()
         order = (
-            self._order_generator.permutation(len(self.documents))
-            if self.shuffle
-            else np.arange(len(self.documents))
+            self._order_generator.permutation(len(self.documents)) if self.shuffle else np.arange(len(self.documents))
         )
         tokens = np.concatenate([self.documents[index] for index in order])
         streams = tokens[: self.stream_length * self.batch_size].reshape(self.batch_size, -1)
@@ -717,9 +711,7 @@ class LanguageModelNet(NeuralNet):
         self.hidden_state_ = detach_hidden(output.hidden)
         return output
 
-    def get_loss(
-        self, y_pred: LanguageModelOutput, y_true: Any, X: Any = None, training: bool = False
-    ) -> torch.Tensor:
+    def get_loss(self, y_pred: LanguageModelOutput, y_true: Any, X: Any = None, training: bool = False) -> torch.Tensor:
         targets = to_tensor(y_true, device=self.device)
         logits = y_pred.logits
         cross_entropy = self.criterion_(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
@@ -911,9 +903,7 @@ def train_on_tokens(
         for index, (n_epochs, peak_lr, n_trainable) in enumerate(phases):
             set_trainable_groups(model, n_trainable)
             total_steps = batches.plan(n_epochs)
-            net.set_params(
-                max_epochs=n_epochs, lr=peak_lr, callbacks__lr_scheduler__total_steps=total_steps
-            )
+            net.set_params(max_epochs=n_epochs, lr=peak_lr, callbacks__lr_scheduler__total_steps=total_steps)
             if index == 0:
                 net.fit(batches, None)
             else:

@@ -64,9 +64,7 @@ class FocalLoss(nn.Module):
     0.1733
     """
 
-    def __init__(
-        self, gamma: float = 2.0, pos_weight: torch.Tensor | None = None, reduction: str = "mean"
-    ) -> None:
+    def __init__(self, gamma: float = 2.0, pos_weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
         super().__init__()
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
@@ -266,9 +264,7 @@ class MultiHeadLoss(nn.Module):
             binary = self.binary(logits[:, self.binary_logits], targets[:, self.binary_targets].to(logits.dtype))
             total = total + binary.sum(dim=1)
         for column, start, stop in self.groups:
-            total = total + F.cross_entropy(
-                logits[:, start:stop], targets[:, column].long(), reduction="none"
-            )
+            total = total + F.cross_entropy(logits[:, start:stop], targets[:, column].long(), reduction="none")
         return total.mean()
 
     def extra_repr(self) -> str:

@@ -42,9 +42,7 @@ def autocast(device: torch.device | str):
     return contextlib.nullcontext()
 
 
-def data_loader(
-    dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device
-) -> DataLoader:
+def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device) -> DataLoader:
     """A loader of padded batches: length-bucketed and shuffled for training, in order otherwise.
 
     Collation is vectorised in the dataset, so worker processes do not pay; pinned
@@ -76,9 +74,7 @@ class TextNet(NeuralNet):
         self.seed = seed
 
     def get_iterator(self, dataset, training=False):
-        return data_loader(
-            dataset, self.batch_size, training=training, seed=self.seed, device=self.device
-        )
+        return data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
@@ -136,17 +132,13 @@ def make_callbacks(
     if gradient_clip_norm:
         callbacks.append(("clip", GradientNormClipping(gradient_clip_value=gradient_clip_norm)))
     if has_validation and patience:
-        callbacks.append(
-            ("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True))
-        )
+        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
     if verbose:
         callbacks.append(("progress", ProgressBar()))
     return callbacks
 
 
-def predict_batched(
-    module: torch.nn.Module, dataset: TokenizedTexts, *, batch_size: int, device
-) -> np.ndarray:
+def predict_batched(module: torch.nn.Module, dataset: TokenizedTexts, *, batch_size: int, device) -> np.ndarray:
     """``module(input_ids, attention_mask)`` for every text, in dataset order, as float32.
 
     Texts run in length-sorted batches (little padding) under ``inference_mode`` and,

@@ -76,8 +76,7 @@ WEIGHTS_FILE = "model.safetensors"
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
 # Fitted attributes saved as files or rebuilt, not stored as JSON values.
 _SPECIAL_ATTRIBUTES = frozenset(
-    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_",
-     "output_layout_"}
+    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_", "output_layout_"}
 )
 _ARRAY_TAG = "__ndarray__"
 
@@ -129,9 +128,7 @@ def _from_json(value: Any) -> Any:
     if _ARRAY_TAG in value:
         dtype = np.dtype(value["dtype"])
         if dtype.kind not in "biufU":
-            raise ValueError(
-                f"{MANIFEST_FILE} holds an array of dtype {dtype}; only numbers and strings are read."
-            )
+            raise ValueError(f"{MANIFEST_FILE} holds an array of dtype {dtype}; only numbers and strings are read.")
         return np.asarray(value[_ARRAY_TAG], dtype=dtype)
     return {key: _from_json(item) for key, item in value.items()}
 
@@ -153,8 +150,7 @@ def _encode_params(estimator) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
     values = list(classes)
-    if all(isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-           for value in values):
+    if all(isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) for value in values):
         return {"type": "int", "values": [int(value) for value in values]}
     if all(isinstance(value, str) for value in values):
         return {"type": "str", "values": [str(value) for value in values]}
@@ -251,14 +247,13 @@ def _prepare_folder(folder: Path, overwrite: bool) -> None:
 def _parameter_dtype(module: torch.nn.Module) -> str:
     dtypes = {parameter.dtype for parameter in module.parameters()}
     if len(dtypes) != 1:
-        raise ValueError(
-            f"The module's parameters mix dtypes {sorted(map(str, dtypes))}; cast it to one first."
-        )
+        raise ValueError(f"The module's parameters mix dtypes {sorted(map(str, dtypes))}; cast it to one first.")
     return str(dtypes.pop()).removeprefix("torch.")
 
 
-def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None = None,
-               overwrite: bool = False) -> Path:
+def save_model(
+    estimator, folder: str | os.PathLike, *, metadata: Mapping | None = None, overwrite: bool = False
+) -> Path:
     """Write a fitted sktext estimator to a folder that is safe to share.
 
     The folder holds only JSON, safetensors and tokenizer files (see the module
@@ -319,10 +314,7 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
         "params": params,
         "dropped_params": dropped,
         # A regressor has neither (its target_mean_ / target_scale_ are in "attributes").
-        "classes": (
-            _encode_classes(estimator.classes_)
-            if hasattr(estimator, "classes_") and layout is None else None
-        ),
+        "classes": (_encode_classes(estimator.classes_) if hasattr(estimator, "classes_") and layout is None else None),
         # Several targets (softmax and sigmoid heads): each with its name, kind, classes
         # and logit columns; classes_ is rebuilt from it.
         "output_layout": None if layout is None else _encode_layout(layout),
@@ -347,8 +339,11 @@ def save_model(estimator, folder: str | os.PathLike, *, metadata: Mapping | None
 # -- loading --------------------------------------------------------------------------------
 def _check_format(manifest: Mapping, folder: Path) -> None:
     if manifest.get("format") != FORMAT_NAME:
-        hint = (" It is a language-model folder; load it with sktext.language_model.LanguageModel.load."
-                if manifest.get("format") == "sktext.language_model" else "")
+        hint = (
+            " It is a language-model folder; load it with sktext.language_model.LanguageModel.load."
+            if manifest.get("format") == "sktext.language_model"
+            else ""
+        )
         raise ValueError(
             f"{folder / MANIFEST_FILE} is not an sktext model manifest (format "
             f"{manifest.get('format')!r}, expected {FORMAT_NAME!r}).{hint}"
@@ -437,9 +432,7 @@ def _decode_classes(classes: Mapping) -> np.ndarray:
     if classes.get("type") == "str":
         # What fit stores for the columns of a DataFrame y.
         return np.asarray(classes["values"], dtype=object)
-    raise ValueError(
-        f"{MANIFEST_FILE} gives classes of type {classes.get('type')!r}; expected 'int' or 'str'."
-    )
+    raise ValueError(f"{MANIFEST_FILE} gives classes of type {classes.get('type')!r}; expected 'int' or 'str'.")
 
 
 def _restore_attributes(estimator, manifest: Mapping) -> None:

@@ -28,9 +28,7 @@ def resolve_model_path(name_or_path: str) -> str:
         A local folder, or the hub id unchanged.
     """
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
-        raise ValueError(
-            f"model_name_or_path must be a model name or a local folder, got {name_or_path!r}."
-        )
+        raise ValueError(f"model_name_or_path must be a model name or a local folder, got {name_or_path!r}.")
     name = str(name_or_path)
     if name.lower() in _PACKAGED:
         try:
@@ -53,8 +51,7 @@ def resolve_model_path(name_or_path: str) -> str:
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if path.exists() or looks_like_path:
         raise ValueError(
-            f"Unknown model {name!r}: no such folder. Pass a local model folder, a hub id, "
-            f"or {DEFAULT_MODEL!r}."
+            f"Unknown model {name!r}: no such folder. Pass a local model folder, a hub id, or {DEFAULT_MODEL!r}."
         )
     return name
 

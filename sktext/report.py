@@ -57,9 +57,7 @@ def evaluation_metrics(
         (by label) and ``classification_report`` (scikit-learn's, as a dict).
     """
     predicted = apply_thresholds(proba, thresholds)
-    report = classification_report(
-        Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0
-    )
+    report = classification_report(Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0)
     return {
         "n_samples": int(Y.shape[0]),
         "n_labels": int(Y.shape[1]),
@@ -115,8 +113,12 @@ def threshold_curves(Y: np.ndarray, proba: np.ndarray, grid: np.ndarray) -> dict
 
     def ratio(numerator, denominator):
         numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
-        return np.divide(numerator, denominator, out=np.full(np.broadcast(numerator, denominator).shape,
-                                                             np.nan), where=denominator > 0)
+        return np.divide(
+            numerator,
+            denominator,
+            out=np.full(np.broadcast(numerator, denominator).shape, np.nan),
+            where=denominator > 0,
+        )
 
     return {
         "precision": ratio(true_positives, predicted),
@@ -232,14 +234,20 @@ def plot_threshold_curves(
     panels = figure.subplots(-(-n_panels // columns), columns, squeeze=False).ravel()
 
     micro = panels[0]
-    _plot_curve(micro, grid, curves["micro_precision"], curves["micro_recall"],
-                "micro average, one threshold for all labels")
+    _plot_curve(
+        micro, grid, curves["micro_precision"], curves["micro_recall"], "micro average, one threshold for all labels"
+    )
     micro.plot(thresholds, np.zeros_like(thresholds), "|", color="#c44e52", markersize=12)
     micro.axhline(metrics["precision_micro"], color="#4878a8", linestyle="--", linewidth=0.9)
     micro.axhline(metrics["recall_micro"], color="#55a868", linestyle="--", linewidth=0.9)
     for axes, label in zip(panels[1:], frequent):
-        _plot_curve(axes, grid, curves["precision"][label], curves["recall"][label],
-                    f"{names[label]}  (n={support[label]}, threshold {thresholds[label]:.2f})")
+        _plot_curve(
+            axes,
+            grid,
+            curves["precision"][label],
+            curves["recall"][label],
+            f"{names[label]}  (n={support[label]}, threshold {thresholds[label]:.2f})",
+        )
         axes.axvline(thresholds[label], color="#c44e52", linestyle="--")
     for axes in panels[n_panels:]:
         axes.set_visible(False)
@@ -248,15 +256,24 @@ def plot_threshold_curves(
         Line2D([], [], color="#55a868", label="recall"),
         Line2D([], [], color="#8c8c8c", linestyle=":", label="F1"),
         Line2D([], [], color="#c44e52", linestyle="--", label="the label's threshold"),
-        Line2D([], [], color="#c44e52", marker="|", linestyle="", markersize=12,
-               label="micro panel: every label's threshold"),
+        Line2D(
+            [],
+            [],
+            color="#c44e52",
+            marker="|",
+            linestyle="",
+            markersize=12,
+            label="micro panel: every label's threshold",
+        ),
         Line2D([], [], color="#4878a8", linestyle="--", label="micro precision at the labels' thresholds"),
         Line2D([], [], color="#55a868", linestyle="--", label="micro recall at the labels' thresholds"),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
-    figure.suptitle("Precision and recall against the decision threshold "
-                    "(micro average, then the most frequent labels; n = samples with the label)",
-                    fontsize=10)
+    figure.suptitle(
+        "Precision and recall against the decision threshold "
+        "(micro average, then the most frequent labels; n = samples with the label)",
+        fontsize=10,
+    )
     figure.savefig(path)
 
 
@@ -274,8 +291,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css_class: str 
 def _classification_table(metrics: Mapping[str, Any]) -> str:
     report = metrics["classification_report"]
     rows = [
-        [name, values["precision"], values["recall"], values["f1-score"], int(values["support"]),
-         metrics["thresholds"].get(name, "")]
+        [
+            name,
+            values["precision"],
+            values["recall"],
+            values["f1-score"],
+            int(values["support"]),
+            metrics["thresholds"].get(name, ""),
+        ]
         for name, values in report.items()
     ]
     return _table(["label", "precision", "recall", "f1-score", "support", "threshold"], rows, "report")
@@ -311,9 +334,9 @@ def render_html(metrics: Mapping[str, Any], context: Mapping[str, Any], files: M
 <h1>sktext evaluation report</h1>
 {_table(["", "value"], summary)}
 <h2>F1 by label</h2>
-<img src="{html.escape(files['f1_by_label'])}" alt="F1 by label, sorted by support">
+<img src="{html.escape(files["f1_by_label"])}" alt="F1 by label, sorted by support">
 <h2>Precision and recall against the threshold</h2>
-<img src="{html.escape(files['threshold_curves'])}" alt="precision and recall against the threshold">
+<img src="{html.escape(files["threshold_curves"])}" alt="precision and recall against the threshold">
 <h2>Classification report</h2>
 <p>scikit-learn's <code>classification_report</code> at the model's thresholds
 (<code>thresholds_</code>); support is the number of samples with the label.</p>

@@ -87,9 +87,7 @@ class MultilabelValidSplit(ShuffleValidSplit):
         self.layout = layout
 
     def _splitter(self):
-        return MultilabelStratifiedShuffleSplit(
-            n_splits=1, test_size=self.fraction, random_state=self.seed
-        )
+        return MultilabelStratifiedShuffleSplit(n_splits=1, test_size=self.fraction, random_state=self.seed)
 
     def _stratify_on(self, y: np.ndarray) -> np.ndarray:
         return self.layout.indicator_matrix(y)

@@ -128,9 +128,7 @@ def _column_kind(name, values: np.ndarray, *, declared_categorical: bool, allow_
             f"y column {name!r} has {len(missing)} missing value(s) (None or NaN; the first "
             f"at row {missing[0]}); drop those samples or fill the column first."
         )
-    numeric = values.dtype.kind in "biuf" or all(
-        isinstance(v, numbers.Real) and not isinstance(v, str) for v in values
-    )
+    numeric = values.dtype.kind in "biuf" or all(isinstance(v, numbers.Real) and not isinstance(v, str) for v in values)
     if numeric and not declared_categorical:
         as_float = values.astype(np.float64)
         if not np.all(as_float == np.round(as_float)):
@@ -163,7 +161,7 @@ def _multioutput_columns(y, n_samples: int):
         for name in y.columns:
             series = y[name]
             dtype = series.dtype
-            declared = dtype == object or str(dtype) in ("category", "string") or dtype.kind in "OSU"
+            declared = str(dtype) in ("category", "string") or dtype.kind in "OSU"
             columns.append((name, series.to_numpy(dtype=object if declared else None), declared))
         return columns, True
     if hasattr(y, "shape") and not isinstance(y, np.ndarray) and not hasattr(y, "to_numpy"):
@@ -208,9 +206,7 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
         columns, is_frame = _multioutput_columns(y, n_samples)
         if columns is None:
             raise
-        if not is_frame and not any(
-            c[1].dtype.kind in "OSU" or not np.isin(c[1], (0, 1)).all() for c in columns
-        ):
+        if not is_frame and not any(c[1].dtype.kind in "OSU" or not np.isin(c[1], (0, 1)).all() for c in columns):
             raise
     parsed = [
         (name, *_column_kind(name, values, declared_categorical=declared, allow_binary=is_frame))

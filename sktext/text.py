@@ -338,8 +338,7 @@ class Vocabulary:
         if len(stoi) != len(itos):
             duplicates = [token for token, count in Counter(itos).items() if count > 1]
             raise ValueError(
-                f"Vocabulary tokens must be unique; {len(duplicates)} appear more than once, "
-                f"e.g. {duplicates[:5]!r}."
+                f"Vocabulary tokens must be unique; {len(duplicates)} appear more than once, e.g. {duplicates[:5]!r}."
             )
         self.itos = itos
         self.stoi = stoi

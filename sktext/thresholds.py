@@ -83,8 +83,7 @@ def tune_thresholds(
     y_proba = np.asarray(y_proba, dtype=np.float32)
     if y_true.shape != y_proba.shape or y_true.ndim != 2:
         raise ValueError(
-            f"y_true and y_proba must both have shape (n_samples, n_labels); got "
-            f"{y_true.shape} and {y_proba.shape}."
+            f"y_true and y_proba must both have shape (n_samples, n_labels); got {y_true.shape} and {y_proba.shape}."
         )
     candidates = DEFAULT_CANDIDATES if candidates is None else np.asarray(candidates, float)
     label_f1 = np.zeros((len(candidates), y_true.shape[1]))

@@ -58,9 +58,7 @@ class TransformerModelMixin:
         return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
 
     def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
-        return TransformerClassifierModule(
-            pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout
-        )
+        return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
 
     def _save_encoding(self, folder: Path) -> dict:
         config = self.module_.encoder.config
@@ -263,6 +261,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
 
 @register_estimator
 class TransformerRegressor(TransformerModelMixin, TextRegressorBase):

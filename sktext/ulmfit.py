@@ -93,8 +93,7 @@ def read_unlabeled_texts(unlabeled_texts) -> list[str]:
             )
         if not path.name.lower().endswith(UNLABELED_SUFFIXES):
             raise ValueError(
-                f"The unlabeled_texts file must end in one of {', '.join(UNLABELED_SUFFIXES)}; "
-                f"got {path.name!r}."
+                f"The unlabeled_texts file must end in one of {', '.join(UNLABELED_SUFFIXES)}; got {path.name!r}."
             )
         texts = _read_text_file(path)
         origin = f"the file {path}"
@@ -105,8 +104,7 @@ def read_unlabeled_texts(unlabeled_texts) -> list[str]:
             texts = list(unlabeled_texts)
         except TypeError:
             raise ValueError(
-                "unlabeled_texts must be None, a list of str or a path, got "
-                f"{type(unlabeled_texts).__name__}."
+                f"unlabeled_texts must be None, a list of str or a path, got {type(unlabeled_texts).__name__}."
             ) from None
         texts = check_texts(texts, name="unlabeled_texts", allow_empty=True)
         origin = "the given sequence"
@@ -201,9 +199,7 @@ class LanguageModelStageMixin:
         else:
             language_model = source
         if language_model is None:
-            self.vocabulary_ = Vocabulary.from_tokens(
-                token_lists, max_vocab=self.max_vocab, min_freq=self.min_freq
-            )
+            self.vocabulary_ = Vocabulary.from_tokens(token_lists, max_vocab=self.max_vocab, min_freq=self.min_freq)
             self.architecture_ = self._architecture()
         else:
             self.vocabulary_ = language_model.vocabulary
@@ -250,9 +246,11 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
         # The unlabeled texts feed the language model (and so the vocabulary) only.
         language_model_tokens = token_lists + tokenize(unlabeled) if self.lm_epochs > 0 else token_lists
         language_model = self._language_model_stage(language_model_tokens)
-        encoder_state = None if language_model is None else {
-            name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()
-        }
+        encoder_state = (
+            None
+            if language_model is None
+            else {name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()}
+        )
         dataset = TokenizedTexts.from_sequences(self.vocabulary_.encode_tokens(token_lists), pad_id=PAD_ID)
         return dataset, encoder_state
 
@@ -613,6 +611,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
 
 @register_estimator
 class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):

@@ -56,8 +56,7 @@ def check_texts(X, *, name: str = "X", allow_empty: bool = False) -> list[str]:
     if hasattr(X, "iloc") and hasattr(X, "columns"):
         if X.shape[1] != 1:
             raise ValueError(
-                f"{name} is a DataFrame with {X.shape[1]} columns; pass the one text "
-                f"column, e.g. df['text']."
+                f"{name} is a DataFrame with {X.shape[1]} columns; pass the one text column, e.g. df['text']."
             )
         X = X.iloc[:, 0]
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):  # pandas Series
@@ -66,15 +65,10 @@ def check_texts(X, *, name: str = "X", allow_empty: bool = False) -> list[str]:
         if X.ndim == 2 and X.shape[1] == 1:
             X = X[:, 0]
         if X.ndim != 1:
-            raise ValueError(
-                f"{name} must be 1-D: one text per sample, got an array of shape {X.shape}."
-            )
+            raise ValueError(f"{name} must be 1-D: one text per sample, got an array of shape {X.shape}.")
         X = X.tolist()
     elif isinstance(X, (set, frozenset, Mapping)) or not hasattr(X, "__iter__"):
-        raise ValueError(
-            f"{name} must be a list, tuple, numpy array or pandas Series of str, "
-            f"got {type(X).__name__}."
-        )
+        raise ValueError(f"{name} must be a list, tuple, numpy array or pandas Series of str, got {type(X).__name__}.")
     texts = list(X)
     bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
     if bad:
@@ -120,9 +114,7 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         if isinstance(y, (list, tuple)) and y and isinstance(y[0], (list, tuple, set)):
             lengths = {len(row) for row in y}
-            if len(lengths) != 1 or any(
-                not isinstance(v, numbers.Number) for row in y for v in row
-            ):
+            if len(lengths) != 1 or any(not isinstance(v, numbers.Number) for row in y for v in row):
                 raise ValueError(
                     "y looks like lists of labels; binarize it first: "
                     "mlb = MultiLabelBinarizer(); Y = mlb.fit_transform(y)."
@@ -138,15 +130,13 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         )
     if Y.shape[0] != n_samples:
         raise ValueError(
-            f"X and y have different numbers of samples: {n_samples} texts but "
-            f"{Y.shape[0]} rows of labels."
+            f"X and y have different numbers of samples: {n_samples} texts but {Y.shape[0]} rows of labels."
         )
     if Y.shape[1] == 0:
         raise ValueError("y has no label columns; at least one label is needed.")
     if Y.dtype == object or not np.issubdtype(Y.dtype, np.number) and Y.dtype != bool:
         raise ValueError(
-            f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use "
-            "MultiLabelBinarizer().fit_transform(y)."
+            f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use MultiLabelBinarizer().fit_transform(y)."
         )
     values = np.unique(Y)
     if not np.isin(values, (0, 1)).all():
@@ -180,8 +170,7 @@ def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:
     """
     if y is None:
         raise ValueError(
-            "y is required: the continuous targets, an array of shape (n_samples,) or "
-            "(n_samples, n_targets)."
+            "y is required: the continuous targets, an array of shape (n_samples,) or (n_samples, n_targets)."
         )
     if sp.issparse(y):
         y = y.toarray()
@@ -198,7 +187,8 @@ def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:
     except (TypeError, ValueError):
         flat = Y.ravel()
         bad = next(
-            value for value in flat
+            value
+            for value in flat
             if isinstance(value, (str, bytes, bool, np.bool_)) or not isinstance(value, numbers.Real)
         )
         raise ValueError(
@@ -207,10 +197,7 @@ def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:
             "pd.to_numeric(column)); for categorical targets use a classifier."
         ) from None
     if Y.shape[0] != n_samples:
-        raise ValueError(
-            f"X and y have different numbers of samples: {n_samples} texts but "
-            f"{Y.shape[0]} target rows."
-        )
+        raise ValueError(f"X and y have different numbers of samples: {n_samples} texts but {Y.shape[0]} target rows.")
     if not np.isfinite(numeric).all():
         rows = np.flatnonzero(~np.isfinite(numeric.reshape(len(numeric), -1)).all(axis=1))
         raise ValueError(
@@ -236,9 +223,7 @@ def check_n_labels(y, n_labels: int, *, what: str = "labels") -> None:
     shape = getattr(y, "shape", None) or np.shape(y)
     n_columns = shape[1] if len(shape) == 2 else 1
     if n_columns != n_labels:
-        raise ValueError(
-            f"y has {n_columns} columns but the estimator was fitted on {n_labels} {what}."
-        )
+        raise ValueError(f"y has {n_columns} columns but the estimator was fitted on {n_labels} {what}.")
 
 
 def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
@@ -256,15 +241,12 @@ def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}."
-        ) from error
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}.") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         if cuda_fallback:
             return torch.device("cpu")
         raise ValueError(
-            f"device={device!r} was asked for but CUDA is not available on this machine; "
-            "use device='auto' or 'cpu'."
+            f"device={device!r} was asked for but CUDA is not available on this machine; use device='auto' or 'cpu'."
         )
     return resolved
 
@@ -404,9 +386,7 @@ class _Boolean(Constraint):
 
 class _ArrayLike(Constraint):
     def is_satisfied_by(self, value) -> bool:
-        return isinstance(value, np.ndarray) or (
-            isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-        )
+        return isinstance(value, np.ndarray) or (isinstance(value, Sequence) and not isinstance(value, (str, bytes)))
 
     def __str__(self) -> str:
         return "an array-like"
@@ -414,9 +394,11 @@ class _ArrayLike(Constraint):
 
 class _RandomState(Constraint):
     def is_satisfied_by(self, value) -> bool:
-        return value is None or isinstance(
-            value, (numbers.Integral, np.random.RandomState, np.random.Generator)
-        ) and not isinstance(value, bool)
+        return (
+            value is None
+            or isinstance(value, (numbers.Integral, np.random.RandomState, np.random.Generator))
+            and not isinstance(value, bool)
+        )
 
     def __str__(self) -> str:
         return "None, an int, a numpy RandomState or a numpy Generator"

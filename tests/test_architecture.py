@@ -55,7 +55,7 @@ def test_no_import_cycles():
             if target == "sktext":
                 raise AssertionError(f"{module} imports the package sktext itself")
             if state.get(target) == "open":
-                cycle = trail[trail.index(target):] + [target] if target in trail else [module, target]
+                cycle = trail[trail.index(target) :] + [target] if target in trail else [module, target]
                 raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
             if target not in state and target in GRAPH:
                 visit(target, [*trail, target])
@@ -73,8 +73,14 @@ def test_the_core_never_imports_a_leaf(leaf):
 
 
 def test_persistence_imports_no_estimator_module():
-    families = {"sktext.transformer", "sktext.ulmfit", "sktext.embedders", "sktext.base",
-                "sktext.classification", "sktext.regression"}
+    families = {
+        "sktext.transformer",
+        "sktext.ulmfit",
+        "sktext.embedders",
+        "sktext.base",
+        "sktext.classification",
+        "sktext.regression",
+    }
     assert not GRAPH["sktext.persistence"] & families
 
 

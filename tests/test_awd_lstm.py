@@ -25,7 +25,6 @@ VOCAB_SIZE = 40
 PAD = 1
 
 
-
 @pytest.fixture
 def language_model():
     torch.manual_seed(0)

@@ -1,9 +1,10 @@
 """The TF-IDF + logistic regression baseline that the demo and benchmarks compare against."""
 
 import numpy as np
-from conftest import make_toy_data
 
 from sktext.baselines import tfidf_logistic_regression
+
+from conftest import make_toy_data
 
 
 def test_baseline_hands_liblinear_sorted_indices_and_learns_the_toy_topics():

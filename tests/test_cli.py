@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from conftest import make_toy_data
 from sktext import load_model
 from sktext.cli import main
 from sktext.persistence import read_manifest
+
+from conftest import make_toy_data
 
 LABELS = ["game", "editor", "audio"]
 
@@ -54,9 +55,22 @@ def files(tmp_path_factory):
 
 
 def _fit_args(tiny_bert, data, out, *label_options, extra=()):
-    return ["fit", str(data), *label_options, "--model", "transformer", "--param",
-            f"model_name_or_path={tiny_bert}", "max_epochs=3", "lr=3e-3", "batch_size=16",
-            "random_state=0", "--out", str(out), *extra]
+    return [
+        "fit",
+        str(data),
+        *label_options,
+        "--model",
+        "transformer",
+        "--param",
+        f"model_name_or_path={tiny_bert}",
+        "max_epochs=3",
+        "lr=3e-3",
+        "batch_size=16",
+        "random_state=0",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +105,7 @@ def test_fit_with_a_label_list_column(jsonl_model):
 
 def test_predict_csv_with_probabilities(csv_model, files, tmp_path):
     out = tmp_path / "predictions.csv"
-    args = ["predict", str(csv_model), str(files["test_csv"]), "--out", str(out), "--proba",
-            "--keep-columns", "id"]
+    args = ["predict", str(csv_model), str(files["test_csv"]), "--out", str(out), "--proba", "--keep-columns", "id"]
     assert main(args) == 0
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -121,11 +134,14 @@ def test_predict_jsonl_gz_with_label_lists(jsonl_model, files, tmp_path):
 def test_evaluate_writes_the_report(csv_model, files, tmp_path, capsys):
     out = tmp_path / "report"
     # The model was fitted on 0/1 columns; the gzipped JSONL holds label lists.
-    args = ["evaluate", str(csv_model), str(files["test_jsonl"]), "--out", str(out),
-            "--labels-column", "labels"]
+    args = ["evaluate", str(csv_model), str(files["test_jsonl"]), "--out", str(out), "--labels-column", "labels"]
     assert main(args) == 0
     assert {path.name for path in out.iterdir()} == {
-        "report.html", "metrics.json", "f1_by_label.png", "threshold_curves.png"}
+        "report.html",
+        "metrics.json",
+        "f1_by_label.png",
+        "threshold_curves.png",
+    }
     for name in ("f1_by_label.png", "threshold_curves.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -148,12 +164,23 @@ def test_evaluate_uses_the_saved_label_settings(csv_model, files, tmp_path):
 
 def test_predictions_read_back_as_csv_label_lists(csv_model, files, tmp_path, capsys):
     predictions = tmp_path / "predictions.csv"
-    args = ["predict", str(csv_model), str(files["test_csv"]), "--out", str(predictions),
-            "--keep-columns", "text"]
+    args = ["predict", str(csv_model), str(files["test_csv"]), "--out", str(predictions), "--keep-columns", "text"]
     assert main(args) == 0
     # Evaluating the model against its own predictions ('a|b' strings) scores perfectly.
-    assert main(["evaluate", str(csv_model), str(predictions), "--out", str(tmp_path / "report"),
-                 "--labels-column", "predicted_labels"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(csv_model),
+                str(predictions),
+                "--out",
+                str(tmp_path / "report"),
+                "--labels-column",
+                "predicted_labels",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["f1_micro"] == 1.0 and metrics["precision_micro"] == 1.0
 
@@ -173,8 +200,7 @@ def test_evaluate_warns_about_unknown_labels(csv_model, tmp_path, capsys):
 def test_module_entry_point_and_help(capsys):
     assert main(["--help"]) == 0
     assert "evaluate" in capsys.readouterr().out
-    result = subprocess.run([sys.executable, "-m", "sktext", "predict"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([sys.executable, "-m", "sktext", "predict"], capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "the following arguments are required" in result.stderr
 
 
@@ -192,34 +218,41 @@ def bad_files(tmp_path):
 @pytest.mark.parametrize(
     "command, message",
     [
-        ("fit {d}/nowhere.csv --label-columns game --model ulmfit --out {d}/m",
-         "No such data file"),
-        ("fit {d}/notes.txt --label-columns game --model ulmfit --out {d}/m",
-         "neither CSV nor JSONL"),
-        ("fit {d}/maybe.csv --text-column body --label-columns game --model ulmfit --out {d}/m",
-         "has no text column 'body'"),
-        ("fit {d}/maybe.csv --label-columns game gaem --model ulmfit --out {d}/m",
-         "no label column 'gaem'.*Did you mean 'game'"),
-        ("fit {d}/maybe.csv --label-columns game editor audio --model ulmfit --out {d}/m",
-         "Unreadable labels: row 21 .* 'maybe' in the label column 'game'"),
-        ("fit {d}/dict.jsonl --labels-column labels --model ulmfit --out {d}/m",
-         "Unreadable labels: row 1"),
-        ("fit {d}/maybe.csv --label-columns game --model ulmfit --param maxepochs=2 --out {d}/m",
-         "Unknown --param 'maxepochs'.*Did you mean 'max_epochs'.*Valid keys: .*lm_epochs"),
-        ("fit {d}/maybe.csv --label-columns game --model ulmfit --param max_epochs=two --out {d}/m",
-         "max_epochs must be an integer .*got str 'two'"),
-        ("fit {d}/maybe.csv --label-columns game --model ulmfit --param gradual_unfreezing=1 --out {d}/m",
-         "gradual_unfreezing must be true or false"),
-        ("fit {d}/maybe.csv --label-columns game --model ulmfit --param lr --out {d}/m",
-         "expects key=value"),
-        ("fit {d}/dict.jsonl --labels-column labels --model ulmfit --out {d}/taken",
-         "is not empty; choose a new folder or pass --overwrite"),
-        ("predict {d}/no_model {d}/maybe.csv --out {d}/p.csv",
-         "No sktext model at .*does not exist"),
-        ("predict {d}/taken {d}/maybe.csv --out {d}/p.csv",
-         "has no sktext.json"),
-        ("predict {d}/taken {d}/maybe.csv --out {d}/p.parquet",
-         "neither CSV nor JSONL"),
+        ("fit {d}/nowhere.csv --label-columns game --model ulmfit --out {d}/m", "No such data file"),
+        ("fit {d}/notes.txt --label-columns game --model ulmfit --out {d}/m", "neither CSV nor JSONL"),
+        (
+            "fit {d}/maybe.csv --text-column body --label-columns game --model ulmfit --out {d}/m",
+            "has no text column 'body'",
+        ),
+        (
+            "fit {d}/maybe.csv --label-columns game gaem --model ulmfit --out {d}/m",
+            "no label column 'gaem'.*Did you mean 'game'",
+        ),
+        (
+            "fit {d}/maybe.csv --label-columns game editor audio --model ulmfit --out {d}/m",
+            "Unreadable labels: row 21 .* 'maybe' in the label column 'game'",
+        ),
+        ("fit {d}/dict.jsonl --labels-column labels --model ulmfit --out {d}/m", "Unreadable labels: row 1"),
+        (
+            "fit {d}/maybe.csv --label-columns game --model ulmfit --param maxepochs=2 --out {d}/m",
+            "Unknown --param 'maxepochs'.*Did you mean 'max_epochs'.*Valid keys: .*lm_epochs",
+        ),
+        (
+            "fit {d}/maybe.csv --label-columns game --model ulmfit --param max_epochs=two --out {d}/m",
+            "max_epochs must be an integer .*got str 'two'",
+        ),
+        (
+            "fit {d}/maybe.csv --label-columns game --model ulmfit --param gradual_unfreezing=1 --out {d}/m",
+            "gradual_unfreezing must be true or false",
+        ),
+        ("fit {d}/maybe.csv --label-columns game --model ulmfit --param lr --out {d}/m", "expects key=value"),
+        (
+            "fit {d}/dict.jsonl --labels-column labels --model ulmfit --out {d}/taken",
+            "is not empty; choose a new folder or pass --overwrite",
+        ),
+        ("predict {d}/no_model {d}/maybe.csv --out {d}/p.csv", "No sktext model at .*does not exist"),
+        ("predict {d}/taken {d}/maybe.csv --out {d}/p.csv", "has no sktext.json"),
+        ("predict {d}/taken {d}/maybe.csv --out {d}/p.parquet", "neither CSV nor JSONL"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(bad_files, capsys, command, message):

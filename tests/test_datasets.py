@@ -1,4 +1,5 @@
 """Tests for the bundled debtags sample (sktext.datasets)."""
+
 import numpy as np
 import pytest
 from sklearn.preprocessing import MultiLabelBinarizer

@@ -16,9 +16,10 @@ from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import ULMFIT_EMBEDDER_DEFAULTS, factories_of, make_toy_data
 from sktext import TransformerEmbedder, ULMFiTEmbedder
 from sktext.language_model import fine_tune_language_model
+
+from conftest import ULMFIT_EMBEDDER_DEFAULTS, factories_of, make_toy_data
 
 ULMFIT = ULMFIT_EMBEDDER_DEFAULTS
 # name -> (factory, vector size with the tiny models)
@@ -123,9 +124,7 @@ def test_ulmfit_embedder_uses_a_given_language_model_as_it_is():
     source = language_model.encoder_state_dict()
     assert all(torch.equal(state[name], tensor) for name, tensor in source.items())
     # Fine-tuning it on X (one frozen epoch for new words, one with all layers) changes the vectors.
-    tuned = ULMFiTEmbedder(
-        language_model, lm_epochs=1, min_freq=1, bptt=16, device="cpu", random_state=0
-    ).fit(X)
+    tuned = ULMFiTEmbedder(language_model, lm_epochs=1, min_freq=1, bptt=16, device="cpu", random_state=0).fit(X)
     assert len(tuned.language_model_history_) == 2 and tuned.n_language_model_texts_ == 30
     assert not np.allclose(tuned.transform(X), embedder.transform(X))
 

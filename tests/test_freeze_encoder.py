@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
+from test_sklearn_contract import FACTORIES
 
-from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier, ULMFiTClassifier, load_model, save_model
 from sktext.language_model import fine_tune_language_model
 from sktext.models.awd_lstm import AWDLSTMClassifier
 from sktext.net import TextNet
 from sktext.pretrained import load_pretrained
-from test_sklearn_contract import FACTORIES
+
+from conftest import make_toy_data
 
 FIXED = dict(threshold=0.5, validation_fraction=None)
 
@@ -102,8 +103,18 @@ def test_awd_lstm_frozen_encoder_runs_without_gradients_or_dropout():
 def test_ulmfit_trains_only_the_head_in_one_stage(language_model):
     X, Y = make_toy_data(240, seed=0)
     classifier = ULMFiTClassifier(
-        language_model, lm_epochs=0, freeze_encoder=True, max_epochs=10, lr=1e-2, drop_mult=0.1,
-        min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu", **FIXED,
+        language_model,
+        lm_epochs=0,
+        freeze_encoder=True,
+        max_epochs=10,
+        lr=1e-2,
+        drop_mult=0.1,
+        min_freq=1,
+        bptt=16,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+        **FIXED,
     ).fit(X, Y)
     module = classifier.module_
     assert _same_state(module.encoder.state_dict(), language_model.encoder_state_dict())
@@ -117,8 +128,16 @@ def test_ulmfit_trains_only_the_head_in_one_stage(language_model):
 def test_ulmfit_still_runs_the_language_model_stage(language_model):
     X, Y = make_toy_data(80, seed=0)
     classifier = ULMFiTClassifier(
-        language_model, lm_epochs=1, freeze_encoder=True, max_epochs=2, min_freq=1, bptt=16,
-        batch_size=16, random_state=0, device="cpu", **FIXED,
+        language_model,
+        lm_epochs=1,
+        freeze_encoder=True,
+        max_epochs=2,
+        min_freq=1,
+        bptt=16,
+        batch_size=16,
+        random_state=0,
+        device="cpu",
+        **FIXED,
     ).fit(X, Y)
     assert len(classifier.language_model_history_) == 2  # frozen LM epoch for new words, then one
     assert len(classifier.history_) == 2 and {record["stage"] for record in classifier.history_} == {1}
@@ -142,9 +161,9 @@ def test_bad_freeze_encoder_fails_in_fit(name, tiny_bert):
 def test_frozen_focal_model_survives_pickle_and_model_folders(name, tiny_bert, tmp_path):
     factory, _ = FACTORIES[name]
     X, Y = make_toy_data(120, seed=0)
-    fitted = factory(
-        {"tiny_bert": tiny_bert}, freeze_encoder=True, loss="focal", focal_gamma=1.5, max_epochs=2
-    ).fit(X, Y)
+    fitted = factory({"tiny_bert": tiny_bert}, freeze_encoder=True, loss="focal", focal_gamma=1.5, max_epochs=2).fit(
+        X, Y
+    )
     expected = fitted.predict_proba(X)
     restored = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(restored.predict_proba(X), expected)

@@ -19,7 +19,6 @@ CORPUS = ["the cat sat on the mat . the dog ate the bone ."] * 40 + ["a bird fle
 TRAINING = {"preset": "tiny", "batch_size": 4, "bptt": 10, "min_freq": 1, "random_state": 0, "device": "cpu"}
 
 
-
 @pytest.fixture(scope="module")
 def trained():
     return fine_tune_language_model(CORPUS, epochs=8, lr=2e-2, **TRAINING)
@@ -158,17 +157,13 @@ def test_new_words_start_at_the_mean_embedding(trained):
         old, new = trained.vocabulary.stoi[word], vocabulary.stoi[word]
         assert torch.equal(new_embedding[new], old_embedding[old])
         assert new_bias[new] == old_bias[old]
-    assert torch.equal(
-        model.encoder.rnns[0].weight_hh_l0_raw, trained.model.encoder.rnns[0].weight_hh_l0_raw.cpu()
-    )
+    assert torch.equal(model.encoder.rnns[0].weight_hh_l0_raw, trained.model.encoder.rnns[0].weight_hh_l0_raw.cpu())
 
 
 def test_fine_tuning_from_fastai_files_freezes_then_unfreezes(trained, tmp_path):
     weights, vocab = fastai_files(trained, tmp_path)
     options = {key: value for key, value in TRAINING.items() if key != "preset"}
-    tuned = fine_tune_language_model(
-        CORPUS + ["zebra zebra quokka"], pretrained=(weights, vocab), epochs=1, **options
-    )
+    tuned = fine_tune_language_model(CORPUS + ["zebra zebra quokka"], pretrained=(weights, vocab), epochs=1, **options)
     assert [record["epoch"] for record in tuned.history] == [1, 2]
     assert "zebra" in tuned.vocabulary
     assert all(parameter.requires_grad for parameter in tuned.model.parameters())

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
+from test_sklearn_contract import FACTORIES
+
+from sktext.losses import FocalLoss, criterion_for
 
 from conftest import make_toy_data
-from sktext.losses import FocalLoss, criterion_for
-from test_sklearn_contract import FACTORIES
 
 
 def test_gamma_zero_is_binary_cross_entropy():
@@ -19,9 +20,7 @@ def test_gamma_zero_is_binary_cross_entropy():
     logits = torch.randn(16, 5, generator=generator) * 4
     targets = (torch.rand(16, 5, generator=generator) < 0.3).float()
     pos_weight = torch.tensor([1.0, 2.0, 5.0, 10.0, 100.0])
-    torch.testing.assert_close(
-        FocalLoss(gamma=0.0)(logits, targets), torch.nn.BCEWithLogitsLoss()(logits, targets)
-    )
+    torch.testing.assert_close(FocalLoss(gamma=0.0)(logits, targets), torch.nn.BCEWithLogitsLoss()(logits, targets))
     torch.testing.assert_close(
         FocalLoss(gamma=0.0, pos_weight=pos_weight)(logits, targets),
         torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)(logits, targets),
@@ -40,7 +39,7 @@ def test_hand_computed_values_down_weight_easy_examples():
     loss = FocalLoss(gamma=2.0, reduction="none")(logits, targets)
     np.testing.assert_allclose(loss[0].numpy(), expected, rtol=1e-5)
     # (1 - σ(3))² · log(1 + e⁻³), by hand
-    assert math.isclose(expected[0], 0.0474259 ** 2 * 0.0485873, rel_tol=1e-4)
+    assert math.isclose(expected[0], 0.0474259**2 * 0.0485873, rel_tol=1e-4)
     assert float(FocalLoss(gamma=2.0)(logits, targets)) == pytest.approx(np.mean(expected), rel=1e-5)
     # Relative to cross-entropy, easy examples lose far more weight than hard ones.
     ratio = loss / torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
@@ -102,9 +101,15 @@ def test_focal_gamma_zero_trains_like_bce(make):
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"loss": "hinge"}, "'loss' parameter of .* must be one of {'bce', 'focal'} \\('bce' is binary cross-entropy.*Got 'hinge' instead"),
+        (
+            {"loss": "hinge"},
+            "'loss' parameter of .* must be one of {'bce', 'focal'} \\('bce' is binary cross-entropy.*Got 'hinge' instead",
+        ),
         ({"loss": None}, "'loss' parameter .* Got None instead"),
-        ({"loss": "focal", "focal_gamma": -1.0}, "'focal_gamma' parameter .* must be a finite float >= 0 \\(0 gives plain cross-entropy"),
+        (
+            {"loss": "focal", "focal_gamma": -1.0},
+            "'focal_gamma' parameter .* must be a finite float >= 0 \\(0 gives plain cross-entropy",
+        ),
         ({"loss": "focal", "focal_gamma": float("inf")}, "'focal_gamma' parameter .* Got inf instead"),
         ({"loss": "focal", "focal_gamma": "2"}, "'focal_gamma' parameter .* Got '2' instead"),
     ],

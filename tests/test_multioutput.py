@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_toy_data, ulmfit_factory
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, classification_report
 from sklearn.model_selection import GridSearchCV, KFold
@@ -22,9 +21,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sktext import TransformerMultiLabelClassifier, load_model, save_model
-from sktext.splits import MultilabelValidSplit
 from sktext.losses import MultiHeadLoss
+from sktext.splits import MultilabelValidSplit
 from sktext.targets import BINARY, CATEGORICAL, OutputLayout, check_targets
+
+from conftest import make_toy_data, ulmfit_factory
 
 
 def _transformer(resources, **params):
@@ -38,9 +39,7 @@ FACTORIES = {"transformer": _transformer, "ulmfit": ulmfit_factory}
 def make_frame(n_samples: int, seed: int) -> tuple[list[str], pd.DataFrame]:
     texts, labels = make_toy_data(n_samples, seed=seed)
     topic = np.where(labels[:, 0] == 1, "game", np.where(labels[:, 1] == 1, "editor", "other"))
-    frame = pd.DataFrame(
-        {"topic": topic, "audio": labels[:, 2], "count": labels[:, 0] + 2 * labels[:, 1]}
-    )
+    frame = pd.DataFrame({"topic": topic, "audio": labels[:, 2], "count": labels[:, 0] + 2 * labels[:, 1]})
     return texts, frame
 
 
@@ -144,7 +143,9 @@ def test_pickle_clone_pipeline(fitted, make, holdout):
 def test_grid_search_with_kfold(make):
     X, frame = make_frame(120, seed=3)
     search = GridSearchCV(
-        make(max_epochs=2), {"max_epochs": [1, 2]}, cv=KFold(2, shuffle=True, random_state=0),
+        make(max_epochs=2),
+        {"max_epochs": [1, 2]},
+        cv=KFold(2, shuffle=True, random_state=0),
         error_score="raise",
     )
     search.fit(X, frame)

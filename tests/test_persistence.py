@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors import safe_open
 from sklearn.base import BaseEstimator
+from test_sklearn_contract import FACTORIES
 
-from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier, ULMFiTClassifier, load_model, save_model
 from sktext.classification import MultiLabelTextClassifierBase
 from sktext.models.awd_lstm import AWDLSTMLanguageModel
@@ -26,7 +26,8 @@ from sktext.persistence import (
     _encode_params,
     read_manifest,
 )
-from test_sklearn_contract import FACTORIES
+
+from conftest import make_toy_data
 
 LABELS = ["game", "editor", "audio"]
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".npy", ".npz"}
@@ -123,9 +124,7 @@ def test_loading_runs_no_pickle(fitted, folder, texts, monkeypatch):
 def test_classmethods_check_the_class(fitted, folder):
     assert type(MultiLabelTextClassifierBase.load(folder)) is type(fitted)
     assert type(type(fitted).load(folder)) is type(fitted)
-    other = next(
-        cls for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier) if not isinstance(fitted, cls)
-    )
+    other = next(cls for cls in (TransformerMultiLabelClassifier, ULMFiTClassifier) if not isinstance(fitted, cls))
     with pytest.raises(ValueError, match=f"holds a {type(fitted).__name__}, not a {other.__name__}"):
         other.load(folder)
 

@@ -15,9 +15,7 @@ FOLDERS = Path(__file__).parent / "data" / "v0_1_0"
 EXPECTED = json.loads((FOLDERS / "expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize(
-    "name", ["transformer_classifier", "ulmfit_classifier", "transformer_regressor"]
-)
+@pytest.mark.parametrize("name", ["transformer_classifier", "ulmfit_classifier", "transformer_regressor"])
 def test_0_1_0_model_folder_predicts_as_before(name):
     estimator = load_model(FOLDERS / name)
     if hasattr(estimator, "predict_proba"):

@@ -34,4 +34,5 @@ def test_ci_runs_the_readme_commands():
     ci = (README.parent / ".ci" / "run").read_text()
     assert "<!-- ci: $1 -->" in ci and "for step in setup tests" in ci
     assert readme_block("<!-- ci: setup -->").endswith("python3 -m sktext.demo")
-    assert readme_block("<!-- ci: tests -->") == "python3 -m pytest"
+    tests = readme_block("<!-- ci: tests -->")
+    assert tests == "python3 -m ruff check . && python3 -m ruff format --check . && python3 -m pytest"

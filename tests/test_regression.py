@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import factories_of, make_toy_data
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import mean_absolute_error, r2_score
@@ -23,10 +22,11 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sktext import TransformerRegressor, ULMFiTRegressor, load_model
-from sktext.splits import ShuffleValidSplit
+from sktext import load_model
 from sktext.losses import RegressionLoss, bounded_output
+from sktext.splits import ShuffleValidSplit
 
+from conftest import factories_of, make_toy_data
 
 FACTORIES = factories_of("regressor")
 
@@ -216,7 +216,10 @@ def test_clear_errors_for_bad_fit_input(make, X, y, match):
         ({"loss": "bce"}, "'loss' parameter of .* must be one of {'mse', 'huber'}"),
         ({"output_range": (7.0, 1.0)}, r"output_range must be None or a pair \(low, high\)"),
         ({"output_range": 7.0}, "'output_range' parameter .* must be None or a pair|output_range must be"),
-        ({"output_range": (1.0, float("inf"))}, "'output_range' parameter .* must be None or a pair|output_range must be"),
+        (
+            {"output_range": (1.0, float("inf"))},
+            "'output_range' parameter .* must be None or a pair|output_range must be",
+        ),
         ({"batch_size": 0}, "'batch_size' parameter .* must be an int >= 1"),
         ({"validation_fraction": 1.5}, "'validation_fraction' parameter .* must be a float in \\(0, 1\\) or None"),
     ],
@@ -255,9 +258,7 @@ def test_regression_loss():
     outputs = torch.tensor([[0.0, 2.0], [1.0, -3.0]])
     targets = torch.tensor([[0.5, 0.0], [1.0, 0.0]])
     assert RegressionLoss("mse")(outputs, targets) == pytest.approx(F.mse_loss(outputs, targets).item())
-    assert RegressionLoss("huber")(outputs, targets) == pytest.approx(
-        F.huber_loss(outputs, targets, delta=1.0).item()
-    )
+    assert RegressionLoss("huber")(outputs, targets) == pytest.approx(F.huber_loss(outputs, targets, delta=1.0).item())
     low, high = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 5.0])
     bounded = bounded_output(torch.tensor([[0.0, 100.0]]), low, high)
     torch.testing.assert_close(bounded, torch.tensor([[0.0, 5.0]]))

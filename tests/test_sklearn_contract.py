@@ -23,9 +23,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conftest import DATA_FREE_SKLEARN_CHECKS, ESTIMATOR_FACTORIES, factories_of, make_toy_data
 from sktext.registry import registered_estimators
 
+from conftest import DATA_FREE_SKLEARN_CHECKS, ESTIMATOR_FACTORIES, factories_of, make_toy_data
 
 FACTORIES = factories_of("classifier")
 
@@ -157,9 +157,7 @@ def test_sparse_y_dataframe_y_and_series_x(make, holdout):
     named = make().fit(pd.Series(X), frame)
     assert list(named.classes_) == ["game", "editor", "audio"]
     np.testing.assert_allclose(named.predict_proba(pd.Series(Xh)), dense.predict_proba(Xh), atol=1e-6)
-    np.testing.assert_allclose(
-        named.predict_proba(np.array(Xh, dtype=object)), dense.predict_proba(Xh), atol=1e-6
-    )
+    np.testing.assert_allclose(named.predict_proba(np.array(Xh, dtype=object)), dense.predict_proba(Xh), atol=1e-6)
 
 
 def test_same_random_state_same_model(make, holdout):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier
 from sktext.pretrained import resolve_model_path
+
+from conftest import make_toy_data
 
 
 def test_default_name_resolves_to_the_packaged_folder_without_network():
@@ -40,8 +41,9 @@ def test_unknown_hub_name_is_a_clear_error(monkeypatch):
 
 
 def test_texts_are_truncated_to_max_length(tiny_bert):
-    clf = TransformerMultiLabelClassifier(tiny_bert, max_length=12, max_epochs=1,
-                                          threshold=0.5, validation_fraction=None)
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_length=12, max_epochs=1, threshold=0.5, validation_fraction=None
+    )
     X, Y = make_toy_data(20)
     clf.fit(X, Y)
     assert clf._encode(["game " * 1000]).lengths.tolist() == [12]
@@ -49,8 +51,9 @@ def test_texts_are_truncated_to_max_length(tiny_bert):
 
 def test_head_bias_starts_at_label_priors(tiny_bert):
     X, Y = make_toy_data(100)
-    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=1, lr=1e-12, head_lr_multiplier=1.0,
-                                          threshold=0.5, validation_fraction=None)
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=1, lr=1e-12, head_lr_multiplier=1.0, threshold=0.5, validation_fraction=None
+    )
     clf.fit(X, Y)
     prior = (Y.sum(0) + 0.5) / (len(Y) + 1)
     np.testing.assert_allclose(clf.module_.output.bias.detach().cpu().numpy(), np.log(prior / (1 - prior)), atol=1e-4)

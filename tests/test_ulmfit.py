@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_toy_data
 
 from sktext.language_model import fine_tune_language_model
 from sktext.ulmfit import ULMFiTClassifier
 
-FAST = dict(min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
+from conftest import make_toy_data
 
+FAST = dict(min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,9 @@ def test_unlabeled_texts_are_read_from_a_file_in_fit(tmp_path, suffix):
     import json
 
     path = tmp_path / f"unlabeled{suffix}"
-    lines = [json.dumps({"id": i, "text": text}) for i, text in enumerate(UNLABELED)] if "jsonl" in suffix else UNLABELED
+    lines = (
+        [json.dumps({"id": i, "text": text}) for i, text in enumerate(UNLABELED)] if "jsonl" in suffix else UNLABELED
+    )
     opener = gzip.open if suffix.endswith(".gz") else open
     with opener(path, "wt", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n\n")
@@ -203,8 +205,7 @@ def test_clear_errors_for_bad_unlabeled_files(tmp_path):
 def test_head_hidden_dim_sets_the_head_width_and_survives_a_model_folder(tmp_path):
     X, Y = make_toy_data(60, seed=0)
     classifier = ULMFiTClassifier(
-        preset="tiny", lm_epochs=0, max_epochs=1, head_hidden_dim=24, threshold=0.5,
-        validation_fraction=None, **FAST
+        preset="tiny", lm_epochs=0, max_epochs=1, head_hidden_dim=24, threshold=0.5, validation_fraction=None, **FAST
     ).fit(X, Y)
     assert classifier.module_.head.hidden.out_features == 24
     assert classifier.module_.head.output.in_features == 24

@@ -121,9 +121,7 @@ def resolve_architecture(preset: str | Mapping[str, int]) -> dict[str, int]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Architecture size {key} must be a positive integer; got {value!r}.")
         return sizes
-    raise ValueError(
-        f"preset must be a name from {sorted(PRESETS)} or a dict of sizes; got {type(preset).__name__}."
-    )
+    raise ValueError(f"preset must be a name from {sorted(PRESETS)} or a dict of sizes; got {type(preset).__name__}.")
 
 
 def scaled_dropouts(defaults: Mapping[str, float], drop_mult: float) -> dict[str, float]:
@@ -268,9 +266,7 @@ class WeightDropout(nn.Module):
                 f"{lstm!r}. Stack several WeightDropout(nn.LSTM(...)) for more layers."
             )
         if not lstm.batch_first or lstm.proj_size:
-            raise ValueError(
-                f"WeightDropout expects nn.LSTM(..., batch_first=True) without projection; got {lstm!r}."
-            )
+            raise ValueError(f"WeightDropout expects nn.LSTM(..., batch_first=True) without projection; got {lstm!r}.")
         self.dropout = _check_probability(dropout, "weight dropout")
         raw_weight = lstm.weight_hh_l0
         del lstm.weight_hh_l0  # no longer a parameter of the LSTM
@@ -421,9 +417,7 @@ class AWDLSTMEncoder(nn.Module):
         EncoderOutput
         """
         if hidden is not None and len(hidden) != self.n_layers:
-            raise ValueError(
-                f"hidden must hold one (h, c) pair per layer ({self.n_layers}); got {len(hidden)}."
-            )
+            raise ValueError(f"hidden must hold one (h, c) pair per layer ({self.n_layers}); got {len(hidden)}.")
         output = self.input_dropout(self.embedding(input_ids))
         raw_outputs, dropped_outputs, new_hidden = [], [], []
         for layer, rnn in enumerate(self.rnns):
@@ -699,9 +693,7 @@ def _normalize(norm: nn.BatchNorm1d, features: torch.Tensor) -> torch.Tensor:
     """
     if not norm.training or features.size(0) > 1:
         return norm(features)
-    return F.batch_norm(
-        features, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps
-    )
+    return F.batch_norm(features, norm.running_mean, norm.running_var, norm.weight, norm.bias, False, 0.0, norm.eps)
 
 
 class AWDLSTMPooledEncoder(nn.Module):
@@ -823,8 +815,6 @@ class AWDLSTMPooledEncoder(nn.Module):
         inverse = torch.empty_like(order_tensor)
         inverse[order_tensor] = torch.arange(batch_size, device=device)
         return pooled.index_select(0, inverse)
-
-
 
 
 class AWDLSTMClassifier(FreezableEncoderMixin, AWDLSTMPooledEncoder):
@@ -983,9 +973,7 @@ def _group_modules(model: nn.Module) -> list[list[nn.Module]]:
     if isinstance(model, AWDLSTMLanguageModel):
         encoder = model.encoder
         return [*([rnn] for rnn in encoder.rnns), [encoder.embedding, model.decoder]]
-    raise ValueError(
-        f"layer_groups expects an AWDLSTMClassifier or AWDLSTMLanguageModel; got {type(model).__name__}."
-    )
+    raise ValueError(f"layer_groups expects an AWDLSTMClassifier or AWDLSTMLanguageModel; got {type(model).__name__}.")
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:

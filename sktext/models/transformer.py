@@ -10,9 +10,7 @@ from .freezing import FreezableEncoderMixin
 POOLINGS = ("mean", "cls")
 
 
-def pool_hidden_states(
-    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean"
-) -> torch.Tensor:
+def pool_hidden_states(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """One vector per text from token states of shape (batch, length, hidden).
 
     ``"mean"`` averages the non-padding tokens; ``"cls"`` takes the first token's state.
@@ -67,9 +65,7 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     dropout : float, default=0.1
     """
 
-    def __init__(
-        self, encoder: nn.Module, n_outputs: int, pooling: str = "mean", dropout: float = 0.1
-    ) -> None:
+    def __init__(self, encoder: nn.Module, n_outputs: int, pooling: str = "mean", dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
