@@ -50,6 +50,7 @@ from .validation import (
     NON_NEGATIVE_INT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
+    Options,
     resolve_device,
     seed_from,
     seeded,
@@ -57,6 +58,12 @@ from .validation import (
 )
 
 __all__ = ["TextEstimatorBase", "TorchModulePicklingMixin"]
+
+#: ``max_epochs="auto"``: at least this many epochs, and enough for MIN_TRAINING_STEPS steps...
+MIN_AUTO_EPOCHS = 10
+MIN_TRAINING_STEPS = 300
+#: ... but no more than this many epochs.
+MAX_AUTO_EPOCHS = 40
 
 
 class TorchModulePicklingMixin:
@@ -91,7 +98,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
     #: What every subclass reads (see :mod:`sktext.validation`); subclasses add theirs.
     _parameter_constraints: dict = {
         "batch_size": [POSITIVE_INT],
-        "max_epochs": [POSITIVE_INT],
+        "max_epochs": [POSITIVE_INT, Options(["auto"])],
         "lr": [POSITIVE_FLOAT],
         "weight_decay": [NON_NEGATIVE_FLOAT],
         "warmup_fraction": [FRACTION],
@@ -165,9 +172,24 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
             self._init_output_bias(module, Y)
             module.to(self.device_)
             split = self._valid_split(seed) if self.validation_fraction is not None else None
+            self.n_epochs_ = self._resolve_epochs(self._n_train(dataset, split))
             self.history_ = self._train(module, dataset, split, criterion_kwargs, seed)
         self.module_ = module.eval()
         return dataset, split
+
+    def _resolve_epochs(self, n_train: int) -> int:
+        """``max_epochs``, or for ``"auto"`` enough epochs for a few hundred optimizer steps.
+
+        A fixed number of epochs gives small data few updates (10 epochs of 250 texts in
+        batches of 32 are 80 steps): ``"auto"`` trains for at least ``MIN_AUTO_EPOCHS``
+        epochs and at least ``MIN_TRAINING_STEPS`` steps, at most ``MAX_AUTO_EPOCHS``
+        epochs; early stopping still ends a run that stops improving.
+        """
+        if not isinstance(self.max_epochs, str):
+            return int(self.max_epochs)
+        steps_per_epoch = -(-n_train // self.batch_size)
+        wanted = -(-MIN_TRAINING_STEPS // steps_per_epoch)
+        return int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted)))
 
     def _n_logits(self, Y: np.ndarray) -> int:
         """Width of the output layer for the training targets ``Y`` (one per column by default)."""
@@ -184,7 +206,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
             split=split,
             criterion_kwargs=criterion_kwargs,
             seed=seed,
-            max_epochs=self.max_epochs,
+            max_epochs=self.n_epochs_,
             parameter_groups=self._parameter_groups(),
             n_train=self._n_train(dataset, split),
         )

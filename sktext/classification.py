@@ -19,10 +19,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.special import expit, softmax
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .base import TextEstimatorBase
+from .lexical import TfidfLinearClassifier, apply_blend, fit_blend
 from .losses import LOSSES, criterion_for_layout
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
@@ -31,6 +32,7 @@ from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
     Options,
+    Types,
     check_n_labels,
     check_texts,
 )
@@ -49,6 +51,11 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         "pos_weight": [None, Options(["balanced"]), "array-like"],
         "loss": [Options(LOSSES, hint="'bce' is binary cross-entropy, 'focal' the focal loss for imbalanced labels")],
         "focal_gamma": [NON_NEGATIVE_FLOAT.with_hint("0 gives plain cross-entropy, 2.0 is the usual choice")],
+        "lexical": [
+            Options(["tfidf"]),
+            None,
+            Types(TfidfLinearClassifier, description="a sktext.lexical.TfidfLinearClassifier"),
+        ],
     }
 
     def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
@@ -106,23 +113,61 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 UserWarning,
                 stacklevel=2,
             )
-        self.__dict__.pop("thresholds_", None)
+        for attribute in ("thresholds_", "lexical_", "blend_weights_"):
+            self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
+        lexical = self._lexical_model() if len(binary) else None
         dataset, split = self._fit_module(texts, Y, criterion_kwargs)
-        if thresholds is None and len(binary):
-            _, valid = split(dataset)
-            logits = self._logits(valid)[:, layout.binary_logits]
-            thresholds, _ = tune_thresholds(valid.y[:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES)
-        elif thresholds is None:
+        if split is not None and (thresholds is None or lexical is not None):
+            train, valid = split.indices(dataset.y)
+            logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
+            if lexical is not None and self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits):
+                logits = self._blend(logits, [texts[i] for i in valid])
+            if thresholds is None:
+                thresholds, _ = tune_thresholds(
+                    Y[valid][:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
+                )
+        if thresholds is None:
             thresholds = np.zeros(0)
         self.thresholds_ = thresholds
         self._release_cuda_cache()
         return self
+
+    # -- the lexical part ---------------------------------------------------------------
+    def _lexical_model(self) -> TfidfLinearClassifier | None:
+        """The unfitted lexical model the ``lexical`` parameter asks for, or None."""
+        if self.lexical is None or self.validation_fraction is None:
+            return None
+        if isinstance(self.lexical, str):  # "tfidf"
+            return TfidfLinearClassifier(random_state=0)
+        return clone(self.lexical)
+
+    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> bool:
+        """Fit ``lexical_`` and ``blend_weights_``; False, with a warning, where the texts have no words.
+
+        The lexical model learns from the network's training part; the blend weights
+        come from both models' outputs on the validation part; the lexical model is then
+        refitted on all the texts, as a linear model profits from every example.
+        """
+        lexical.set_params(threshold=0.5)
+        try:
+            lexical.fit([texts[i] for i in train], Y[train])
+        except ValueError as error:
+            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=3)
+            return False
+        margins = lexical.decision_function([texts[i] for i in valid])
+        self.blend_weights_ = fit_blend(neural_logits, margins, Y[valid])
+        self.lexical_ = lexical.fit(texts, Y)
+        return True
+
+    def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
+        """The network's 0/1 logits blended with the lexical model's margins on ``texts``."""
+        return apply_blend(self.blend_weights_, binary_logits, self.lexical_.decision_function(texts))
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
         if isinstance(self.threshold, str):
@@ -175,7 +220,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             categorical one; ``output_layout_`` says which).
         """
         check_is_fitted(self, "module_")
-        return self._logits(self._encode(check_texts(X)))
+        texts = check_texts(X)
+        logits = self._logits(self._encode(texts))
+        if self.__dict__.get("lexical_") is not None:
+            columns = self.output_layout_.binary_logits
+            logits[:, columns] = self._blend(logits[:, columns], texts)
+        return logits
 
     def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
         """Probabilities: of each label (multi-label), or of each class of each target.

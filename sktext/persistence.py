@@ -71,12 +71,15 @@ FORMAT_NAME = "sktext.model"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "sktext.json"
 WEIGHTS_FILE = "model.safetensors"
+LEXICAL_CONFIG_FILE = "lexical.json"
+LEXICAL_WEIGHTS_FILE = "lexical.safetensors"
 
 # Parameters that may hold training data rather than a setting: kept only as a path.
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
 # Fitted attributes saved as files or rebuilt, not stored as JSON values.
 _SPECIAL_ATTRIBUTES = frozenset(
-    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_", "output_layout_"}
+    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_", "output_layout_",
+     "lexical_"}
 )
 _ARRAY_TAG = "__ndarray__"
 
@@ -234,7 +237,11 @@ def _prepare_folder(folder: Path, overwrite: bool) -> None:
     check_output_folder(folder, overwrite)
     if (folder / MANIFEST_FILE).is_file():
         manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-        files = [MANIFEST_FILE, *manifest.get("module", {}).get("files", {}).values()]
+        files = [
+            MANIFEST_FILE,
+            *manifest.get("module", {}).get("files", {}).values(),
+            *(manifest.get("lexical") or {}).values(),
+        ]
         for name in files:
             path = folder / name
             if path.is_dir():
@@ -306,6 +313,7 @@ def save_model(
     module = estimator.module_
     save_weights(module, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
     encoding = estimator._save_encoding(folder)
+    lexical = _save_lexical(estimator, folder)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -329,11 +337,34 @@ def save_model(
             **encoding,
             "files": {"weights": WEIGHTS_FILE, **encoding["files"]},
         },
+        "lexical": lexical,
         "metadata": metadata,
     }
     # Written last: a folder without it is an unfinished save.
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+def _save_lexical(estimator, folder: Path) -> dict[str, str] | None:
+    """Write a classifier's lexical model: vocabulary and settings as JSON, arrays as safetensors."""
+    lexical = vars(estimator).get("lexical_")
+    if lexical is None:
+        return None
+    from safetensors.numpy import save_file
+
+    config, arrays = lexical.to_state()
+    (folder / LEXICAL_CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    save_file(arrays, str(folder / LEXICAL_WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+    return {"config": LEXICAL_CONFIG_FILE, "weights": LEXICAL_WEIGHTS_FILE}
+
+
+def _load_lexical(folder: Path, files: Mapping[str, str]):
+    from safetensors.numpy import load_file
+
+    from .lexical import TfidfLinearClassifier
+
+    config = json.loads((folder / files["config"]).read_text(encoding="utf-8"))
+    return TfidfLinearClassifier.from_state(config, load_file(str(folder / files["weights"])))
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -519,6 +550,8 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
     _restore_attributes(estimator, manifest)
     estimator.device_ = resolve_device(estimator.device, cuda_fallback=True)
     estimator.module_ = _rebuild_module(estimator, folder, manifest["module"])
+    if manifest.get("lexical") is not None:
+        estimator.lexical_ = _load_lexical(folder, manifest["lexical"])
     return estimator
 
 

@@ -17,7 +17,7 @@ from sklearn.model_selection import ShuffleSplit
 from .batching import TokenizedTexts
 from .targets import OutputLayout
 
-__all__ = ["MultilabelValidSplit", "ShuffleValidSplit"]
+__all__ = ["MultilabelValidSplit", "ShuffleValidSplit", "stratified_indices"]
 
 
 class ShuffleValidSplit:
@@ -78,11 +78,11 @@ class MultilabelValidSplit(ShuffleValidSplit):
     fraction : float
         Share of the samples held out.
     seed : int
-    layout : OutputLayout
-        The classifier's targets.
+    layout : OutputLayout or None
+        The classifier's targets; None for a plain 0/1 matrix.
     """
 
-    def __init__(self, fraction: float, seed: int, layout: OutputLayout) -> None:
+    def __init__(self, fraction: float, seed: int, layout: OutputLayout | None) -> None:
         super().__init__(fraction, seed)
         self.layout = layout
 
@@ -90,4 +90,10 @@ class MultilabelValidSplit(ShuffleValidSplit):
         return MultilabelStratifiedShuffleSplit(n_splits=1, test_size=self.fraction, random_state=self.seed)
 
     def _stratify_on(self, y: np.ndarray) -> np.ndarray:
-        return self.layout.indicator_matrix(y)
+        return y if self.layout is None else self.layout.indicator_matrix(y)
+
+
+def stratified_indices(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and validation rows of a 0/1 matrix, split as :class:`MultilabelValidSplit` does."""
+    train, valid = MultilabelValidSplit(fraction, seed, None).indices(Y)
+    return np.sort(train), np.sort(valid)

@@ -152,6 +152,16 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         (labels with fewer than 5 validation positives share the threshold that
         maximises micro-F1); a float or array fixes them. Stored in ``thresholds_``,
         which may be edited after fitting.
+    lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
+        (:class:`sktext.lexical.TfidfLinearClassifier`, or the one given, for other
+        settings) is fitted on the network's training part, and each label's logit
+        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
+        on the validation split (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        where words such as "Perl" or "GTK" decide a label before the encoder has
+        adapted. None (or ``validation_fraction=None``) uses the network alone.
+        Categorical (softmax) targets always use the network alone.
     validation_fraction : float or None, default=0.1
         Share of the training data held out (multi-label stratified) for early
         stopping and threshold tuning. None trains on everything.
@@ -187,6 +197,10 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         scikit-learn's ``MultiOutputClassifier`` (``[0, 1]`` for a 0/1 column).
     n_outputs_ : int
         Number of labels (or of target columns).
+    lexical_ : TfidfLinearClassifier or None
+        The fitted lexical model (absent when ``lexical`` is off).
+    blend_weights_ : ndarray of shape (3,)
+        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout
@@ -230,6 +244,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         dropout: float = 0.1,
         freeze_encoder: bool = False,
         threshold="auto",
+        lexical="tfidf",
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
         pos_weight=None,
@@ -252,6 +267,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.dropout = dropout
         self.freeze_encoder = freeze_encoder
         self.threshold = threshold
+        self.lexical = lexical
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.pos_weight = pos_weight

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from .validation import (
 )
 
 DEFAULT_PRESET = "small"
+#: Below this many texts, a language model trained from scratch is warned about.
+FEW_LANGUAGE_MODEL_TEXTS = 10_000
 # Gradual unfreezing as in fastai's IMDb recipe: (trainable groups, share of lr) for
 # one epoch each — 2e-2, then 1e-2, then 5e-3 — then every group at 1e-3.
 UNFREEZING_STAGES = ((1, 1.0), (2, 0.5), (3, 0.25))
@@ -169,6 +172,16 @@ class LanguageModelStageMixin:
         from ``token_lists`` and the encoder starts random.
         """
         source = resolve_language_model(self.language_model)
+        if source is None and len(token_lists) < FEW_LANGUAGE_MODEL_TEXTS:
+            warnings.warn(
+                f"{type(self).__name__} has no pretrained language model and learns one from "
+                f"scratch on only {len(token_lists)} texts, too few to learn a language: its "
+                "encoder will add little. Pass language_model=(weights.pth, vocab.pkl) (fastai's "
+                "WT103 files) or a saved sktext language model, or unlabeled in-domain texts "
+                "(unlabeled_texts=..., tens of thousands help).",
+                UserWarning,
+                stacklevel=5,
+            )
         self.n_language_model_texts_ = 0
         self.language_model_history_ = []
         if self.lm_epochs > 0:
@@ -284,11 +297,12 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
 
     def _stages(self, n_groups: int) -> list[tuple[int, int | None, float]]:
         """(epochs, trainable layer groups or None for all, share of ``lr``) per stage."""
+        n_epochs = self.__dict__.get("n_epochs_", self.max_epochs)
         if self.freeze_encoder:
-            return [(self.max_epochs, 1, 1.0)]
+            return [(n_epochs, 1, 1.0)]
         if not self.gradual_unfreezing:
-            return [(self.max_epochs, None, 1.0)]
-        stages, remaining = [], self.max_epochs
+            return [(n_epochs, None, 1.0)]
+        stages, remaining = [], n_epochs
         for n_trainable, share in UNFREEZING_STAGES:
             if remaining == 0 or n_trainable >= n_groups:
                 break
@@ -466,6 +480,16 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         (labels with fewer than 5 validation positives share the threshold that
         maximises micro-F1); a float or array fixes them. Stored in
         ``thresholds_``, which may be edited after fitting.
+    lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
+        (:class:`sktext.lexical.TfidfLinearClassifier`, or the one given, for other
+        settings) is fitted on the network's training part, and each label's logit
+        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
+        on the validation split (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        where words such as "Perl" or "GTK" decide a label before the encoder has
+        adapted. None (or ``validation_fraction=None``) uses the network alone.
+        Categorical (softmax) targets always use the network alone.
     validation_fraction : float or None, default=0.1
         Share of the training data held out (multi-label stratified) for early
         stopping and threshold tuning. None trains on everything.
@@ -501,6 +525,10 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         scikit-learn's ``MultiOutputClassifier`` (``[0, 1]`` for a 0/1 column).
     n_outputs_ : int
         Number of labels (or of target columns).
+    lexical_ : TfidfLinearClassifier or None
+        The fitted lexical model (absent when ``lexical`` is off).
+    blend_weights_ : ndarray of shape (3,)
+        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout
@@ -571,6 +599,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.25,
         threshold="auto",
+        lexical="tfidf",
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
         pos_weight=None,
@@ -602,6 +631,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.threshold = threshold
+        self.lexical = lexical
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.pos_weight = pos_weight

@@ -29,3 +29,17 @@ def test_baseline_fits_read_only_sparse_input():
         array.setflags(write=False)
     classifier.fit(sort.fit_transform(features), Y)
     assert np.isfinite(classifier.predict_proba(sort.transform(features))).all()
+
+
+def test_tuned_baselines_are_the_two_linear_models_with_tuned_thresholds():
+    from sktext.baselines import tuned_linear_baselines
+
+    X, Y = make_toy_data(200, seed=0)
+    X_test, Y_test = make_toy_data(100, seed=1)
+    baselines = tuned_linear_baselines()
+    assert sorted(baselines) == ["TF-IDF + LR", "TF-IDF + LinearSVC"]
+    assert {b.loss for b in baselines.values()} == {"log_loss", "squared_hinge"}
+    for baseline in baselines.values():
+        baseline.fit(X, Y)
+        assert baseline.thresholds_.shape == (3,)
+        assert (baseline.predict(X_test) == Y_test).mean() > 0.9

@@ -1,0 +1,398 @@
+"""TF-IDF + one linear model per label: the lexical evidence and the honest baselines.
+
+:class:`TfidfLinearClassifier` is a complete multi-label classifier (TF-IDF word n-grams,
+one liblinear model per label, thresholds tuned by sktext's own rule on a stratified
+validation split). It serves twice:
+
+- as the **baseline** every quality claim of sktext is measured against
+  (``loss="log_loss"``: logistic regression; ``loss="squared_hinge"``: a linear SVM);
+- as the **lexical part** of the deep classifiers (their ``lexical`` parameter): a
+  linear model over words learns "written in Perl" or "GTK" from a few examples, while
+  an encoder is still adapting, and its margins are blended with the network's logits.
+
+The fitted model is plain arrays (vocabulary, idf, one coefficient row and intercept
+per label), so it needs no pickle to be saved and costs one sparse product to apply.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from .splits import stratified_indices
+from .thresholds import apply_thresholds, tune_thresholds
+from .validation import (
+    FRACTION,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Interval,
+    Options,
+    check_label_matrix,
+    check_n_labels,
+    check_texts,
+    seed_from,
+    validate_parameters,
+)
+
+LOSSES = ("squared_hinge", "log_loss")
+#: Margin given to a label whose training targets are all 0 (or all 1).
+CONSTANT_MARGIN = 8.0
+MIN_THRESHOLD_POSITIVES = 5
+
+
+def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, seed: int):
+    """Coefficients and intercept of one label's linear model (a constant when y is)."""
+    if y.min() == y.max():
+        return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
+    if loss == "squared_hinge":
+        model = LinearSVC(C=C, loss="squared_hinge", dual="auto", max_iter=5000, random_state=seed)
+    else:
+        model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
+    model.fit(X, y)
+    return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
+
+
+class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
+    """Multi-label text classifier: TF-IDF word n-grams and one linear model per label.
+
+    Parameters
+    ----------
+    loss : {"squared_hinge", "log_loss"}, default="squared_hinge"
+        ``"squared_hinge"``: a linear SVM per label (``LinearSVC``); ``"log_loss"``:
+        logistic regression (liblinear).
+    C : float, default=1.0
+        Inverse regularisation strength of every per-label model.
+    ngram_range : tuple of (int, int), default=(1, 2)
+        Word n-grams of the TF-IDF features.
+    min_df : int or float, default=2
+        Fewest documents a term must occur in (``TfidfVectorizer``'s ``min_df``). With
+        fewer than 20 texts, 1 is used so that any vocabulary survives.
+    max_df : float, default=0.9
+        Terms in more than this share of the documents are dropped.
+    max_features : int, default=None
+        Keep only the most frequent terms (bounds the model's size: one float per term
+        and label).
+    threshold : "auto", float or array-like of shape (n_labels,), default="auto"
+        ``"auto"``: per-label thresholds tuned for F1 on a stratified validation split
+        (the rule of :func:`sktext.thresholds.tune_thresholds`), after which the model is
+        refitted on all of ``X``. A float (or one per label) is used as given, on
+        ``predict_proba``.
+    validation_fraction : float, default=0.1
+        Share of the texts held out to tune thresholds when ``threshold="auto"``.
+    n_jobs : int, default=None
+        Labels fitted in parallel (joblib).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the validation split and the solvers.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        Label names (column indices unless ``y`` is a DataFrame).
+    n_outputs_ : int
+    vectorizer_ : TfidfVectorizer
+        The fitted vectorizer.
+    coef_ : ndarray of shape (n_labels, n_features), dtype=float32
+    intercept_ : ndarray of shape (n_labels,)
+    thresholds_ : ndarray of shape (n_labels,)
+        Decision thresholds on ``predict_proba``.
+
+    Notes
+    -----
+    ``predict_proba`` is the logistic function of the margin: a probability for
+    ``loss="log_loss"``, a monotone squashing of the SVM margin (good for thresholds and
+    ranking, not calibrated) for ``"squared_hinge"``.
+
+    Examples
+    --------
+    >>> from sktext.lexical import TfidfLinearClassifier
+    >>> texts = ["perl module for parsing", "gtk image viewer", "perl script tools",
+    ...          "gtk theme engine"] * 5
+    >>> Y = [[1, 0], [0, 1], [1, 0], [0, 1]] * 5
+    >>> clf = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
+    >>> clf.predict(["a perl library"]).tolist()
+    [[1, 0]]
+    """
+
+    def __init__(
+        self,
+        *,
+        loss: str = "squared_hinge",
+        C: float = 1.0,
+        ngram_range: tuple[int, int] = (1, 2),
+        min_df: int | float = 2,
+        max_df: float = 0.9,
+        max_features: int | None = None,
+        threshold="auto",
+        validation_fraction: float = 0.1,
+        n_jobs: int | None = None,
+        random_state=None,
+    ) -> None:
+        self.loss = loss
+        self.C = C
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.threshold = threshold
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    _parameter_constraints: dict = {
+        "loss": [Options(LOSSES)],
+        "C": [POSITIVE_FLOAT],
+        "ngram_range": ["array-like"],
+        "min_df": [POSITIVE_INT, FRACTION],
+        "max_df": [Interval(numbers.Real, 0, 1, closed="right"), POSITIVE_INT],
+        "max_features": [POSITIVE_INT, None],
+        "threshold": [Options(["auto"]), FRACTION, "array-like"],
+        "validation_fraction": [FRACTION],
+        "n_jobs": [Interval(numbers.Integral, None, None, closed="neither"), None],
+        "random_state": ["random_state"],
+    }
+
+    def _vectorizer(self, n_texts: int) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            ngram_range=tuple(self.ngram_range),
+            sublinear_tf=True,
+            min_df=self.min_df if n_texts >= 20 else 1,
+            max_df=self.max_df if n_texts >= 20 else 1.0,
+            max_features=self.max_features,
+            strip_accents="unicode",
+            dtype=np.float32,
+        )
+
+    def _fit_arrays(self, texts: list[str], Y: np.ndarray, seed: int):
+        vectorizer = self._vectorizer(len(texts))
+        try:
+            X = vectorizer.fit_transform(texts)
+        except ValueError as error:  # every text empty, or only stop words
+            raise ValueError(
+                f"{type(self).__name__} found no words in X ({error}); the texts need words "
+                "for TF-IDF features. Pass lexical=None to a deep classifier to go without."
+            ) from None
+        X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), seed)
+            for j in range(Y.shape[1])
+        )
+        coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
+        intercept = np.array([bias for _, bias in fitted], dtype=np.float64)
+        return vectorizer, coef.astype(np.float32), intercept
+
+    def fit(self, X, y):
+        """Fit the vectorizer and one linear model per label; tune thresholds.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+        y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
+            0/1 label indicators, as ``MultiLabelBinarizer`` returns.
+
+        Returns
+        -------
+        self : object
+        """
+        texts = check_texts(X)
+        Y, classes = check_label_matrix(y, len(texts))
+        validate_parameters(self)
+        seed = seed_from(self.random_state)
+        thresholds = self._fixed_thresholds(Y.shape[1])
+        if thresholds is None:
+            train, valid = stratified_indices(Y, self.validation_fraction, seed)
+            vectorizer, coef, intercept = self._fit_arrays([texts[i] for i in train], Y[train], seed)
+            margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
+            thresholds, _ = tune_thresholds(
+                Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES
+            )
+        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed)
+        self.classes_ = classes
+        self.n_outputs_ = Y.shape[1]
+        self.thresholds_ = thresholds
+        return self
+
+    def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
+        if isinstance(self.threshold, str):
+            return None
+        thresholds = np.broadcast_to(np.asarray(self.threshold, dtype=float), (n_labels,)).copy()
+        if not ((thresholds > 0) & (thresholds < 1)).all():
+            raise ValueError(
+                f"The 'threshold' parameter of {type(self).__name__} must lie in (0, 1). "
+                f"Got {self.threshold!r} instead."
+            )
+        return thresholds
+
+    def decision_function(self, X) -> np.ndarray:
+        """Per-label margins of the linear models.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        margins : ndarray of shape (n_samples, n_labels)
+        """
+        check_is_fitted(self, "coef_")
+        features = self.vectorizer_.transform(check_texts(X))
+        return np.asarray(features @ self.coef_.T, dtype=np.float64) + self.intercept_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The logistic function of each margin (see Notes).
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels)
+        """
+        return expit(self.decision_function(X))
+
+    def predict(self, X) -> np.ndarray:
+        """0/1 label indicators: ``predict_proba(X) >= thresholds_``.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_labels), dtype=int64
+        """
+        return apply_thresholds(self.predict_proba(X), self.thresholds_)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Subset accuracy, as scikit-learn's multi-label classifiers."""
+        check_is_fitted(self, "coef_")
+        check_n_labels(y, self.n_outputs_)
+        return super().score(X, y, sample_weight=sample_weight)
+
+    # -- plain-array form, for model folders ---------------------------------------
+    def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The fitted model as JSON data and named arrays (no pickle needed).
+
+        Returns
+        -------
+        config : dict
+            The parameters, the vocabulary (term -> column) and ``thresholds_``.
+        arrays : dict of str to ndarray
+            ``idf``, ``coef`` and ``intercept``.
+        """
+        check_is_fitted(self, "coef_")
+        vocabulary = {term: int(column) for term, column in self.vectorizer_.vocabulary_.items()}
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        params["threshold"] = 0.5 if isinstance(params["threshold"], str) else params["threshold"]
+        config = {
+            "params": {k: v for k, v in params.items() if k != "random_state"},
+            "vectorizer": {k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in self.vectorizer_.get_params().items() if k != "dtype"},
+            "vocabulary": vocabulary,
+            "thresholds": np.asarray(self.thresholds_, dtype=float).tolist(),
+            "classes": np.asarray(self.classes_).tolist(),
+        }
+        arrays = {
+            "idf": self.vectorizer_.idf_.astype(np.float32),
+            "coef": self.coef_,
+            "intercept": self.intercept_.astype(np.float64),
+        }
+        return config, arrays
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> TfidfLinearClassifier:
+        """Rebuild a fitted model from :meth:`to_state`'s output, checking that the parts agree."""
+        params = dict(config["params"])
+        params["ngram_range"] = tuple(params["ngram_range"])
+        model = cls(**params)
+        options = dict(config["vectorizer"])
+        options["ngram_range"] = tuple(options["ngram_range"])
+        vectorizer = TfidfVectorizer(**options, dtype=np.float32)
+        vocabulary = {str(term): int(column) for term, column in config["vocabulary"].items()}
+        idf, coef, intercept = (np.asarray(arrays[key]) for key in ("idf", "coef", "intercept"))
+        n_features = len(vocabulary)
+        columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=n_features)
+        if (
+            idf.shape != (n_features,)
+            or coef.ndim != 2
+            or coef.shape[1] != n_features
+            or intercept.shape != (coef.shape[0],)
+            or len(config["thresholds"]) != coef.shape[0]
+            or (n_features and (np.sort(columns) != np.arange(n_features)).any())
+        ):
+            raise ValueError(
+                f"The lexical model's parts disagree: {n_features} vocabulary terms, idf of "
+                f"shape {idf.shape}, coefficients {coef.shape}, intercepts {intercept.shape}, "
+                f"{len(config['thresholds'])} thresholds. The model folder is damaged."
+            )
+        vectorizer.vocabulary_ = vocabulary
+        vectorizer.idf_ = idf.astype(np.float32)
+        model.vectorizer_ = vectorizer
+        model.coef_ = coef.astype(np.float32)
+        model.intercept_ = intercept.astype(np.float64)
+        model.thresholds_ = np.asarray(config["thresholds"], dtype=float)
+        model.classes_ = np.asarray(config["classes"])
+        model.n_outputs_ = coef.shape[0]
+        return model
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.input_tags.two_d_array = False
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        return tags
+
+
+# -- blending the lexical margins with a network's logits ------------------------------
+def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Weights ``(a, b, c)`` of ``a * neural + b * lexical + c``, fitted on held-out data.
+
+    One logistic regression over every (text, label) pair of the validation split, with
+    two features (the network's logit and the linear model's margin): three numbers,
+    so a few dozen validation texts of many labels are enough to fit them. The
+    weights are kept non-negative: a part that does not help gets weight 0.
+
+    Parameters
+    ----------
+    neural_logits, lexical_margins : ndarray of shape (n_samples, n_labels)
+    Y : ndarray of shape (n_samples, n_labels)
+        0/1 targets.
+
+    Returns
+    -------
+    weights : ndarray of shape (3,)
+    """
+    features = np.column_stack([np.ravel(neural_logits), np.ravel(lexical_margins)])
+    targets = np.ravel(np.asarray(Y) > 0.5)
+    if targets.all() or not targets.any():
+        return np.array([1.0, 0.0, 0.0])
+    keep = [0, 1]
+    for _ in range(2):  # refit without a part that comes out negative
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets)
+        coef = model.coef_.ravel()
+        if (coef >= 0).all():
+            break
+        keep = [keep[int(np.argmax(coef))]]
+    weights = np.zeros(3)
+    weights[keep] = np.maximum(coef, 0.0)
+    weights[2] = float(model.intercept_[0])
+    if not weights[:2].any():  # neither part helps on its own: fall back on the network
+        weights = np.array([1.0, 0.0, 0.0])
+    return weights
+
+
+def apply_blend(weights: np.ndarray, neural_logits: np.ndarray, lexical_margins: np.ndarray) -> np.ndarray:
+    """``a * neural_logits + b * lexical_margins + c`` for ``weights = (a, b, c)``."""
+    a, b, c = (float(w) for w in weights)
+    return a * np.asarray(neural_logits, dtype=np.float64) + b * np.asarray(lexical_margins) + c

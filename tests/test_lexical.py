@@ -1,0 +1,138 @@
+"""The lexical model (TF-IDF + a linear model per label) and its blend with the networks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import f1_score
+
+from conftest import make_toy_data
+from sktext import TransformerMultiLabelClassifier, load_model
+from sktext.lexical import TfidfLinearClassifier, apply_blend, fit_blend
+from ulmfit_factory import ulmfit_factory
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_data(240, seed=0), make_toy_data(120, seed=7)
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "log_loss"])
+def test_linear_model_learns_words_and_tunes_thresholds(toy, loss):
+    (X, Y), (X_test, Y_test) = toy
+    clf = TfidfLinearClassifier(loss=loss, random_state=0).fit(X, Y)
+    assert clf.thresholds_.shape == (3,)
+    assert ((clf.thresholds_ > 0) & (clf.thresholds_ < 1)).all()
+    assert f1_score(Y_test, clf.predict(X_test), average="micro") > 0.9
+    assert clf.predict_proba(X_test).shape == (120, 3)
+
+
+def test_linear_model_state_round_trip_and_pickle(toy):
+    (X, Y), (X_test, _) = toy
+    clf = TfidfLinearClassifier(random_state=0).fit(X, Y)
+    rebuilt = TfidfLinearClassifier.from_state(*clf.to_state())
+    np.testing.assert_allclose(rebuilt.decision_function(X_test), clf.decision_function(X_test), atol=1e-6)
+    np.testing.assert_array_equal(rebuilt.predict(X_test), clf.predict(X_test))
+    unpickled = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(unpickled.predict(X_test), clf.predict(X_test))
+    assert clone(clf).get_params() == clf.get_params()
+
+
+def test_linear_model_state_refuses_parts_that_disagree(toy):
+    (X, Y), _ = toy
+    config, arrays = TfidfLinearClassifier(threshold=0.5).fit(X, Y).to_state()
+    arrays["coef"] = arrays["coef"][:, :-1]
+    with pytest.raises(ValueError, match="parts disagree"):
+        TfidfLinearClassifier.from_state(config, arrays)
+
+
+def test_linear_model_predicts_constant_labels_as_constant():
+    X, Y = make_toy_data(60, seed=1)
+    Y = np.column_stack([Y, np.zeros(len(Y), int)])
+    clf = TfidfLinearClassifier(threshold=0.5).fit(X, Y)
+    assert clf.predict(X)[:, -1].sum() == 0
+
+
+def test_linear_model_names_bad_parameters():
+    X, Y = make_toy_data(40)
+    with pytest.raises(ValueError, match="The 'C' parameter of TfidfLinearClassifier must be a finite float > 0"):
+        TfidfLinearClassifier(C=float("inf")).fit(X, Y)
+    with pytest.raises(ValueError, match="The 'loss' parameter"):
+        TfidfLinearClassifier(loss="hinge").fit(X, Y)
+
+
+def test_blend_weights_favour_the_informative_part():
+    rng = np.random.default_rng(0)
+    Y = rng.random((200, 5)) < 0.3
+    informative = np.where(Y, 2.0, -2.0) + rng.normal(0, 1, Y.shape)
+    noise = rng.normal(0, 1, Y.shape)
+    a, b, _ = fit_blend(noise, informative, Y)
+    assert b > 0.5 and a < 0.2 * b
+    a, b, _ = fit_blend(informative, noise, Y)
+    assert a > 0.5 and b < 0.2 * a
+    weights = np.array([0.5, 2.0, -1.0])
+    np.testing.assert_allclose(apply_blend(weights, noise, informative), 0.5 * noise + 2 * informative - 1)
+
+
+def _untrained_transformer(tiny_bert, **params):
+    # One epoch at a tiny rate: the network alone learns next to nothing.
+    return TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=1, lr=1e-6, batch_size=16, random_state=0, **params
+    )
+
+
+def test_lexical_part_carries_a_network_that_has_not_learned(tiny_bert, toy):
+    (X, Y), (X_test, Y_test) = toy
+    alone = _untrained_transformer(tiny_bert, lexical=None).fit(X, Y)
+    blended = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert not hasattr(alone, "lexical_")
+    a, b, _ = blended.blend_weights_
+    assert a >= 0 and b > 0
+    assert f1_score(Y_test, blended.predict(X_test), average="micro") > 0.9
+    assert f1_score(Y_test, alone.predict(X_test), average="micro") < 0.8
+    logits = blended.decision_function(X_test)
+    np.testing.assert_allclose(blended.predict_proba(X_test), 1 / (1 + np.exp(-logits)), rtol=1e-5)
+
+
+def test_blended_model_folder_round_trip(tiny_bert, toy, tmp_path):
+    (X, Y), (X_test, _) = toy
+    clf = _untrained_transformer(tiny_bert).fit(X, Y)
+    loaded = load_model(clf.save(tmp_path / "model"))
+    assert isinstance(loaded.lexical_, TfidfLinearClassifier)
+    np.testing.assert_allclose(loaded.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-5)
+    np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
+
+
+def test_lexical_part_is_configurable_and_checked(tiny_bert, toy):
+    (X, Y), _ = toy
+    clf = _untrained_transformer(tiny_bert, lexical=TfidfLinearClassifier(loss="log_loss", C=4.0))
+    clf.fit(X, Y)
+    assert clf.lexical_.loss == "log_loss" and clf.lexical_.C == 4.0
+    assert clone(clf).get_params()["lexical__C"] == 4.0
+    with pytest.raises(ValueError, match="The 'lexical' parameter of TransformerMultiLabelClassifier"):
+        _untrained_transformer(tiny_bert, lexical="bm25").fit(X, Y)
+
+
+def test_no_validation_split_means_no_lexical_part(tiny_bert, toy):
+    (X, Y), _ = toy
+    clf = _untrained_transformer(tiny_bert, validation_fraction=None, threshold=0.5).fit(X, Y)
+    assert not hasattr(clf, "lexical_")
+
+
+def test_networks_learn_the_toy_task_alone(tiny_bert, toy):
+    (X, Y), (X_test, Y_test) = toy
+    transformer = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=10, lr=3e-3, batch_size=16, random_state=0, lexical=None
+    ).fit(X, Y)
+    assert f1_score(Y_test, transformer.predict(X_test), average="micro") > 0.85
+    ulmfit = ulmfit_factory({}, lexical=None).fit(X, Y)
+    assert f1_score(Y_test, ulmfit.predict(X_test), average="micro") > 0.6
+
+
+def test_ulmfit_from_scratch_on_few_texts_says_what_would_help(toy):
+    (X, Y), _ = toy
+    with pytest.warns(UserWarning, match="no pretrained language model.*unlabeled_texts"):
+        ulmfit_factory({}, max_epochs=1).fit(X, Y)
