@@ -28,6 +28,7 @@ Examples
         --arm 'short=TransformerMultiLabelClassifier:{"max_length": 128}' --arms tfidf+svc short
     python benchmarks/learning_curve.py --plot-only --out benchmarks/results/learning_curve_cpu.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ from common import (
 
 from sktext.baselines import tuned_linear_baselines
 
+
 def _baseline_arm(display_name: str) -> tuple[str, dict[str, Any]]:
     estimator = tuned_linear_baselines()[display_name]
     params = {k: v for k, v in estimator.get_params().items() if k not in ("random_state", "n_jobs")}
@@ -73,18 +75,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(parser, subsets=False)
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 3000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                        help="draws per size (sizes above --max-seeded-size use the first)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="draws per size (sizes above --max-seeded-size use the first)",
+    )
     parser.add_argument("--max-seeded-size", type=int, default=1000)
     parser.add_argument("--arms", nargs="+", default=list(BASELINES) + ["transformer", "ulmfit"])
-    parser.add_argument("--arm", action="append", default=[], metavar="NAME=CLASS:JSON",
-                        help="an extra arm: an estimator class of sktext and its parameters")
+    parser.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="NAME=CLASS:JSON",
+        help="an extra arm: an estimator class of sktext and its parameters",
+    )
     parser.add_argument("--eval", choices=("test", "dev"), default="test")
-    parser.add_argument("--dev-size", type=int, default=2000,
-                        help="train texts held out as the dev set with --eval dev")
+    parser.add_argument(
+        "--dev-size", type=int, default=2000, help="train texts held out as the dev set with --eval dev"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--resume", action="store_true",
-                        help="keep the results already in --out and skip those fits")
+    parser.add_argument("--resume", action="store_true", help="keep the results already in --out and skip those fits")
     parser.add_argument("--plot", action="store_true", help="also write the PNG plot")
     parser.add_argument("--plot-only", action="store_true")
     parser.add_argument("--out", default=None)
@@ -144,20 +156,22 @@ def best_baseline_margins(summary: list[dict[str, Any]]) -> list[dict[str, Any]]
         base = [r for r in summary if r["arm"] in BASELINES and r["n_train"] == row["n_train"]]
         if not base:
             continue
-        margins.append({
-            "arm": row["arm"], "n_train": row["n_train"],
-            "micro_vs_best_baseline": row["micro_f1"] - max(r["micro_f1"] for r in base),
-            "macro_vs_best_baseline": row["macro_f1"] - max(r["macro_f1"] for r in base),
-            "micro_vs_tfidf_lr": row["micro_f1"] - next(
-                (r["micro_f1"] for r in base if r["arm"] == "tfidf+lr"), float("nan")),
-            "macro_vs_tfidf_lr": row["macro_f1"] - next(
-                (r["macro_f1"] for r in base if r["arm"] == "tfidf+lr"), float("nan")),
-        })
+        margins.append(
+            {
+                "arm": row["arm"],
+                "n_train": row["n_train"],
+                "micro_vs_best_baseline": row["micro_f1"] - max(r["micro_f1"] for r in base),
+                "macro_vs_best_baseline": row["macro_f1"] - max(r["macro_f1"] for r in base),
+                "micro_vs_tfidf_lr": row["micro_f1"]
+                - next((r["micro_f1"] for r in base if r["arm"] == "tfidf+lr"), float("nan")),
+                "macro_vs_tfidf_lr": row["macro_f1"]
+                - next((r["macro_f1"] for r in base if r["arm"] == "tfidf+lr"), float("nan")),
+            }
+        )
     return margins
 
 
-def plot(summary: list[dict[str, Any]], records: list[dict[str, Any]], path: Path,
-         title: str) -> None:
+def plot(summary: list[dict[str, Any]], records: list[dict[str, Any]], path: Path, title: str) -> None:
     """Micro- and macro-F1 against train size (log axis), one line per arm."""
     import matplotlib
 
@@ -205,8 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         eval_Y = data.train_Y[dev]
     else:
         eval_texts, eval_Y = data.test_texts, data.test_Y
-    title = (f"debtags, {args.eval} split ({len(eval_texts)} texts, "
-             f"{data.train_Y.shape[1]} labels)")
+    title = f"debtags, {args.eval} split ({len(eval_texts)} texts, {data.train_Y.shape[1]} labels)"
     done = {(r["arm"], r["n_train"], r["seed"]) for r in records}
     payload: dict[str, Any] = {}
     for size in args.sizes:
@@ -226,20 +239,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 with Timer() as predict_timer:
                     proba = estimator.predict_proba(eval_texts)
                 predicted = estimator.predict(eval_texts)
-                record = {"arm": name, "class": class_name, "params": params,
-                          "n_train": len(rows), "seed": seed,
-                          **scores(eval_Y, predicted, proba),
-                          "fit_s": fit_timer.seconds, "predict_s": predict_timer.seconds}
+                record = {
+                    "arm": name,
+                    "class": class_name,
+                    "params": params,
+                    "n_train": len(rows),
+                    "seed": seed,
+                    **scores(eval_Y, predicted, proba),
+                    "fit_s": fit_timer.seconds,
+                    "predict_s": predict_timer.seconds,
+                }
                 records.append(record)
-                print(f"{name:<24} n={len(rows):<6} seed={seed}  micro {record['micro_f1']:.3f}"
-                      f"  macro {record['macro_f1']:.3f}  fit {record['fit_s']:.0f}s", flush=True)
+                print(
+                    f"{name:<24} n={len(rows):<6} seed={seed}  micro {record['micro_f1']:.3f}"
+                    f"  macro {record['macro_f1']:.3f}  fit {record['fit_s']:.0f}s",
+                    flush=True,
+                )
                 summary = summarise(records)
                 payload = {
-                    "title": title, "eval": args.eval, "n_eval": len(eval_texts),
+                    "title": title,
+                    "eval": args.eval,
+                    "n_eval": len(eval_texts),
                     "options": {k: v for k, v in vars(args).items() if k != "arm"},
                     "arms": {n: {"class": c, "params": p} for n, (c, p) in arms.items()},
                     "machine": machine_info("cpu"),
-                    "records": records, "summary": summary,
+                    "records": records,
+                    "summary": summary,
                     "margins": best_baseline_margins(summary),
                 }
                 write_results("learning_curve", payload, out)

@@ -80,9 +80,7 @@ def tuned_linear_baselines(*, n_jobs: int | None = None, random_state=0) -> dict
     baselines : dict of str to TfidfLinearClassifier
     """
     return {
-        "TF-IDF + LR": TfidfLinearClassifier(
-            loss="log_loss", C=8.0, n_jobs=n_jobs, random_state=random_state
-        ),
+        "TF-IDF + LR": TfidfLinearClassifier(loss="log_loss", C=8.0, n_jobs=n_jobs, random_state=random_state),
         "TF-IDF + LinearSVC": TfidfLinearClassifier(
             loss="squared_hinge", C=1.0, n_jobs=n_jobs, random_state=random_state
         ),

@@ -182,8 +182,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             ) from None
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
         fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), seed)
-            for j in range(Y.shape[1])
+            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), seed) for j in range(Y.shape[1])
         )
         coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
         intercept = np.array([bias for _, bias in fitted], dtype=np.float64)
@@ -211,9 +210,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             train, valid = stratified_indices(Y, self.validation_fraction, seed)
             vectorizer, coef, intercept = self._fit_arrays([texts[i] for i in train], Y[train], seed)
             margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
-            thresholds, _ = tune_thresholds(
-                Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES
-            )
+            thresholds, _ = tune_thresholds(Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES)
         self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed)
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
@@ -295,8 +292,11 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         params["threshold"] = 0.5 if isinstance(params["threshold"], str) else params["threshold"]
         config = {
             "params": {k: v for k, v in params.items() if k != "random_state"},
-            "vectorizer": {k: (list(v) if isinstance(v, tuple) else v)
-                           for k, v in self.vectorizer_.get_params().items() if k != "dtype"},
+            "vectorizer": {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in self.vectorizer_.get_params().items()
+                if k != "dtype"
+            },
             "vocabulary": vocabulary,
             "thresholds": np.asarray(self.thresholds_, dtype=float).tolist(),
             "classes": np.asarray(self.classes_).tolist(),

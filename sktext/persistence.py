@@ -78,8 +78,17 @@ LEXICAL_WEIGHTS_FILE = "lexical.safetensors"
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
 # Fitted attributes saved as files or rebuilt, not stored as JSON values.
 _SPECIAL_ATTRIBUTES = frozenset(
-    {"module_", "classes_", "thresholds_", "n_outputs_", "device_", "tokenizer_", "vocabulary_", "output_layout_",
-     "lexical_"}
+    {
+        "module_",
+        "classes_",
+        "thresholds_",
+        "n_outputs_",
+        "device_",
+        "tokenizer_",
+        "vocabulary_",
+        "output_layout_",
+        "lexical_",
+    }
 )
 _ARRAY_TAG = "__ndarray__"
 

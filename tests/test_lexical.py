@@ -9,10 +9,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
-from conftest import make_toy_data
 from sktext import TransformerMultiLabelClassifier, load_model
 from sktext.lexical import TfidfLinearClassifier, apply_blend, fit_blend
-from ulmfit_factory import ulmfit_factory
+
+from conftest import make_toy_data, ulmfit_factory
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +79,7 @@ def test_blend_weights_favour_the_informative_part():
 
 def _untrained_transformer(tiny_bert, **params):
     # One epoch at a tiny rate: the network alone learns next to nothing.
-    return TransformerMultiLabelClassifier(
-        tiny_bert, max_epochs=1, lr=1e-6, batch_size=16, random_state=0, **params
-    )
+    return TransformerMultiLabelClassifier(tiny_bert, max_epochs=1, lr=1e-6, batch_size=16, random_state=0, **params)
 
 
 def test_lexical_part_carries_a_network_that_has_not_learned(tiny_bert, toy):
