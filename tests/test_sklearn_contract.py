@@ -244,6 +244,8 @@ def test_fixed_threshold_and_no_validation(make, holdout):
     X, Y = make_toy_data(120, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # ULMFiT's from-scratch language model is rightly warned about (test_lexical.py).
+        warnings.filterwarnings("ignore", message=".*no pretrained language model")
         estimator = make(max_epochs=2, threshold=0.3, validation_fraction=None).fit(X, Y)
     np.testing.assert_array_equal(estimator.thresholds_, [0.3, 0.3, 0.3])
     assert "valid_loss" not in estimator.history_[-1]
