@@ -49,14 +49,16 @@ CONSTANT_MARGIN = 8.0
 MIN_THRESHOLD_POSITIVES = 5
 
 
-def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, seed: int):
+def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int):
     """Coefficients and intercept of one label's linear model (a constant when y is)."""
     if y.min() == y.max():
         return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
     if loss == "squared_hinge":
-        model = LinearSVC(C=C, loss="squared_hinge", dual="auto", max_iter=5000, random_state=seed)
+        model = LinearSVC(
+            C=C, loss="squared_hinge", dual="auto", max_iter=5000, class_weight=class_weight, random_state=seed
+        )
     else:
-        model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
+        model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, class_weight=class_weight, random_state=seed)
     model.fit(X, y)
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
@@ -81,6 +83,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     max_features : int, default=None
         Keep only the most frequent terms (bounds the model's size: one float per term
         and label).
+    class_weight : "balanced" or None, default=None
+        ``"balanced"`` weighs each label's positives by ``n_negative / n_positive`` in its
+        model (cost-sensitive learning, for rare labels); None weighs every text alike.
     threshold : "auto", float or array-like of shape (n_labels,), default="auto"
         ``"auto"``: per-label thresholds tuned for F1 on a stratified validation split
         (the rule of :func:`sktext.thresholds.tune_thresholds`), after which the model is
@@ -131,6 +136,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         min_df: int | float = 2,
         max_df: float = 0.9,
         max_features: int | None = None,
+        class_weight: str | None = None,
         threshold="auto",
         validation_fraction: float = 0.1,
         n_jobs: int | None = None,
@@ -142,6 +148,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         self.min_df = min_df
         self.max_df = max_df
         self.max_features = max_features
+        self.class_weight = class_weight
         self.threshold = threshold
         self.validation_fraction = validation_fraction
         self.n_jobs = n_jobs
@@ -154,6 +161,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         "min_df": [POSITIVE_INT, FRACTION],
         "max_df": [Interval(numbers.Real, 0, 1, closed="right"), POSITIVE_INT],
         "max_features": [POSITIVE_INT, None],
+        "class_weight": [Options(["balanced"]), None],
         "threshold": [Options(["auto"]), FRACTION, "array-like"],
         "validation_fraction": [FRACTION],
         "n_jobs": [Interval(numbers.Integral, None, None, closed="neither"), None],
@@ -182,7 +190,8 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             ) from None
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
         fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), seed) for j in range(Y.shape[1])
+            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed)
+            for j in range(Y.shape[1])
         )
         coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
         intercept = np.array([bias for _, bias in fitted], dtype=np.float64)

@@ -81,6 +81,13 @@ class TransformerModelMixin:
         options = {"attn_implementation": attention} if isinstance(attention, str) else {}
         return AutoModel.from_config(config, **options)
 
+    def _train(self, module, dataset, split, criterion_kwargs, seed):
+        """One training run; with a frozen encoder each text's vector is computed once per fit."""
+        if not self.freeze_encoder:
+            return super()._train(module, dataset, split, criterion_kwargs, seed)
+        with module.caching_pooled_vectors():
+            return super()._train(module, dataset, split, criterion_kwargs, seed)
+
     def _parameter_groups(self) -> list:
         head_lr = self.lr * self.head_lr_multiplier
         no_decay = {"weight_decay": 0.0}
