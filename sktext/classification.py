@@ -144,7 +144,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            return TfidfLinearClassifier(random_state=0)
+            return TfidfLinearClassifier(class_weight="balanced", random_state=0)
         return clone(self.lexical)
 
     def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> bool:

@@ -481,9 +481,9 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         maximises micro-F1); a float or array fixes them. Stored in
         ``thresholds_``, which may be edited after fitting.
     lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
-        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
-        (:class:`sktext.lexical.TfidfLinearClassifier`, or the one given, for other
-        settings) is fitted on the network's training part, and each label's logit
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
+        cost-sensitive for rare labels (:class:`sktext.lexical.TfidfLinearClassifier`
+        with ``class_weight="balanced"``, or the one given, for other settings) is fitted on the network's training part, and each label's logit
         becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
         on the validation split (``blend_weights_``); the lexical model is then refitted
         on all texts. Thresholds are tuned on the blend. It helps most with few texts,

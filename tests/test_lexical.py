@@ -134,3 +134,19 @@ def test_ulmfit_from_scratch_on_few_texts_says_what_would_help(toy):
     (X, Y), _ = toy
     with pytest.warns(UserWarning, match="no pretrained language model.*unlabeled_texts"):
         ulmfit_factory({}, max_epochs=1).fit(X, Y)
+
+
+def test_balanced_class_weight_raises_the_margins_of_a_rare_label():
+    X, Y = make_toy_data(200, seed=2)
+    rare = np.zeros(len(X), int)
+    rare[[i for i, text in enumerate(X) if "vim" in text][:4]] = 1
+    Y = np.column_stack([Y, rare])
+    plain = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(X, Y)
+    balanced = TfidfLinearClassifier(threshold=0.5, class_weight="balanced", random_state=0).fit(X, Y)
+    positives = rare == 1
+    assert balanced.decision_function(X)[positives, -1].mean() > plain.decision_function(X)[positives, -1].mean()
+
+
+def test_default_lexical_part_is_cost_sensitive(tiny_bert, toy):
+    (X, Y), _ = toy
+    assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight == "balanced"
