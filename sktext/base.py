@@ -231,10 +231,15 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         lr=None,
         anneal_strategy="linear",
         cycle_momentum=False,
+        callback_options=None,
         optimizer=torch.optim.AdamW,
         optimizer_kwargs=None,
     ) -> TextNet:
-        """A skorch net for one training run of ``module`` (already on the device)."""
+        """A skorch net for one training run of ``module`` (already on the device).
+
+        ``callback_options`` go to :func:`~sktext.net.make_callbacks` (e.g. ULMFiT's
+        ``layer_groups`` and ``n_trainable_groups``).
+        """
         steps_per_epoch = -(-n_train // self.batch_size)
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
@@ -259,6 +264,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
                 patience=self.patience,
                 has_validation=split is not None,
                 verbose=self.verbose,
+                **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),
             seed=seed,

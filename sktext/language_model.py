@@ -18,27 +18,22 @@ import json
 import os
 import pickle
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from skorch import NeuralNet
-from skorch.utils import to_tensor
 from torch import nn
 
-from .callbacks import one_cycle
+from .batching import LanguageModelBatches
 from .models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     AWDLSTMLanguageModel,
-    Hidden,
-    LanguageModelOutput,
-    detach_hidden,
+    layer_groups,
     resolve_architecture,
     scaled_dropouts,
-    set_trainable_groups,
 )
+from .net import LanguageModelNet, make_callbacks
 from .text import PAD_ID, UNKNOWN_ID, Vocabulary, tokenize
 from .validation import (
     NON_NEGATIVE_FLOAT,
@@ -590,143 +585,6 @@ def transfer_to_vocabulary(
 
 
 # ------------------------------------------------------------------ training
-class LanguageModelBatches(torch.utils.data.IterableDataset):
-    """Token streams cut into BPTT windows, one pass per iteration.
-
-    Each pass shuffles the texts, concatenates them, splits the result into
-    ``batch_size`` parallel streams, and yields ``(inputs, targets)`` windows in
-    order, so the LSTM state carries from one batch to the next. Window lengths
-    jitter as in fastai v1: ``bptt`` with probability 0.95 else ``bptt / 2``,
-    then a normal draw with standard deviation 5, at least 5 tokens.
-
-    Parameters
-    ----------
-    documents : list of ndarray of int64
-        Token ids of each text.
-    batch_size : int
-    bptt : int
-    random_state : int or None
-        Seed of the shuffles and window lengths.
-    shuffle : bool, default=True
-    jitter : bool, default=True
-    """
-
-    def __init__(
-        self,
-        documents: Sequence[np.ndarray],
-        batch_size: int,
-        bptt: int,
-        random_state: int | None = None,
-        shuffle: bool = True,
-        jitter: bool = True,
-    ) -> None:
-        super().__init__()
-        self.documents = list(documents)
-        self.batch_size = batch_size
-        self.bptt = bptt
-        self.shuffle = shuffle
-        self.jitter = jitter
-        n_tokens = sum(len(document) for document in self.documents)
-        self.stream_length = n_tokens // batch_size
-        if self.stream_length < 2:
-            raise ValueError(
-                f"The texts hold {n_tokens} tokens, too few for batch_size={batch_size} streams "
-                f"(each needs at least 2 tokens). Pass more text or a smaller batch_size."
-            )
-        seeds = np.random.SeedSequence(random_state).spawn(2)
-        self._order_generator = np.random.default_rng(seeds[0])
-        self._length_generator = np.random.default_rng(seeds[1])
-        self._planned: list[list[int]] = []
-
-    def _window_lengths(self) -> list[int]:
-        lengths, position, end = [], 0, self.stream_length - 1
-        while position < end:
-            if self.jitter:
-                base = self.bptt if self._length_generator.random() < 0.95 else self.bptt / 2
-                length = max(5, int(round(self._length_generator.normal(base, 5))))
-            else:
-                length = self.bptt
-            length = min(length, end - position)
-            lengths.append(length)
-            position += length
-        return lengths
-
-    def plan(self, n_epochs: int) -> int:
-        """Draw the window lengths of the next ``n_epochs`` passes; return their batch count."""
-        new = [self._window_lengths() for _ in range(n_epochs)]
-        self._planned.extend(new)
-        return sum(len(lengths) for lengths in new)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        lengths = self._planned.pop(0) if self._planned else self._window_lengths()
-        order = (
-            self._order_generator.permutation(len(self.documents)) if self.shuffle else np.arange(len(self.documents))
-        )
-        tokens = np.concatenate([self.documents[index] for index in order])
-        streams = tokens[: self.stream_length * self.batch_size].reshape(self.batch_size, -1)
-        position = 0
-        for length in lengths:
-            window = streams[:, position : position + length + 1]
-            yield torch.from_numpy(window[:, :-1].copy()), torch.from_numpy(window[:, 1:].copy())
-            position += length
-
-
-class LanguageModelNet(NeuralNet):
-    """skorch ``NeuralNet`` for BPTT language-model training with AR/TAR.
-
-    Keeps the LSTM state between consecutive batches of an epoch (detached),
-    adds activation regularisation ``alpha * mean(dropped_last ** 2)`` and
-    temporal activation regularisation ``beta * mean((raw_t - raw_{t-1}) ** 2)``
-    to the training loss, and records the plain cross-entropy of each batch as
-    ``train_cross_entropy``. Fed a :class:`LanguageModelBatches`, it iterates it
-    directly (the batches are already cut).
-
-    Parameters
-    ----------
-    *args, **kwargs
-        As for ``skorch.NeuralNet``.
-    alpha : float, default=2.0
-        Activation regularisation weight.
-    beta : float, default=1.0
-        Temporal activation regularisation weight.
-    """
-
-    def __init__(self, *args: Any, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.alpha = alpha
-        self.beta = beta
-
-    def get_iterator(self, dataset: Any, training: bool = False) -> Any:
-        if isinstance(dataset, LanguageModelBatches):
-            return dataset
-        return super().get_iterator(dataset, training=training)
-
-    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
-        super().on_epoch_begin(net, **kwargs)
-        self.hidden_state_: Hidden | None = None
-
-    def infer(self, x: Any, **fit_params: Any) -> LanguageModelOutput:
-        x = to_tensor(x, device=self.device)
-        output = self.module_(x, getattr(self, "hidden_state_", None))
-        self.hidden_state_ = detach_hidden(output.hidden)
-        return output
-
-    def get_loss(self, y_pred: LanguageModelOutput, y_true: Any, X: Any = None, training: bool = False) -> torch.Tensor:
-        targets = to_tensor(y_true, device=self.device)
-        logits = y_pred.logits
-        cross_entropy = self.criterion_(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
-        if not training:
-            return cross_entropy
-        self.history.record_batch("train_cross_entropy", cross_entropy.item())
-        loss = cross_entropy
-        if self.alpha:
-            loss = loss + self.alpha * y_pred.dropped_outputs[-1].float().pow(2).mean()
-        raw = y_pred.raw_outputs[-1]
-        if self.beta and raw.size(1) > 1:
-            loss = loss + self.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
-        return loss
-
-
 def fine_tune_language_model(
     texts: Sequence[str],
     *,
@@ -901,14 +759,16 @@ def train_on_tokens(
         if epochs > 0:
             phases.append((epochs, lr, None))
         for index, (n_epochs, peak_lr, n_trainable) in enumerate(phases):
-            set_trainable_groups(model, n_trainable)
-            total_steps = batches.plan(n_epochs)
-            net.set_params(max_epochs=n_epochs, lr=peak_lr, callbacks__lr_scheduler__total_steps=total_steps)
+            net.set_params(
+                max_epochs=n_epochs,
+                lr=peak_lr,
+                callbacks__schedule__total_steps=batches.plan(n_epochs),
+                callbacks__trainable_groups__n_trainable=n_trainable,
+            )
             if index == 0:
                 net.fit(batches, None)
             else:
                 net.partial_fit(batches, None)
-        set_trainable_groups(model, None)
     model.eval()
     history = _epoch_records(net.history) if phases else []
     return LanguageModel(model.to(device), vocabulary, history=history)
@@ -933,28 +793,18 @@ def _build_net(
     gradient_clip: float | None,
     batch_size: int,
     verbose: int,
-) -> Any:
-    from skorch.callbacks import GradientNormClipping, LRScheduler, PassthroughScoring, ProgressBar
-
-    callbacks = [
-        (
-            "lr_scheduler",
-            LRScheduler(
-                policy=one_cycle,
-                step_every="batch",
-                total_steps=1,  # set per phase
-                warmup_fraction=WARMUP_FRACTION,
-                anneal_strategy="cos",
-                cycle_momentum=True,
-                momentum_range=(0.7, 0.8),
-                final_div_factor=1e5,
-            ),
-        ),
-        ("gradient_clipping", GradientNormClipping(gradient_clip_value=gradient_clip)),
-        ("train_cross_entropy", PassthroughScoring("train_cross_entropy", on_train=True)),
-    ]
-    if verbose > 1:
-        callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))
+) -> LanguageModelNet:
+    callbacks = make_callbacks(
+        total_steps=1,  # set per phase
+        warmup_fraction=WARMUP_FRACTION,
+        anneal_strategy="cos",
+        cycle_momentum=True,
+        momentum_range=(0.7, 0.8),
+        final_div_factor=1e5,
+        gradient_clip_norm=gradient_clip,
+        progress_bar=verbose > 1,
+        layer_groups=layer_groups,
+    )
     return LanguageModelNet(
         module=model,
         criterion=nn.CrossEntropyLoss,

@@ -22,9 +22,9 @@ from .models.awd_lstm import (
     PRESETS,
     AWDLSTMClassifier,
     layer_group_names,
+    layer_groups,
     resolve_architecture,
     scaled_dropouts,
-    set_trainable_groups,
 )
 from .registry import register_estimator
 from .regression import TextRegressorBase
@@ -333,7 +333,6 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
         n_groups = len(layer_group_names(module))
         history = History()
         for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(n_groups)):
-            set_trainable_groups(module, n_trainable)
             lr = self.lr * share
             net = self._make_net(
                 module,
@@ -346,14 +345,12 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 lr=lr,
                 anneal_strategy="cos",
                 cycle_momentum=True,
+                callback_options={"layer_groups": layer_groups, "n_trainable_groups": n_trainable},
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
             )
             net.fit(dataset, None)
             for record in net.history:
                 history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})
-        # Every layer trainable again, unless the encoder is frozen for good.
-        module.requires_grad_(True)
-        module.freeze_encoder(module.encoder_frozen)
         return history
 
 

@@ -1015,13 +1015,14 @@ def layer_group_names(model: nn.Module) -> list[list[str]]:
     return [[names[id(parameter)] for parameter in group] for group in layer_groups(model)]
 
 
-def set_trainable_groups(model: nn.Module, n_trainable: int | None) -> None:
+def set_trainable_groups(model: nn.Module, n_trainable: int | None, groups_of=None) -> None:
     """Let only the last ``n_trainable`` layer groups train (every group when None).
 
-    The step of gradual unfreezing, for the classifier's stages and the language
-    model's frozen first epoch alike.
+    The step of gradual unfreezing (``sktext.callbacks.TrainableLayerGroups``), for the
+    classifier's stages and the language model's frozen first epoch alike;
+    ``groups_of`` splits the model (default :func:`layer_groups`).
     """
-    groups = layer_groups(model)
+    groups = (groups_of or layer_groups)(model)
     first = 0 if n_trainable is None else len(groups) - n_trainable
     for index, group in enumerate(groups):
         for parameter in group:
