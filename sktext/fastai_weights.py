@@ -165,18 +165,8 @@ def read_fastai_weights(
 ) -> tuple[AWDLSTMLanguageModel, Vocabulary]:
     """Read fastai's pretrained AWD-LSTM language model (e.g. WikiText-103).
 
-    Parameters
-    ----------
-    weights_path : str or path-like
-        fastai's ``.pth`` file: a state dict, possibly wrapped as ``{'model': ...}``.
-    vocab_path : str, path-like or sequence of str
-        fastai's ``.pkl`` token list (index = id), or the list itself. It is
-        read with an unpickler that refuses any object but lists and strings.
-    lm_drop_mult : float, default=1.0
-        Multiplies fastai's language-model dropouts for the returned model.
-    weights_only : bool, default=True
-        Passed to ``torch.load``; set False only for a file you trust that
-        torch refuses to read safely (e.g. one with optimizer state objects).
+    The reading behind :func:`sktext.language_model.load_fastai_weights`, whose
+    docstring describes the parameters; it returns the parts of a ``LanguageModel``.
 
     Returns
     -------

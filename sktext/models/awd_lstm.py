@@ -123,8 +123,7 @@ def resolve_architecture(preset: str | Mapping[str, int]) -> dict[str, int]:
             )
         sizes = {key: preset[key] for key in _ARCHITECTURE_KEYS}
         for key, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Architecture size {key} must be a positive integer; got {value!r}.")
+            check_parameter("an AWD-LSTM preset", key, value, [POSITIVE_INT])
         return sizes
     raise ValueError(f"preset must be a name from {sorted(PRESETS)} or a dict of sizes; got {type(preset).__name__}.")
 
