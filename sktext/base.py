@@ -57,7 +57,7 @@ from .validation import (
     validate_parameters,
 )
 
-__all__ = ["TextEstimatorBase", "TorchModulePicklingMixin"]
+__all__ = ["ModelFolderMixin", "TextEstimatorBase", "TorchModulePicklingMixin"]
 
 #: ``max_epochs="auto"``: at least this many epochs, and enough for MIN_TRAINING_STEPS steps...
 MIN_AUTO_EPOCHS = 10
@@ -85,7 +85,50 @@ class TorchModulePicklingMixin:
         super().__setstate__(state)
 
 
-class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
+class ModelFolderMixin:
+    """``save`` / ``load`` through the installed model-folder format (:mod:`sktext.persistence`).
+
+    A class using it supplies the hooks the format reads: ``_save_encoding(folder)``,
+    ``_load_encoding(folder, description)`` and ``_build_module(n_outputs, pretrained)``.
+    """
+
+    def save(self, folder, *, metadata=None, overwrite: bool = False):
+        """Write the fitted estimator to a folder safe to share (JSON and safetensors, no pickle).
+
+        See :func:`sktext.persistence.save_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+        metadata : mapping, optional
+            JSON-serialisable data kept with the model.
+        overwrite : bool, default=False
+            Replace the model in a folder that already holds one.
+
+        Returns
+        -------
+        folder : pathlib.Path
+        """
+        return model_folder_format().save(self, folder, metadata=metadata, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, folder):
+        """Load an estimator of this class written by :meth:`save`, running no pickled code.
+
+        See :func:`sktext.persistence.load_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+
+        Returns
+        -------
+        estimator : instance of this class, fitted
+        """
+        return model_folder_format().load(folder, expected_class=cls)
+
+
+class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimator):
     """What every sktext estimator that trains a model on texts shares (not for direct use).
 
     Subclasses for a task (:class:`MultiLabelTextClassifierBase`,
@@ -231,10 +274,15 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         lr=None,
         anneal_strategy="linear",
         cycle_momentum=False,
+        callback_options=None,
         optimizer=torch.optim.AdamW,
         optimizer_kwargs=None,
     ) -> TextNet:
-        """A skorch net for one training run of ``module`` (already on the device)."""
+        """A skorch net for one training run of ``module`` (already on the device).
+
+        ``callback_options`` go to :func:`~sktext.net.make_callbacks` (e.g. ULMFiT's
+        ``layer_groups`` and ``n_trainable_groups``).
+        """
         steps_per_epoch = -(-n_train // self.batch_size)
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
@@ -259,6 +307,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
                 patience=self.patience,
                 has_validation=split is not None,
                 verbose=self.verbose,
+                **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),
             seed=seed,
@@ -273,42 +322,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
         return predict_batched(self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_)
 
-    # -- persistence and tags ---------------------------------------------------------
-    def save(self, folder, *, metadata=None, overwrite: bool = False):
-        """Write the fitted estimator to a folder safe to share (JSON and safetensors, no pickle).
-
-        See :func:`sktext.persistence.save_model`, which this calls.
-
-        Parameters
-        ----------
-        folder : str or path-like
-        metadata : mapping, optional
-            JSON-serialisable data kept with the model.
-        overwrite : bool, default=False
-            Replace the model in a folder that already holds one.
-
-        Returns
-        -------
-        folder : pathlib.Path
-        """
-        return model_folder_format().save(self, folder, metadata=metadata, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, folder):
-        """Load an estimator of this class written by :meth:`save`, running no pickled code.
-
-        See :func:`sktext.persistence.load_model`, which this calls.
-
-        Parameters
-        ----------
-        folder : str or path-like
-
-        Returns
-        -------
-        estimator : instance of this class, fitted
-        """
-        return model_folder_format().load(folder, expected_class=cls)
-
+    # -- tags ------------------------------------------------------------------------------
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True

@@ -1,9 +1,26 @@
-"""Learning-rate schedules (as skorch ``LRScheduler`` policies) and training callbacks."""
+"""The training callbacks sktext adds to skorch's: the one-cycle schedule, layer-group freezing.
+
+- :func:`one_cycle`: a ``skorch.callbacks.LRScheduler`` policy (warm-up then cosine or
+  linear decay, optionally cycling momentum) whose peak is each parameter group's rate.
+- :class:`TrainableLayerGroups`: gradual unfreezing, one training run per stage: the
+  last ``n_trainable`` layer groups train during the run, and every parameter gets its
+  ``requires_grad`` back at the end.
+
+Clipping, early stopping and progress bars are skorch's own callbacks; ``net.make_callbacks``
+assembles all of them for a run.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from skorch.callbacks import Callback
 from torch.optim.lr_scheduler import OneCycleLR
+
+from .models.awd_lstm import layer_groups, set_trainable_groups
+
+__all__ = ["TrainableLayerGroups", "one_cycle"]
 
 
 def one_cycle(
@@ -66,3 +83,40 @@ def one_cycle(
         div_factor=div_factor,
         final_div_factor=final_div_factor,
     )
+
+
+class TrainableLayerGroups(Callback):
+    """Train only the last ``n_trainable`` layer groups during a run (ULMFiT's unfreezing).
+
+    At the start of training it freezes every layer group but the last
+    ``n_trainable`` (``requires_grad``); at the end it gives every parameter back the
+    ``requires_grad`` it had at the start, so an encoder frozen for good
+    (``freeze_encoder=True``) stays frozen and the others train again. The optimizer
+    is built before training starts, from the parameters trainable then, so frozen
+    groups stay in it and get no gradient: AdamW skips them, weight decay included.
+    A stage is a run: a new net (the classifiers), or ``partial_fit`` after
+    ``set_params(callbacks__trainable_groups__n_trainable=...)`` (the language model).
+
+    skorch's ``Freezer`` / ``Unfreezer`` act at epoch boundaries of one run and only
+    one way; stages here are runs with their own schedules, and need both ways.
+
+    Parameters
+    ----------
+    n_trainable : int or None, default=None
+        Layer groups that train, counted from the output; None trains all.
+    groups : callable, default=sktext.models.awd_lstm.layer_groups
+        Splits the module into layer groups (lists of parameters), input first.
+    """
+
+    def __init__(self, n_trainable: int | None = None, groups: Callable = layer_groups) -> None:
+        self.n_trainable = n_trainable
+        self.groups = groups
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        module = net.module_
+        self.requires_grad_ = [parameter.requires_grad for parameter in module.parameters()]
+        set_trainable_groups(module, self.n_trainable, self.groups)
+
+    def on_train_end(self, net, **kwargs) -> None:
+        for parameter, requires_grad in zip(net.module_.parameters(), self.requires_grad_):
+            parameter.requires_grad_(requires_grad)

@@ -1,16 +1,20 @@
-"""The skorch net every sktext estimator trains with, and the inference loop.
+"""The skorch nets every sktext training run uses, their callbacks, and the inference loop.
 
 ``TextNet`` is a :class:`skorch.NeuralNet` with the criterion the estimator passes
 (BCE-with-logits, :class:`sktext.losses.FocalLoss`, :class:`sktext.losses.MultiHeadLoss`
 or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept
 out of the optimizer, length-bucketed training batches, bf16 autocast on CUDA, and
-``torch.inference_mode`` for evaluation. Schedules, clipping, early stopping and
-progress bars are skorch callbacks, assembled by :func:`make_callbacks`.
+``torch.inference_mode`` for evaluation. :class:`LanguageModelNet` is the same net for
+the ULMFiT language model's BPTT stream: next-token cross-entropy with AR/TAR, the LSTM
+state carried across batches. Schedules, clipping, layer-group freezing, early stopping
+and progress bars are skorch callbacks (:mod:`sktext.callbacks`), assembled for both by
+:func:`make_callbacks`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,19 +23,23 @@ from skorch.callbacks import (
     EarlyStopping,
     GradientNormClipping,
     LRScheduler,
+    PassthroughScoring,
     ProgressBar,
 )
 from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
 from .batching import (
+    LanguageModelBatches,
     LengthBucketSampler,
     SequentialBatchSampler,
     TokenizedTexts,
     collate_prebatched,
     sort_by_length,
 )
-from .callbacks import one_cycle
+from .callbacks import TrainableLayerGroups, one_cycle
+from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 
 
 def autocast(device: torch.device | str):
@@ -69,9 +77,15 @@ class TextNet(NeuralNet):
         Seed of the training batch order.
     """
 
+    #: Whether training and validation steps run under bf16 autocast on CUDA.
+    autocast_on_cuda = True
+
     def __init__(self, *args, seed: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
+
+    def _autocast(self):
+        return autocast(self.device) if self.autocast_on_cuda else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         return data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
@@ -79,7 +93,7 @@ class TextNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         inputs, targets = unpack_data(batch)
-        with autocast(self.device):
+        with self._autocast():
             logits = self.infer(inputs, **fit_params)
         loss = self.get_loss(logits, targets, X=inputs, training=True)
         loss.backward()
@@ -88,7 +102,7 @@ class TextNet(NeuralNet):
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         inputs, targets = unpack_data(batch)
-        with torch.inference_mode(), autocast(self.device):
+        with torch.inference_mode(), self._autocast():
             logits = self.infer(inputs, **fit_params)
             loss = self.get_loss(logits, targets, X=inputs, training=False)
         return {"loss": loss, "y_pred": logits}
@@ -104,19 +118,126 @@ class TextNet(NeuralNet):
         return self.criterion_(y_pred.float(), y_true)
 
 
+class LanguageModelNet(TextNet):
+    """:class:`TextNet` for BPTT language-model training with AR/TAR.
+
+    Fed a :class:`~sktext.batching.LanguageModelBatches`, it iterates it directly (the
+    windows are already cut), keeps the LSTM state between consecutive batches of an
+    epoch (detached), adds activation regularisation ``alpha * mean(dropped_last ** 2)``
+    and temporal activation regularisation ``beta * mean((raw_t - raw_{t-1}) ** 2)`` to
+    the training loss, and records the plain cross-entropy of each batch as
+    ``train_cross_entropy`` (an epoch mean in the history). It runs in float32 (no
+    autocast), as the language model always has.
+
+    Parameters beyond :class:`TextNet`'s
+    ------------------------------------
+    alpha : float, default=2.0
+        Activation regularisation weight.
+    beta : float, default=1.0
+        Temporal activation regularisation weight.
+    """
+
+    autocast_on_cuda = False
+
+    def __init__(self, *args, alpha: float = 2.0, beta: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+        self.beta = beta
+
+    @property
+    def _default_callbacks(self):
+        return [
+            *super()._default_callbacks,
+            ("train_cross_entropy", PassthroughScoring("train_cross_entropy", on_train=True)),
+        ]
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, LanguageModelBatches):
+            return dataset
+        return super().get_iterator(dataset, training=training)
+
+    def on_epoch_begin(self, net, **kwargs) -> None:
+        super().on_epoch_begin(net, **kwargs)
+        self.hidden_state_: Hidden | None = None
+
+    def infer(self, x, **fit_params) -> LanguageModelOutput:
+        x = to_tensor(x, device=self.device)
+        output = self.module_(x, getattr(self, "hidden_state_", None))
+        self.hidden_state_ = detach_hidden(output.hidden)
+        return output
+
+    def get_loss(self, y_pred: LanguageModelOutput, y_true, X=None, training=False) -> torch.Tensor:
+        targets = to_tensor(y_true, device=self.device)
+        logits = y_pred.logits
+        cross_entropy = self.criterion_(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
+        if not training:
+            return cross_entropy
+        self.history.record_batch("train_cross_entropy", cross_entropy.item())
+        loss = cross_entropy
+        if self.alpha:
+            loss = loss + self.alpha * y_pred.dropped_outputs[-1].float().pow(2).mean()
+        raw = y_pred.raw_outputs[-1]
+        if self.beta and raw.size(1) > 1:
+            loss = loss + self.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        return loss
+
+
 def make_callbacks(
     *,
     total_steps: int,
     warmup_fraction: float,
     anneal_strategy: str = "linear",
     cycle_momentum: bool = False,
+    momentum_range: tuple[float, float] = (0.7, 0.8),
+    final_div_factor: float = 1e4,
     gradient_clip_norm: float | None = 1.0,
     patience: int | None = None,
     has_validation: bool = False,
     verbose: int = 0,
+    progress_bar: bool | None = None,
+    layer_groups: Callable | None = None,
+    n_trainable_groups: int | None = None,
 ) -> list:
-    """The callbacks of one training run: schedule, clipping, early stopping, progress."""
-    callbacks = [
+    """The callbacks of one training run: schedule, clipping, early stopping, progress.
+
+    Parameters
+    ----------
+    total_steps : int
+        Optimizer steps of the one-cycle schedule (``callbacks__schedule__total_steps``
+        resets it between runs of one net).
+    warmup_fraction : float
+        Share of the steps spent raising the learning rate.
+    anneal_strategy : {"linear", "cos"}, default="linear"
+    cycle_momentum : bool, default=False
+        Cycle Adam's beta1 within ``momentum_range`` (lowest at the peak rate).
+    momentum_range : (float, float), default=(0.7, 0.8)
+    final_div_factor : float, default=1e4
+        The final rate is the starting rate divided by this.
+    gradient_clip_norm : float or None, default=1.0
+        Largest gradient norm; None or 0 clips nothing.
+    patience : int or None, default=None
+        Epochs without a lower validation loss before the run stops, best weights
+        restored; only with ``has_validation``.
+    has_validation : bool, default=False
+    verbose : int, default=0
+    progress_bar : bool or None, default=None
+        Show a progress bar; None means ``bool(verbose)``.
+    layer_groups : callable or None, default=None
+        Splits the module into layer groups; when given, only the last
+        ``n_trainable_groups`` of them train during the run
+        (:class:`~sktext.callbacks.TrainableLayerGroups`).
+    n_trainable_groups : int or None, default=None
+        None trains every group.
+
+    Returns
+    -------
+    list of (str, skorch.callbacks.Callback)
+        Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``.
+    """
+    callbacks = []
+    if layer_groups is not None:
+        callbacks.append(("trainable_groups", TrainableLayerGroups(n_trainable_groups, layer_groups)))
+    callbacks += [
         (
             "schedule",
             LRScheduler(
@@ -126,6 +247,8 @@ def make_callbacks(
                 warmup_fraction=warmup_fraction,
                 anneal_strategy=anneal_strategy,
                 cycle_momentum=cycle_momentum,
+                momentum_range=momentum_range,
+                final_div_factor=final_div_factor,
             ),
         )
     ]
@@ -133,7 +256,7 @@ def make_callbacks(
         callbacks.append(("clip", GradientNormClipping(gradient_clip_value=gradient_clip_norm)))
     if has_validation and patience:
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
-    if verbose:
+    if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
     return callbacks
 
@@ -159,4 +282,4 @@ def predict_batched(module: torch.nn.Module, dataset: TokenizedTexts, *, batch_s
     return result
 
 
-__all__ = ["TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]
+__all__ = ["LanguageModelNet", "TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]

@@ -34,6 +34,30 @@ def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> Token
     return TokenizedTexts.from_sequences(encoded, pad_id=pad_id)
 
 
+def save_tokenizer_and_encoder_config(tokenizer, encoder, folder: Path) -> dict:
+    """Write ``tokenizer/`` and ``encoder/config.json`` into a model folder; return their description."""
+    config = encoder.config
+    tokenizer.save_pretrained(str(folder / TOKENIZER_FOLDER))
+    config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
+    return {
+        "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
+        # Not in config.json, and another attention kernel gives other decimals.
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+    }
+
+
+def load_tokenizer_and_encoder(folder: Path, description: dict):
+    """The tokenizer and the encoder (built from its config, randomly initialised) of a model folder."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    files = description["files"]
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
+    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
+    attention = description.get("attn_implementation")
+    options = {"attn_implementation": attention} if isinstance(attention, str) else {}
+    return tokenizer, AutoModel.from_config(config, **options)
+
+
 class TransformerModelMixin:
     """The model hooks of the transformer estimators: tokenizer, encoder, head, rates.
 
@@ -61,25 +85,12 @@ class TransformerModelMixin:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
 
     def _save_encoding(self, folder: Path) -> dict:
-        config = self.module_.encoder.config
-        self.tokenizer_.save_pretrained(str(folder / TOKENIZER_FOLDER))
-        config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
-        return {
-            "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
-            # Not in config.json, and another attention kernel gives other decimals.
-            "attn_implementation": getattr(config, "_attn_implementation", None),
-        }
+        return save_tokenizer_and_encoder_config(self.tokenizer_, self.module_.encoder, folder)
 
     def _load_encoding(self, folder: Path, description: dict):
         """Set ``tokenizer_``; return the encoder built from its config, randomly initialised."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        files = description["files"]
-        self.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
-        config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
-        attention = description.get("attn_implementation")
-        options = {"attn_implementation": attention} if isinstance(attention, str) else {}
-        return AutoModel.from_config(config, **options)
+        self.tokenizer_, encoder = load_tokenizer_and_encoder(folder, description)
+        return encoder
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):
         """One training run; with a frozen encoder each text's vector is computed once per fit."""

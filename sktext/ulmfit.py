@@ -21,10 +21,11 @@ from .models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     PRESETS,
     AWDLSTMClassifier,
+    AWDLSTMConfig,
     layer_group_names,
+    layer_groups,
     resolve_architecture,
     scaled_dropouts,
-    set_trainable_groups,
 )
 from .registry import register_estimator
 from .regression import TextRegressorBase
@@ -194,15 +195,15 @@ class LanguageModelStageMixin:
                 architecture=self._architecture(),
                 max_vocab=self.max_vocab,
                 min_freq=self.min_freq,
-                epochs=self.lm_epochs,
-                lr=self.lm_lr,
+                lm_epochs=self.lm_epochs,
+                lm_lr=self.lm_lr,
                 frozen_epochs=1,
                 frozen_lr=None,
                 batch_size=streams,
                 bptt=self.bptt,
-                drop_mult=self.lm_drop_mult,
+                lm_drop_mult=self.lm_drop_mult,
                 weight_decay=self.weight_decay,
-                gradient_clip=self.gradient_clip_norm,
+                gradient_clip_norm=self.gradient_clip_norm,
                 # Drawn from the torch generator the caller seeded for this fit.
                 seed=int(torch.randint(0, 2**31 - 1, ()).item()),
                 device=self.device_,
@@ -216,9 +217,16 @@ class LanguageModelStageMixin:
             self.architecture_ = self._architecture()
         else:
             self.vocabulary_ = language_model.vocabulary
-            config = language_model.config
-            self.architecture_ = {key: config[key] for key in ("embedding_dim", "hidden_dim", "n_layers")}
+            self.architecture_ = language_model.config.sizes
         return language_model
+
+    def _save_encoding(self, folder: Path) -> dict:
+        self.vocabulary_.save(folder / VOCABULARY_FILE)
+        return {"files": {"vocabulary": VOCABULARY_FILE}}
+
+    def _load_encoding(self, folder: Path, description: dict) -> None:
+        """Set ``vocabulary_``; the encoder's weights come with the module's."""
+        self.vocabulary_ = Vocabulary.load(folder / description["files"]["vocabulary"])
 
 
 class ULMFiTModelMixin(LanguageModelStageMixin):
@@ -270,23 +278,17 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)
 
-    def _save_encoding(self, folder: Path) -> dict:
-        vocabulary = json.dumps(self.vocabulary_.to_dict(), ensure_ascii=False)
-        (folder / VOCABULARY_FILE).write_text(vocabulary, encoding="utf-8")
-        return {"files": {"vocabulary": VOCABULARY_FILE}}
-
-    def _load_encoding(self, folder: Path, description: dict) -> None:
-        """Set ``vocabulary_``; the encoder's weights come with the module's."""
-        data = json.loads((folder / description["files"]["vocabulary"]).read_text(encoding="utf-8"))
-        self.vocabulary_ = Vocabulary.from_dict(data)
+    def _config(self, dropouts, drop_mult: float) -> AWDLSTMConfig:
+        """The AWD-LSTM of ``architecture_`` over ``vocabulary_``, with ``dropouts`` x ``drop_mult``."""
+        return AWDLSTMConfig.from_preset(
+            self.architecture_, len(self.vocabulary_), dropouts=dropouts, drop_mult=drop_mult, pad_id=PAD_ID
+        )
 
     # -- stage 3: the classifier ---------------------------------------------------------
     def _build_module(self, n_outputs: int, pretrained) -> AWDLSTMClassifier:
-        module = AWDLSTMClassifier.from_preset(
-            self.architecture_,
-            len(self.vocabulary_),
+        module = AWDLSTMClassifier(
+            self._config(CLASSIFIER_DROPOUTS, self.drop_mult),
             n_outputs,
-            drop_mult=self.drop_mult,
             bptt=self.bptt,
             max_len=self.max_len,
             head_hidden_dim=self.head_hidden_dim,
@@ -333,7 +335,6 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
         n_groups = len(layer_group_names(module))
         history = History()
         for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(n_groups)):
-            set_trainable_groups(module, n_trainable)
             lr = self.lr * share
             net = self._make_net(
                 module,
@@ -346,14 +347,12 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 lr=lr,
                 anneal_strategy="cos",
                 cycle_momentum=True,
+                callback_options={"layer_groups": layer_groups, "n_trainable_groups": n_trainable},
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
             )
             net.fit(dataset, None)
             for record in net.history:
                 history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})
-        # Every layer trainable again, unless the encoder is frozen for good.
-        module.requires_grad_(True)
-        module.freeze_encoder(module.encoder_frozen)
         return history
 
 
