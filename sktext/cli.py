@@ -350,12 +350,15 @@ def _check_output_folder(folder: Path, overwrite: bool) -> None:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """``sktext fit``: read the data, fit the estimator, save the model folder."""
+    """``sktext fit``: read the data, fit the estimator, save the model folder (rank 0 only under torchrun)."""
+    from .distributed import init_from_environment, is_main_process, launched_by_torchrun
     from .persistence import save_model
 
+    if launched_by_torchrun():  # data-parallel: one shard of every batch per process
+        init_from_environment()
     estimator_class = _models()[args.model]
     params = parse_params(estimator_class, args.param or [])
-    params.setdefault("verbose", 0 if args.quiet else 1)
+    params.setdefault("verbose", 0 if args.quiet or not is_main_process() else 1)
     out = Path(args.out)
     _check_output_folder(out, args.overwrite)
     records, columns, path = _read_data(args.data)
@@ -381,6 +384,8 @@ def fit_command(args: argparse.Namespace) -> int:
             "n_samples": len(texts),
         }
     }
+    if not is_main_process():  # the other processes hold the same model
+        return 0
     save_model(estimator, out, metadata=metadata, overwrite=args.overwrite)
     print(f"fitted in {time.perf_counter() - start:.1f} s; saved the model to {out}", file=sys.stderr)
     return 0
