@@ -34,6 +34,7 @@ family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mix
 
 from __future__ import annotations
 
+import gc
 import io
 
 import numpy as np
@@ -41,6 +42,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
+from .distributed import broadcast_seed
 from .net import TextNet, make_callbacks, predict_batched
 from .registry import model_folder_format
 from .splits import ShuffleValidSplit
@@ -206,7 +208,8 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
         for attribute in ("module_", "history_"):
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
-        with seeded(seed_from(self.random_state), self.device_) as seed:
+        seed = broadcast_seed(seed_from(self.random_state))  # data-parallel: rank 0's everywhere
+        with seeded(seed, self.device_) as seed:
             dataset, pretrained = self._fit_encoding(texts)
             dataset = dataset.with_targets(Y)
             module = self._build_module(self._n_logits(Y), pretrained)
@@ -239,7 +242,14 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
         return Y.shape[1]
 
     def _release_cuda_cache(self) -> None:
+        """Hand the fit's freed GPU memory back, so the next fit on this GPU starts clean.
+
+        Optimizer state, early stopping's best weights and cached activations die with
+        the skorch net; ``gc.collect`` frees what reference cycles still hold, then
+        ``empty_cache`` returns the cached blocks. What stays is the fitted module.
+        """
         if self.device_.type == "cuda":
+            gc.collect()
             torch.cuda.empty_cache()
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):

@@ -8,7 +8,8 @@ out of the optimizer, length-bucketed training batches, bf16 autocast on CUDA, a
 the ULMFiT language model's BPTT stream: next-token cross-entropy with AR/TAR, the LSTM
 state carried across batches. Schedules, clipping, layer-group freezing, early stopping
 and progress bars are skorch callbacks (:mod:`sktext.callbacks`), assembled for both by
-:func:`make_callbacks`.
+:func:`make_callbacks`. Both run data-parallel over the processes of a
+``torch.distributed`` group when one is initialized (:mod:`sktext.distributed`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .batching import (
     sort_by_length,
 )
 from .callbacks import TrainableLayerGroups, one_cycle
+from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 
 
@@ -93,19 +95,54 @@ class TextNet(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         inputs, targets = unpack_data(batch)
-        with self._autocast():
-            logits = self.infer(inputs, **fit_params)
-        loss = self.get_loss(logits, targets, X=inputs, training=True)
-        loss.backward()
-        return {"loss": loss, "y_pred": logits}
+        logits, loss = self._shard_loss(inputs, targets, training=True, **fit_params)
+        if logits is not None:
+            loss.backward()
+        all_reduce_gradients(param for _, param in self.get_all_learnable_params())
+        return {"loss": sum_across_processes(loss), "y_pred": logits}
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         inputs, targets = unpack_data(batch)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
+            logits, loss = self._shard_loss(inputs, targets, training=False, **fit_params)
+        return {"loss": sum_across_processes(loss), "y_pred": logits}
+
+    def _shard_loss(self, inputs, targets, *, training: bool, **fit_params):
+        """Logits and loss of the batch, or, data-parallel, of this process's shard of it.
+
+        Data-parallel (:mod:`sktext.distributed`) each process takes a contiguous slice
+        and weighs its loss by the slice's share of the batch, so that the sum over the
+        processes is the loss of the whole batch (and the summed gradients its gradient).
+        A process whose slice is empty (a batch smaller than the number of processes)
+        gets ``(None, 0)``.
+        """
+        n_rows, share = len(targets), 1.0
+        if world()[1] > 1:
+            rows = shard_slice(n_rows)
+            inputs = {name: value[rows] for name, value in inputs.items()}
+            targets = targets[rows]
+            share = len(targets) / n_rows
+            if not len(targets):
+                return None, torch.zeros((), device=self.device)
+        with self._autocast():
             logits = self.infer(inputs, **fit_params)
-            loss = self.get_loss(logits, targets, X=inputs, training=False)
-        return {"loss": loss, "y_pred": logits}
+        loss = self.get_loss(logits, targets, X=inputs, training=training)
+        return logits, loss if share == 1.0 else loss * share
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Data-parallel: start from rank 0's weights, and draw dropout masks per process."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        rank, world_size = world()
+        if world_size > 1:
+            broadcast_module(self.module_)
+            torch.manual_seed(self.seed * world_size + rank)
+
+    def fit(self, X, y=None, **fit_params):
+        """skorch's ``fit``; data-parallel, every process then holds rank 0's module."""
+        super().fit(X, y, **fit_params)
+        broadcast_module(self.module_)
+        return self
 
     def get_all_learnable_params(self):
         """The module's parameters that require gradients: frozen ones stay out of the optimizer."""
@@ -150,6 +187,31 @@ class LanguageModelNet(TextNet):
             *super()._default_callbacks,
             ("train_cross_entropy", PassthroughScoring("train_cross_entropy", on_train=True)),
         ]
+
+    # The BPTT stream carries the LSTM state from batch to batch, so it is not sharded:
+    # under torchrun every process trains the same language model from the same seed,
+    # and the classifier stage then starts from rank 0's weights (TextNet broadcasts them).
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        inputs, targets = unpack_data(batch)
+        output = self.infer(inputs, **fit_params)
+        loss = self.get_loss(output, targets, X=inputs, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": output}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        inputs, targets = unpack_data(batch)
+        with torch.inference_mode():
+            output = self.infer(inputs, **fit_params)
+            loss = self.get_loss(output, targets, X=inputs, training=False)
+        return {"loss": loss, "y_pred": output}
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        NeuralNet.on_train_begin(self, net, X=X, y=y, **kwargs)
+
+    def fit(self, X, y=None, **fit_params):
+        return NeuralNet.fit(self, X, y, **fit_params)
 
     def get_iterator(self, dataset, training=False):
         if isinstance(dataset, LanguageModelBatches):

@@ -234,12 +234,19 @@ def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
     Parameters
     ----------
     device : str or torch.device
+        ``"auto"`` is CUDA where available (under ``torchrun``, the process's
+        ``LOCAL_RANK`` GPU), else the CPU.
     cuda_fallback : bool, default=False
         Return the CPU, instead of raising, when CUDA is asked for and absent (what
         loading a model fitted on a GPU on a CPU-only machine needs).
     """
     if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        from .distributed import local_cuda_index
+
+        index = local_cuda_index()  # data-parallel: the process's own GPU
+        return torch.device("cuda") if index is None else torch.device("cuda", index)
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
