@@ -113,7 +113,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 UserWarning,
                 stacklevel=2,
             )
-        for attribute in ("thresholds_", "lexical_", "blend_weights_"):
+        for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_"):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
         self.classes_ = classes
@@ -161,13 +161,15 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=3)
             return False
         margins = lexical.decision_function([texts[i] for i in valid])
-        self.blend_weights_ = fit_blend(neural_logits, margins, Y[valid])
+        self.blend_weights_, self.blend_centre_ = fit_blend(neural_logits, margins, Y[valid])
         self.lexical_ = lexical.fit(texts, Y)
         return True
 
     def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
         """The network's 0/1 logits blended with the lexical model's margins on ``texts``."""
-        return apply_blend(self.blend_weights_, binary_logits, self.lexical_.decision_function(texts))
+        return apply_blend(
+            self.blend_weights_, self.blend_centre_, binary_logits, self.lexical_.decision_function(texts)
+        )
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
         if isinstance(self.threshold, str):

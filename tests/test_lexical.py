@@ -69,12 +69,29 @@ def test_blend_weights_favour_the_informative_part():
     Y = rng.random((200, 5)) < 0.3
     informative = np.where(Y, 2.0, -2.0) + rng.normal(0, 1, Y.shape)
     noise = rng.normal(0, 1, Y.shape)
-    a, b, _ = fit_blend(noise, informative, Y)
+    (a, b, _), _ = fit_blend(noise, informative, Y)
     assert b > 0.5 and a < 0.2 * b
-    a, b, _ = fit_blend(informative, noise, Y)
+    (a, b, _), centre = fit_blend(informative, noise, Y)
     assert a > 0.5 and b < 0.2 * a
+    np.testing.assert_allclose(centre, informative.mean(axis=0))
     weights = np.array([0.5, 2.0, -1.0])
-    np.testing.assert_allclose(apply_blend(weights, noise, informative), 0.5 * noise + 2 * informative - 1)
+    np.testing.assert_allclose(
+        apply_blend(weights, centre, noise, informative), 0.5 * (noise - centre) + 2 * informative - 1
+    )
+
+
+def test_blend_centres_away_a_label_prior_in_the_network_logits():
+    # The network's logit of a rare label sits far below a frequent one's (its prior),
+    # with the same evidence on top: after centring both labels fire on their evidence.
+    rng = np.random.default_rng(1)
+    Y = np.column_stack([rng.random(300) < 0.5, rng.random(300) < 0.05])
+    evidence = np.where(Y, 1.5, -1.5) + rng.normal(0, 0.5, Y.shape)
+    prior = np.log(Y.mean(axis=0) / (1 - Y.mean(axis=0)))
+    weights, centre = fit_blend(evidence + prior, np.zeros_like(evidence), Y)
+    predicted = apply_blend(weights, centre, evidence + prior, np.zeros_like(evidence)) >= 0
+    assert predicted[Y[:, 1], 1].mean() > 0.9  # the rare label's positives pass one shared threshold
+    assert predicted[Y[:, 0], 0].mean() > 0.9 and predicted[~Y[:, 0], 0].mean() < 0.1
+    assert ((evidence + prior)[Y[:, 1], 1] < 0).mean() > 0.9  # which its raw logits do not
 
 
 def _untrained_transformer(tiny_bert, **params):
