@@ -364,7 +364,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
 
 
 # -- blending the lexical margins with a network's logits ------------------------------
-def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_blend(
+    neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray, *, centre: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Weights ``(a, b, c)`` and centres of ``a * (neural - centre) + b * lexical + c``.
 
     The network's logits are centred per label on their mean over the held-out texts:
@@ -384,18 +386,20 @@ def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndar
     neural_logits, lexical_margins : ndarray of shape (n_samples, n_labels)
     Y : ndarray of shape (n_samples, n_labels)
         0/1 targets.
+    centre : bool, default=True
+        Centre the network's logits (False takes them as they are: the centres are 0).
 
     Returns
     -------
     weights : ndarray of shape (3,)
-    centre : ndarray of shape (n_labels,)
+    centres : ndarray of shape (n_labels,)
     """
     neural_logits = np.asarray(neural_logits, dtype=np.float64)
-    centre = neural_logits.mean(axis=0)
-    features = np.column_stack([np.ravel(neural_logits - centre), np.ravel(lexical_margins)])
+    centres = neural_logits.mean(axis=0) if centre else np.zeros(neural_logits.shape[1])
+    features = np.column_stack([np.ravel(neural_logits - centres), np.ravel(lexical_margins)])
     targets = np.ravel(np.asarray(Y) > 0.5)
     if targets.all() or not targets.any():
-        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centre)
+        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
     keep = [0, 1]
     for _ in range(2):  # refit without a part that comes out negative
         model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets)
@@ -407,8 +411,8 @@ def fit_blend(neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndar
     weights[keep] = np.maximum(coef, 0.0)
     weights[2] = float(model.intercept_[0])
     if not weights[:2].any():  # neither part helps on its own: fall back on the network
-        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centre)
-    return weights, centre
+        return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
+    return weights, centres
 
 
 def apply_blend(
