@@ -51,6 +51,7 @@ from common import (
 )
 
 from sktext.baselines import tuned_linear_baselines
+from sktext.thresholds import apply_thresholds
 
 
 def _baseline_arm(display_name: str) -> tuple[str, dict[str, Any]]:
@@ -238,7 +239,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         estimator.fit(texts, Y)
                 with Timer() as predict_timer:
                     proba = estimator.predict_proba(eval_texts)
-                predicted = estimator.predict(eval_texts)
+                if hasattr(estimator, "thresholds_") and isinstance(proba, np.ndarray):
+                    predicted = apply_thresholds(proba, estimator.thresholds_)  # predict, without a second pass
+                else:
+                    predicted = estimator.predict(eval_texts)
                 record = {
                     "arm": name,
                     "class": class_name,
