@@ -42,6 +42,7 @@ from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
 from .net import TextNet, make_callbacks, predict_batched
+from .precision import PrecisionMixin
 from .registry import model_folder_format
 from .splits import ShuffleValidSplit
 from .validation import (
@@ -85,7 +86,7 @@ class TorchModulePicklingMixin:
         super().__setstate__(state)
 
 
-class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
+class TextEstimatorBase(PrecisionMixin, TorchModulePicklingMixin, BaseEstimator):
     """What every sktext estimator that trains a model on texts shares (not for direct use).
 
     Subclasses for a task (:class:`MultiLabelTextClassifierBase`,
@@ -96,6 +97,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
     """
 
     #: What every subclass reads (see :mod:`sktext.validation`); subclasses add theirs.
+    #: ``precision`` is declared by :class:`~sktext.precision.PrecisionMixin`.
     _parameter_constraints: dict = {
         "batch_size": [POSITIVE_INT],
         "max_epochs": [POSITIVE_INT, Options(["auto"])],
@@ -160,9 +162,10 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         Returns the training dataset and the validation split (None without one), for
         the task's post-processing (e.g. threshold tuning).
         """
-        for attribute in ("module_", "history_"):
+        for attribute in ("module_", "history_", "_bf16_module"):
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
+        self.precision_ = "bf16" if self._compute_dtype() == torch.bfloat16 else "fp32"
         with seeded(seed_from(self.random_state), self.device_) as seed:
             dataset, pretrained = self._fit_encoding(texts)
             dataset = dataset.with_targets(Y)
@@ -250,6 +253,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
             batch_size=self.batch_size,
             train_split=split,
             device=self.device_,
+            precision=self._compute_dtype(),
             callbacks=make_callbacks(
                 total_steps=steps_per_epoch * max_epochs,
                 warmup_fraction=self.warmup_fraction,
@@ -271,7 +275,14 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
 
     # -- predict --------------------------------------------------------------------
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
-        return predict_batched(self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_)
+        dtype = self._compute_dtype()
+        return predict_batched(
+            self._inference_module(dtype),
+            dataset,
+            batch_size=2 * self.batch_size,
+            device=self.device_,
+            precision=dtype,
+        )
 
     # -- persistence and tags ---------------------------------------------------------
     def save(self, folder, *, metadata=None, overwrite: bool = False):

@@ -50,6 +50,10 @@ class TransformerModelMixin:
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
     }
 
+    # bf16 measured at no F1 cost at equal epochs, and faster, on CPUs with AVX-512 BF16 / AMX.
+    _auto_bf16_on_cpu = True
+    _bf16_weights_on_cpu = True
+
     def _fit_encoding(self, texts: list[str]):
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
         return self._encode(texts), encoder
@@ -121,7 +125,8 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     Texts are tokenized once per ``fit``; training batches group texts of similar
     length (sorted within random chunks, batch order shuffled) and pad each batch only
     to its longest text; prediction runs in length-sorted batches. On CUDA, training
-    and inference use bf16 autocast and fused AdamW.
+    and inference use bf16 autocast and fused AdamW; on a CPU with fast bf16
+    arithmetic, bf16 as well (``precision="auto"``).
 
     Parameters
     ----------
@@ -191,6 +196,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Gradient norm clipping; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
+        CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
+        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
+        with a bf16 copy of the weights; the fitted weights stay float32. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
@@ -259,6 +271,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         focal_gamma: float = 2.0,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -282,6 +295,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.focal_gamma = focal_gamma
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -339,6 +353,13 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         Gradient norm clipping; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
+        CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
+        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
+        with a bf16 copy of the weights; the fitted weights stay float32. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
@@ -391,6 +412,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         patience: int | None = 3,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -411,6 +433,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self.patience = patience
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
