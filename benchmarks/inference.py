@@ -202,7 +202,10 @@ def _torch_contender(name: str, work: Path, threads: int):
     def predict(texts):
         lengths = [len(row) for row in tokenize(texts)]
         outputs = extract(
-            texts, batch_size=LOOP_BATCH_SIZE, truncation=True, max_length=max_length, return_tensors=True
+            texts,
+            batch_size=LOOP_BATCH_SIZE,
+            return_tensors=True,
+            tokenize_kwargs={"truncation": True, "max_length": max_length},
         )
         pooled = np.stack([output[0, :length].float().mean(0).numpy() for output, length in zip(outputs, lengths)])
         return 1.0 / (1.0 + np.exp(-(pooled @ weight + bias)))
