@@ -15,8 +15,9 @@ Every sktext estimator takes ``precision="auto"``, ``"fp32"`` or ``"bf16"``:
   slower than fp32, so ``"auto"`` stays fp32 there.
 
 Measured on the bundled model (``benchmarks/inference.py``, README there): bf16
-costs no measurable F1 at equal epochs and runs prediction and training about twice
-as fast on a CPU with AVX-512 BF16 / AMX, so ``"auto"`` picks it there.
+costs no measurable F1 at equal epochs, in training and in prediction, and predicts
+about 2.5x as fast as fp32 on a CPU with AVX-512 BF16 / AMX, so ``"auto"`` picks it
+there.
 
 The fitted model keeps float32 weights whatever the precision, so a model fitted in
 bf16 saves, loads and predicts at fp32 on any machine.
