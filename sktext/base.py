@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator
 from .batching import TokenizedTexts
 from .distributed import broadcast_seed
 from .net import TextNet, make_callbacks, predict_batched
+from .precision import PrecisionMixin
 from .registry import model_folder_format
 from .splits import ShuffleValidSplit
 from .validation import (
@@ -130,7 +131,7 @@ class ModelFolderMixin:
         return model_folder_format().load(folder, expected_class=cls)
 
 
-class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimator):
+class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMixin, BaseEstimator):
     """What every sktext estimator that trains a model on texts shares (not for direct use).
 
     Subclasses for a task (:class:`MultiLabelTextClassifierBase`,
@@ -141,6 +142,7 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
     """
 
     #: What every subclass reads (see :mod:`sktext.validation`); subclasses add theirs.
+    #: ``precision`` is declared by :class:`~sktext.precision.PrecisionMixin`.
     _parameter_constraints: dict = {
         "batch_size": [POSITIVE_INT],
         "max_epochs": [POSITIVE_INT, Options(["auto"])],
@@ -205,9 +207,10 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
         Returns the training dataset and the validation split (None without one), for
         the task's post-processing (e.g. threshold tuning).
         """
-        for attribute in ("module_", "history_"):
+        for attribute in ("module_", "history_", "_bf16_module"):
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
+        self.precision_ = "bf16" if self._compute_dtype() == torch.bfloat16 else "fp32"
         seed = broadcast_seed(seed_from(self.random_state))  # data-parallel: rank 0's everywhere
         with seeded(seed, self.device_) as seed:
             dataset, pretrained = self._fit_encoding(texts)
@@ -308,6 +311,7 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
             batch_size=self.batch_size,
             train_split=split,
             device=self.device_,
+            precision=self._compute_dtype(),
             callbacks=make_callbacks(
                 total_steps=steps_per_epoch * max_epochs,
                 warmup_fraction=self.warmup_fraction,
@@ -330,7 +334,14 @@ class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimato
 
     # -- predict --------------------------------------------------------------------
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
-        return predict_batched(self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_)
+        dtype = self._compute_dtype()
+        return predict_batched(
+            self._inference_module(dtype),
+            dataset,
+            batch_size=2 * self.batch_size,
+            device=self.device_,
+            precision=dtype,
+        )
 
     # -- tags ------------------------------------------------------------------------------
     def __sklearn_tags__(self):

@@ -10,7 +10,8 @@ settings have little in common:
   fine-tunes the language model on the texts, or takes a given one as it is.
 
 Both compute their vectors as the classifiers predict: texts in length-sorted batches
-padded to their longest text, under ``torch.inference_mode`` (bf16 autocast on CUDA).
+padded to their longest text, under ``torch.inference_mode``, in the number format
+their ``precision`` names (:mod:`sktext.precision`).
 The vectors are what ``freeze_encoder=True`` trains a head on. A fitted embedder saves
 to a model folder (``save`` / ``load``, JSON and safetensors) as the estimators do.
 """
@@ -31,6 +32,7 @@ from .batching import TokenizedTexts
 from .models.awd_lstm import AWDLSTMConfig, AWDLSTMEncoder, AWDLSTMPooledEncoder
 from .models.transformer import POOLINGS, TransformerPooledEncoder
 from .net import predict_batched
+from .precision import PrecisionMixin
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
 from .text import PAD_ID, tokenize
@@ -52,7 +54,12 @@ __all__ = ["TransformerEmbedder", "ULMFiTEmbedder"]
 
 
 class _TextEmbedderBase(
-    ModelFolderMixin, TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    PrecisionMixin,
+    ModelFolderMixin,
+    TorchModulePicklingMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """What both embedders share: fit / transform around a module mapping ids to vectors.
 
@@ -64,6 +71,7 @@ class _TextEmbedderBase(
     and ``_build_module(None, pretrained)``.
     """
 
+    #: ``precision`` is declared by :class:`~sktext.precision.PrecisionMixin`.
     _parameter_constraints: dict = {
         "batch_size": [POSITIVE_INT],
         "device": ["device"],
@@ -99,7 +107,8 @@ class _TextEmbedderBase(
         """
         texts = check_texts(X)
         self._validate_params()
-        self.__dict__.pop("module_", None)
+        for attribute in ("module_", "_bf16_module"):
+            self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
         module = self._fit_module(texts)
         self.module_ = module.to(self.device_).eval()
@@ -119,7 +128,14 @@ class _TextEmbedderBase(
         """
         check_is_fitted(self, "module_")
         dataset = self._encode(check_texts(X))
-        return predict_batched(self.module_, dataset, batch_size=self.batch_size, device=self.device_)
+        dtype = self._compute_dtype()
+        return predict_batched(
+            self._inference_module(dtype),
+            dataset,
+            batch_size=self.batch_size,
+            device=self.device_,
+            precision=dtype,
+        )
 
     @property
     def _n_features_out(self) -> int:
@@ -159,6 +175,9 @@ class TransformerEmbedder(_TextEmbedderBase):
         Texts per forward pass.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of ``transform``: ``"auto"`` is bf16 on CUDA and on a CPU with
+        fast bf16 (AVX-512 BF16 or AMX), fp32 elsewhere. See :mod:`sktext.precision`.
 
     Attributes
     ----------
@@ -187,18 +206,23 @@ class TransformerEmbedder(_TextEmbedderBase):
         pooling: str = "mean",
         batch_size: int = 64,
         device: str = "auto",
+        precision: str = "auto",
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
         self.pooling = pooling
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
 
     _parameter_constraints: dict = {
         "model_name_or_path": [Types(str, os.PathLike, description="a model name or folder")],
         "max_length": [POSITIVE_INT],
         "pooling": [Options(POOLINGS)],
     }
+
+    _auto_bf16_on_cpu = True
+    _bf16_weights_on_cpu = True
 
     def _fit_module(self, texts: list[str]) -> TransformerPooledEncoder:
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
@@ -272,6 +296,9 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
         Gradient norm clipping of the language-model stage.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of ``transform``: ``"auto"`` is bf16 autocast on CUDA, fp32 on a
+        CPU; ``"bf16"`` forces autocast. See :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds the language-model stage.
     verbose : int, default=0
@@ -318,6 +345,7 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
         weight_decay: float = 0.01,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -334,6 +362,7 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
         self.weight_decay = weight_decay
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 

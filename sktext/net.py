@@ -3,7 +3,8 @@
 ``TextNet`` is a :class:`skorch.NeuralNet` with the criterion the estimator passes
 (BCE-with-logits, :class:`sktext.losses.FocalLoss`, :class:`sktext.losses.MultiHeadLoss`
 or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept
-out of the optimizer, length-bucketed training batches, bf16 autocast on CUDA, and
+out of the optimizer, length-bucketed training batches, bf16 autocast where the
+estimator's ``precision`` resolves to bf16 (:mod:`sktext.precision`), and
 ``torch.inference_mode`` for evaluation. :class:`LanguageModelNet` is the same net for
 the ULMFiT language model's BPTT stream: next-token cross-entropy with AR/TAR, the LSTM
 state carried across batches. Schedules, clipping, layer-group freezing, early stopping
@@ -42,14 +43,7 @@ from .batching import (
 from .callbacks import TrainableLayerGroups, one_cycle
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
-
-
-def autocast(device: torch.device | str):
-    """bf16 autocast on CUDA; a no-op context elsewhere."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+from .precision import autocast
 
 
 def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device) -> DataLoader:
@@ -77,17 +71,21 @@ class TextNet(NeuralNet):
     ----------------------------------------------
     seed : int, default=0
         Seed of the training batch order.
+    precision : torch.dtype or None, default=None
+        Compute dtype of the forward passes: ``torch.bfloat16`` runs them under
+        autocast, ``torch.float32`` plainly; None is bf16 on CUDA, fp32 elsewhere.
     """
 
-    #: Whether training and validation steps run under bf16 autocast on CUDA.
+    #: Whether training and validation steps run under autocast at ``precision``.
     autocast_on_cuda = True
 
-    def __init__(self, *args, seed: int = 0, **kwargs) -> None:
+    def __init__(self, *args, seed: int = 0, precision: torch.dtype | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
+        self.precision = precision
 
     def _autocast(self):
-        return autocast(self.device) if self.autocast_on_cuda else contextlib.nullcontext()
+        return autocast(self.device, self.precision) if self.autocast_on_cuda else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         return data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
@@ -323,18 +321,28 @@ def make_callbacks(
     return callbacks
 
 
-def predict_batched(module: torch.nn.Module, dataset: TokenizedTexts, *, batch_size: int, device) -> np.ndarray:
+def predict_batched(
+    module: torch.nn.Module,
+    dataset: TokenizedTexts,
+    *,
+    batch_size: int,
+    device,
+    precision: torch.dtype | None = None,
+) -> np.ndarray:
     """``module(input_ids, attention_mask)`` for every text, in dataset order, as float32.
 
     Texts run in length-sorted batches (little padding) under ``inference_mode`` and,
-    on CUDA, bf16 autocast; the module is put in eval mode and the rows of the result
-    (logits, or vectors for the embedders) are put back in the original order.
+    when ``precision`` is bf16 (None: on CUDA), bf16 autocast, unless the module's
+    weights are bf16 already; the module is put in eval mode and the rows of the
+    result (logits, or vectors for the embedders) are put back in the original order.
     """
     ordered, order = sort_by_length(dataset)
     loader = data_loader(ordered, batch_size, training=False, seed=0, device=device)
     module.eval()
+    if next(module.parameters()).dtype == torch.bfloat16:
+        precision = torch.float32  # weights already bf16: nothing left for autocast to do
     outputs = []
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         for inputs, _ in loader:
             inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
             outputs.append(module(**inputs).float().cpu())

@@ -10,7 +10,7 @@ from .batching import TokenizedTexts
 from .classification import MultiLabelTextClassifierBase
 from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
-from .registry import register_estimator
+from .registry import exporter, register_estimator
 from .regression import TextRegressorBase
 from .validation import POSITIVE_FLOAT, POSITIVE_INT, Interval, Options, Types
 
@@ -19,10 +19,15 @@ TOKENIZER_FOLDER = "tokenizer"
 ENCODER_CONFIG_FOLDER = "encoder"
 
 
+def effective_max_length(tokenizer, max_length: int) -> int:
+    """``max_length``, lowered to the tokenizer's ``model_max_length`` when it sets a real one."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(max_length if not limit or limit > 10**6 else min(max_length, limit))
+
+
 def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
     """Token ids of ``texts``, truncated to ``max_length`` (and the model's own limit)."""
-    limit = getattr(tokenizer, "model_max_length", None)
-    max_length = max_length if not limit or limit > 10**6 else min(max_length, limit)
+    max_length = effective_max_length(tokenizer, max_length)
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -73,6 +78,10 @@ class TransformerModelMixin:
         "pooling": [Options(POOLINGS)],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
     }
+
+    # bf16 measured at no F1 cost at equal epochs, and faster, on CPUs with AVX-512 BF16 / AMX.
+    _auto_bf16_on_cpu = True
+    _bf16_weights_on_cpu = True
 
     def _fit_encoding(self, texts: list[str]):
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
@@ -132,7 +141,8 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     Texts are tokenized once per ``fit``; training batches group texts of similar
     length (sorted within random chunks, batch order shuffled) and pad each batch only
     to its longest text; prediction runs in length-sorted batches. On CUDA, training
-    and inference use bf16 autocast and fused AdamW.
+    and inference use bf16 autocast and fused AdamW; on a CPU with fast bf16
+    arithmetic, bf16 as well (``precision="auto"``).
 
     Parameters
     ----------
@@ -209,6 +219,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Gradient norm clipping; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
+        CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
+        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
+        with a bf16 copy of the weights; the fitted weights stay float32. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
@@ -281,6 +298,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         focal_gamma: float = 2.0,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -304,8 +322,36 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.focal_gamma = focal_gamma
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+
+    def export_onnx(self, path, *, quantize: str | None = None, overwrite: bool = False):
+        """Write the fitted classifier as an ONNX folder that predicts without torch.
+
+        The folder holds the encoder and head as one ONNX graph (dynamic batch and
+        sequence axes), ``tokenizer.json``, the labels and thresholds as JSON and, for a
+        fit with a lexical part (``lexical_``), its TF-IDF vocabulary, idf, coefficients
+        and blend weights; :class:`sktext.deploy.OnnxPredictor` loads it with
+        onnxruntime, tokenizers and numpy only and predicts the estimator's
+        probabilities. Needs ``pip install "sktext[onnx]"``. See
+        :func:`sktext.export.export_onnx`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder to write (created; must be empty unless ``overwrite``).
+        quantize : {None, "int8"}, default=None
+            ``"int8"``: dynamic int8 quantization of the linear layers (smaller and
+            faster on CPUs with VNNI, at some accuracy).
+        overwrite : bool, default=False
+            Replace a model exported there before.
+
+        Returns
+        -------
+        folder : pathlib.Path
+        """
+        return exporter("onnx")(self, path, quantize=quantize, overwrite=overwrite)
 
 
 @register_estimator
@@ -361,6 +407,13 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         Gradient norm clipping; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
+        CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
+        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
+        with a bf16 copy of the weights; the fitted weights stay float32. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
@@ -413,6 +466,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         patience: int | None = 3,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -433,6 +487,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self.patience = patience
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -441,5 +496,6 @@ __all__ = [
     "TransformerModelMixin",
     "TransformerMultiLabelClassifier",
     "TransformerRegressor",
+    "effective_max_length",
     "encode_with_tokenizer",
 ]

@@ -514,6 +514,11 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Gradient norm clipping for both stages; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of the classifier stage and of prediction (the language-model
+        stage trains in fp32). ``"auto"``: bf16 autocast on CUDA, fp32 on a CPU (bf16's
+        cost for the LSTM is not measured there); ``"bf16"`` forces autocast. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
@@ -611,6 +616,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         focal_gamma: float = 2.0,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -643,6 +649,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.focal_gamma = focal_gamma
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -718,6 +725,11 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         Gradient norm clipping for both stages; None disables it.
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Number format of the classifier stage and of prediction (the language-model
+        stage trains in fp32). ``"auto"``: bf16 autocast on CUDA, fp32 on a CPU (bf16's
+        cost for the LSTM is not measured there); ``"bf16"`` forces autocast. See
+        :mod:`sktext.precision`.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
@@ -782,6 +794,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         patience: int | None = 3,
         gradient_clip_norm: float | None = 1.0,
         device: str = "auto",
+        precision: str = "auto",
         random_state=None,
         verbose: int = 0,
     ) -> None:
@@ -811,6 +824,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         self.patience = patience
         self.gradient_clip_norm = gradient_clip_norm
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from sktext.validation import parameter_constraints
 PACKAGE = Path(sktext.__file__).parent
 LEAVES = {
     "sktext.persistence",
+    "sktext.export",
+    "sktext.deploy",
     "sktext.cli",
     "sktext.report",
     "sktext.demo",
@@ -102,3 +107,60 @@ def test_every_registered_estimator_declares_every_parameter():
         declared = parameter_constraints(cls)
         missing = set(cls().get_params()) - set(declared)
         assert not missing, f"{name} declares no constraint for {sorted(missing)}"
+
+
+def test_deploy_imports_no_sktext_module():
+    """The ONNX predictor is one file a service can copy: it needs numpy, onnxruntime, tokenizers."""
+    assert GRAPH["sktext.deploy"] == set()
+
+
+def _run(script: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PACKAGE.parent, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_the_package_imports_nothing_heavy_and_the_registries_fill_themselves(tmp_path):
+    """``import sktext`` is lazy; whichever submodule comes first, save and load still find every class."""
+    folders = Path(__file__).parent / "data" / "v0_1_0"
+    result = _run(
+        f"""
+import json, sys
+import sktext
+heavy = sorted(m for m in ("torch", "sklearn", "transformers", "skorch") if m in sys.modules)
+from sktext import load_model  # persistence alone: the families are not imported yet
+loaded = load_model({str(folders / "ulmfit_classifier")!r})
+print(json.dumps({{"heavy": heavy, "loaded": type(loaded).__name__}}))
+"""
+    )
+    assert result["heavy"] == []
+    assert result["loaded"] == "ULMFiTClassifier"
+    result = _run(
+        f"""
+import json
+from sktext.transformer import TransformerRegressor  # no persistence imported yet
+loaded = TransformerRegressor.load({str(folders / "transformer_regressor")!r})
+print(json.dumps({{"saved": str(loaded.save({str(tmp_path / "again")!r}))}}))
+"""
+    )
+    assert Path(result["saved"], "sktext.json").is_file()
+
+
+def test_the_package_exports_what_it_did():
+    expected = {
+        "FocalLoss",
+        "TransformerEmbedder",
+        "TransformerMultiLabelClassifier",
+        "TransformerRegressor",
+        "ULMFiTClassifier",
+        "ULMFiTRegressor",
+        "ULMFiTEmbedder",
+        "load_model",
+        "save_model",
+        "__version__",
+    }
+    assert set(sktext.__all__) == expected
+    for name in expected:
+        assert getattr(sktext, name) is not None
