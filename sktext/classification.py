@@ -126,8 +126,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if split is not None and (thresholds is None or lexical is not None):
             train, valid = split.indices(dataset.y)
             logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
-            if lexical is not None and self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits):
-                logits = self._blend(logits, [texts[i] for i in valid])
+            if lexical is not None:
+                logits = self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits)
             if thresholds is None:
                 thresholds, _ = tune_thresholds(
                     Y[valid][:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
@@ -147,23 +147,27 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             return TfidfLinearClassifier(class_weight="balanced", random_state=0)
         return clone(self.lexical)
 
-    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> bool:
-        """Fit ``lexical_`` and ``blend_weights_``; False, with a warning, where the texts have no words.
+    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> np.ndarray:
+        """Fit ``lexical_``, ``blend_weights_`` and ``blend_centre_``; return the validation part's blend.
 
         The lexical model learns from the network's training part; the blend weights
-        come from both models' outputs on the validation part; the lexical model is then
-        refitted on all the texts, as a linear model profits from every example.
+        come from both models' outputs on the validation part, which is also what the
+        thresholds are tuned on; the lexical model is then refitted on all the texts, as a
+        linear model profits from every example. (Its margins on the validation part
+        after that refit are in-sample, too confident to tune thresholds on.) Where the
+        texts have no words, a warning says so and the network's logits come back as
+        they were.
         """
         lexical.set_params(threshold=0.5)
         try:
             lexical.fit([texts[i] for i in train], Y[train])
         except ValueError as error:
             warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=3)
-            return False
+            return neural_logits
         margins = lexical.decision_function([texts[i] for i in valid])
         self.blend_weights_, self.blend_centre_ = fit_blend(neural_logits, margins, Y[valid])
         self.lexical_ = lexical.fit(texts, Y)
-        return True
+        return apply_blend(self.blend_weights_, self.blend_centre_, neural_logits, margins)
 
     def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
         """The network's 0/1 logits blended with the lexical model's margins on ``texts``."""
