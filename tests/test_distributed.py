@@ -88,6 +88,7 @@ def test_two_gloo_processes_fit_what_one_process_fits(bert_without_dropout, tmp_
         lr=3e-3,
         validation_fraction=0.25,
         random_state=0,
+        precision="fp32",
     ).fit(texts, Y)
     for key in ("train_loss", "valid_loss"):
         np.testing.assert_allclose(parallel.history_[:, key], single.history_[:, key], rtol=1e-4, err_msg=key)
