@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from .base import TextEstimatorBase
 from .lexical import TfidfLinearClassifier, apply_blend, fit_blend
 from .losses import LOSSES, criterion_for_layout
+from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
 from .thresholds import apply_thresholds, tune_thresholds
@@ -77,6 +78,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             )
 
     # -- fit ------------------------------------------------------------------------
+    @fit_transaction
     def fit(self, X, y):
         """Fit the classifier on texts and a multi-label matrix, or several categorical targets.
 

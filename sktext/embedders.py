@@ -31,6 +31,7 @@ from .models.transformer import POOLINGS, TransformerPooledEncoder
 from .net import predict_batched
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
+from .reliability import fit_transaction
 from .text import PAD_ID, tokenize
 from .transformer import encode_with_tokenizer
 from .ulmfit import LanguageModelStageMixin
@@ -76,6 +77,7 @@ class _TextEmbedderBase(TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixi
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         raise NotImplementedError
 
+    @fit_transaction
     def fit(self, X, y=None):
         """Get the encoder ready (see the class docstring for what that involves).
 

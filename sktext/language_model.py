@@ -28,7 +28,7 @@ from skorch import NeuralNet
 from skorch.utils import to_tensor
 from torch import nn
 
-from .callbacks import one_cycle
+from .callbacks import FiniteLossGuard, one_cycle
 from .models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     AWDLSTMLanguageModel,
@@ -39,6 +39,7 @@ from .models.awd_lstm import (
     scaled_dropouts,
     set_trainable_groups,
 )
+from .reliability import InterruptPropagatingNetMixin
 from .text import PAD_ID, UNKNOWN_ID, Vocabulary, tokenize
 from .validation import (
     NON_NEGATIVE_FLOAT,
@@ -671,7 +672,7 @@ class LanguageModelBatches(torch.utils.data.IterableDataset):
             position += length
 
 
-class LanguageModelNet(NeuralNet):
+class LanguageModelNet(InterruptPropagatingNetMixin, NeuralNet):
     """skorch ``NeuralNet`` for BPTT language-model training with AR/TAR.
 
     Keeps the LSTM state between consecutive batches of an epoch (detached),
@@ -952,6 +953,7 @@ def _build_net(
         ),
         ("gradient_clipping", GradientNormClipping(gradient_clip_value=gradient_clip)),
         ("train_cross_entropy", PassthroughScoring("train_cross_entropy", on_train=True)),
+        ("finite_loss", FiniteLossGuard("lm_lr")),
     ]
     if verbose > 1:
         callbacks.append(("progress_bar", ProgressBar(batches_per_epoch="auto")))

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import (
-    EarlyStopping,
     GradientNormClipping,
     LRScheduler,
     ProgressBar,
@@ -31,7 +30,8 @@ from .batching import (
     collate_prebatched,
     sort_by_length,
 )
-from .callbacks import one_cycle
+from .callbacks import EarlyStopping, FiniteLossGuard, TrainingCheckpoint, one_cycle
+from .reliability import InterruptPropagatingNetMixin
 
 
 def autocast(device: torch.device | str):
@@ -57,11 +57,16 @@ def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, see
         batch_sampler=sampler,
         collate_fn=collate_prebatched,
         pin_memory=torch.device(device).type == "cuda",
+        # Its own generator: a loader draws a seed, which would advance torch's global one.
+        generator=torch.Generator(),
     )
 
 
-class TextNet(NeuralNet):
+class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     """skorch net over :class:`~sktext.batching.TokenizedTexts`.
+
+    A ``KeyboardInterrupt`` during training propagates (skorch's own ``partial_fit``
+    would swallow it; see :class:`~sktext.reliability.InterruptPropagatingNetMixin`).
 
     Parameters beyond :class:`skorch.NeuralNet`'s
     ----------------------------------------------
@@ -114,8 +119,16 @@ def make_callbacks(
     patience: int | None = None,
     has_validation: bool = False,
     verbose: int = 0,
+    lr_parameter: tuple[str, float] | None = None,
+    checkpoint=None,
 ) -> list:
-    """The callbacks of one training run: schedule, clipping, early stopping, progress."""
+    """The callbacks of one training run: schedule, clipping, early stopping, progress.
+
+    Every run also stops with a clear error when its loss is no longer finite
+    (``lr_parameter``, ``(name, value)`` of the estimator's learning rate, is named in
+    that message); with ``checkpoint`` (a file path) it saves its state each epoch and
+    resumes from that file (:class:`~sktext.callbacks.TrainingCheckpoint`).
+    """
     callbacks = [
         (
             "schedule",
@@ -135,6 +148,9 @@ def make_callbacks(
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
     if verbose:
         callbacks.append(("progress", ProgressBar()))
+    callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
+    if checkpoint is not None:  # last: it restores what the others reset at the start
+        callbacks.append(("checkpoint", TrainingCheckpoint(checkpoint)))
     return callbacks
 
 

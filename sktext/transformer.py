@@ -188,6 +188,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -254,6 +261,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -277,6 +285,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 @register_estimator
@@ -336,6 +345,13 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -386,6 +402,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -406,6 +423,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 __all__ = [

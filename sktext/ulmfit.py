@@ -347,6 +347,7 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 anneal_strategy="cos",
                 cycle_momentum=True,
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
+                checkpoint_name=f"stage-{stage + 1}",
             )
             net.fit(dataset, None)
             for record in net.history:
@@ -516,6 +517,14 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch tables and progress bars.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. The
+        language-model stage is not saved: it runs again (it is seeded). None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -609,6 +618,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -641,6 +651,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 @register_estimator
@@ -718,6 +729,14 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch tables and progress bars.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. The
+        language-model stage is not saved: it runs again (it is seeded). None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -780,6 +799,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         device: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -809,6 +829,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 __all__ = ["ULMFiTClassifier", "ULMFiTModelMixin", "ULMFiTRegressor", "read_unlabeled_texts"]
