@@ -113,7 +113,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 f"{len(empty)} label(s) have no positive example in y (e.g. "
                 f"{str(names[empty[0]])!r}); the model will learn to predict them as absent.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         for attribute in ("thresholds_", "lexical_", "blend_weights_"):
             self.__dict__.pop(attribute, None)
@@ -160,7 +160,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         try:
             lexical.fit([texts[i] for i in train], Y[train])
         except ValueError as error:
-            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=3)
+            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
             return False
         margins = lexical.decision_function([texts[i] for i in valid])
         self.blend_weights_ = fit_blend(neural_logits, margins, Y[valid])

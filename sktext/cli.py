@@ -16,7 +16,9 @@ label names in the model folder (:func:`sktext.save_model`), so ``predict`` and
 ``fit`` shows skorch's progress bar and epoch table (the estimators' ``verbose=1``;
 ``--quiet`` turns them off); ``predict`` and ``evaluate`` print how long each stage
 took. Mistakes in the command (a missing file or column, unreadable labels, an
-unknown ``--param``) end with a one-line message on stderr and exit status 2.
+unknown ``--param``) end with a one-line message on stderr and exit status 2; a
+Ctrl-C ends with one line and status 130, and leaves no model folder (a model is
+written to a temporary folder and renamed into place only once complete).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import difflib
 import gzip
 import inspect
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -43,6 +46,8 @@ from .thresholds import apply_thresholds
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
 
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 DATA_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz")
 PREDICTED_COLUMN = "predicted_labels"
 PROBA_PREFIX = "proba_"
@@ -402,16 +407,22 @@ def _predict_proba(estimator, texts: list[str]) -> np.ndarray:
 
 
 def _write_predictions(path: Path, rows: list[dict[str, Any]], separator: str) -> None:
+    """Write the predictions beside ``path`` and rename them into place (no half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open_text(path, "w") as handle:
-        if _data_format(path) == "jsonl":
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            return
-        flat = [_flatten_for_csv(row, separator) for row in rows]
-        writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
-        writer.writeheader()
-        writer.writerows(flat)
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # same suffix: same format
+    try:
+        with open_text(temporary, "w") as handle:
+            if _data_format(path) == "jsonl":
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            else:
+                flat = [_flatten_for_csv(row, separator) for row in rows]
+                writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
+                writer.writeheader()
+                writer.writerows(flat)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _flatten_for_csv(row: dict[str, Any], separator: str) -> dict[str, Any]:
@@ -558,6 +569,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandLineError, ValueError, ImportError, OSError) as error:
         print(f"sktext {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # fit saves atomically: an interrupted command leaves no model folder behind.
+        print(f"sktext {args.command}: interrupted; nothing was saved.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ from .models.transformer import POOLINGS, TransformerPooledEncoder
 from .net import predict_batched
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
-from .reliability import fit_transaction
+from .reliability import check_finite_outputs, fit_transaction
 from .text import PAD_ID, tokenize
-from .transformer import encode_with_tokenizer
+from .transformer import encode_with_tokenizer, position_limit
 from .ulmfit import LanguageModelStageMixin
 from .validation import (
     POSITIVE_INT,
@@ -115,7 +115,8 @@ class _TextEmbedderBase(TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixi
         """
         check_is_fitted(self, "module_")
         dataset = self._encode(check_texts(X))
-        return predict_batched(self.module_, dataset, batch_size=self.batch_size, device=self.device_)
+        vectors = predict_batched(self.module_, dataset, batch_size=self.batch_size, device=self.device_)
+        return check_finite_outputs(vectors, what="vectors")
 
     @property
     def _n_features_out(self) -> int:
@@ -201,7 +202,8 @@ class TransformerEmbedder(_TextEmbedderBase):
         return TransformerPooledEncoder(encoder, pooling=self.pooling)
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
+        limit = position_limit(self.module_.encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit)
 
 
 @register_estimator

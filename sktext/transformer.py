@@ -12,6 +12,7 @@ from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
 from .regression import TextRegressorBase
+from .reliability import refuse_custom_code
 from .validation import POSITIVE_FLOAT, POSITIVE_INT, Interval, Options, Types
 
 #: Where a model folder keeps the tokenizer and the encoder's Hugging Face config.
@@ -19,10 +20,34 @@ TOKENIZER_FOLDER = "tokenizer"
 ENCODER_CONFIG_FOLDER = "encoder"
 
 
-def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
-    """Token ids of ``texts``, truncated to ``max_length`` (and the model's own limit)."""
+#: Model types whose position ids start after the padding id (RoBERTa's scheme).
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text", "longformer", "mpnet"})
+
+
+def position_limit(config) -> int | None:
+    """How many tokens the encoder's position embeddings take (None when it has no such limit)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        pad = getattr(config, "pad_token_id", None)
+        limit -= (pad if isinstance(pad, int) else 1) + 1
+    return max(limit, 1)
+
+
+def encode_with_tokenizer(
+    tokenizer, texts: list[str], max_length: int, *, max_positions: int | None = None
+) -> TokenizedTexts:
+    """Token ids of ``texts``, truncated to ``max_length``, the tokenizer's and the encoder's limits.
+
+    ``max_positions`` is the encoder's own limit (:func:`position_limit`): a tokenizer
+    saved without ``model_max_length`` would otherwise let long texts overrun the
+    position embeddings.
+    """
     limit = getattr(tokenizer, "model_max_length", None)
     max_length = max_length if not limit or limit > 10**6 else min(max_length, limit)
+    if max_positions is not None:
+        max_length = min(max_length, max_positions)
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -52,10 +77,12 @@ class TransformerModelMixin:
 
     def _fit_encoding(self, texts: list[str]):
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
-        return self._encode(texts), encoder
+        limit = position_limit(encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit), encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
+        limit = position_limit(self.module_.encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit)
 
     def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
@@ -75,11 +102,14 @@ class TransformerModelMixin:
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         files = description["files"]
-        self.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
-        config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
+        # Never the folder's own code: refused with a message, and trust_remote_code=False.
+        refuse_custom_code(folder / files["tokenizer"], what="model folder's tokenizer")
+        refuse_custom_code(folder / files["encoder_config"], what="model folder's encoder config")
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]), trust_remote_code=False)
+        config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]), trust_remote_code=False)
         attention = description.get("attn_implementation")
         options = {"attn_implementation": attention} if isinstance(attention, str) else {}
-        return AutoModel.from_config(config, **options)
+        return AutoModel.from_config(config, trust_remote_code=False, **options)
 
     def _parameter_groups(self) -> list:
         head_lr = self.lr * self.head_lr_multiplier
@@ -431,4 +461,5 @@ __all__ = [
     "TransformerMultiLabelClassifier",
     "TransformerRegressor",
     "encode_with_tokenizer",
+    "position_limit",
 ]

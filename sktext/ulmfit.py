@@ -180,7 +180,7 @@ class LanguageModelStageMixin:
                 "WT103 files) or a saved sktext language model, or unlabeled in-domain texts "
                 "(unlabeled_texts=..., tens of thousands help).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=7,
             )
         self.n_language_model_texts_ = 0
         self.language_model_history_ = []
