@@ -182,6 +182,9 @@ class TrainingCheckpoint(Callback):
             "history": json.dumps(list(net.history), default=float),
             "rng_cpu": torch.get_rng_state(),
         }
+        generator = getattr(getattr(net, "train_batch_sampler_", None), "generator", None)
+        if generator is not None:  # the batch order of the epochs to come
+            state["batch_order"] = json.dumps(generator.bit_generator.state)
         if torch.device(net.device).type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(torch.device(net.device))
         if schedule is not None and getattr(schedule, "lr_scheduler_", None) is not None:
@@ -226,9 +229,11 @@ class TrainingCheckpoint(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self.max_epochs_ = net.max_epochs
+        self.batch_order_ = None
         state = self.read()
         if state is None:
             return
+        self.batch_order_ = state.get("batch_order")
         from skorch.callbacks import LRScheduler
 
         net.module_.load_state_dict(state["module"])
@@ -250,6 +255,13 @@ class TrainingCheckpoint(Callback):
             stopping.best_model_weights_ = saved["best_weights"]
         # fit_loop reads max_epochs after this: train only the epochs that remain.
         net.max_epochs = 0 if state["complete"] else max(0, self.max_epochs_ - state["epochs"])
+
+    def on_epoch_begin(self, net, **kwargs):
+        # The training loader exists only now: give its sampler the saved batch order.
+        sampler = getattr(net, "train_batch_sampler_", None)
+        if self.batch_order_ is not None and getattr(sampler, "generator", None) is not None:
+            sampler.generator.bit_generator.state = json.loads(self.batch_order_)
+        self.batch_order_ = None
 
     def on_epoch_end(self, net, **kwargs):
         self._write(self._state(net, complete=False))

@@ -79,7 +79,10 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         self.seed = seed
 
     def get_iterator(self, dataset, training=False):
-        return data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
+        loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
+        if training:  # its generator's state is part of a checkpoint
+            self.train_batch_sampler_ = loader.batch_sampler
+        return loader
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)

@@ -192,6 +192,9 @@ def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would make the folder private
     try:
         yield temporary
         _fsync_tree(temporary)
