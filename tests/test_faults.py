@@ -422,8 +422,12 @@ def _tamper_absolute(manifest):
     manifest["module"]["files"]["tokenizer"] = "/etc"
 
 
+def _tamper_n_outputs(manifest):
+    manifest["n_outputs"] = 30_000_000  # the head alone would take 3.8 GB
+
+
 def _tamper_outputs(manifest):
-    n = 30_000_000
+    n = 5_000  # classes and thresholds agree: the weights' header does not
     manifest["n_outputs"] = n
     manifest["classes"] = {"type": "int", "values": list(range(n))}
     manifest["thresholds"] = {"__ndarray__": [0.5] * n, "dtype": "<f8"}
@@ -433,14 +437,15 @@ def _tamper_outputs(manifest):
     "tamper, match",
     [
         (_tamper_classes, "4 classes for n_outputs=3"),
-        (_tamper_thresholds, r"thresholds must lie in \[0, 1\]"),
+        (_tamper_thresholds, r"threshold must lie in \[0, 1\]"),
         (_tamper_batch_size, "'batch_size' parameter"),
         (_tamper_device, "'device' parameter"),
         (_tamper_path, "outside the model folder"),
         (_tamper_absolute, "outside the model folder"),
-        (_tamper_outputs, r"model.safetensors holds 'output.weight' with shape \(3, 32\)"),
+        (_tamper_n_outputs, "3 classes for n_outputs=30000000"),
+        (_tamper_outputs, r"model.safetensors holds 'output.weight' with shape \(3, 32\) but .* needs \(5000, 32\)"),
     ],
-    ids=["classes", "thresholds", "batch_size", "device", "dotdot-path", "absolute-path", "n_outputs"],
+    ids=["classes", "thresholds", "batch_size", "device", "dotdot-path", "absolute-path", "n_outputs", "weights"],
 )
 def test_tampered_manifests_are_refused(saved, tmp_path, tamper, match):
     folder = _copy(saved, tmp_path)
@@ -590,9 +595,9 @@ def test_pickle_payloads_are_refused(tmp_path, suffix):
             return (Path.write_text, (marker, "ran"))
 
     payload = tmp_path / f"weights{suffix}"
-    payload.write_bytes(pickle.dumps(Payload()))
+    payload.write_bytes(pickle.dumps(Payload(), protocol=2))
     vocab = tmp_path / f"vocab{suffix}"
-    vocab.write_bytes(pickle.dumps(Payload()))
+    vocab.write_bytes(pickle.dumps(Payload(), protocol=2))
     with pytest.raises(ValueError):
         load_fastai_weights(payload, ["a", "b"])
     with pytest.raises(ValueError):
