@@ -6,7 +6,6 @@ import copy
 import json
 import pickle
 import shutil
-
 from pathlib import Path
 
 import numpy as np
