@@ -195,8 +195,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         weight = np.asarray(self.pos_weight, dtype=np.float32)
         if weight.shape != (Y.shape[1],) or not (np.isfinite(weight) & (weight > 0)).all():
             raise ValueError(
-                f"pos_weight as an array must hold one finite positive weight per label, i.e. "
-                f"shape ({Y.shape[1]},); got {weight.tolist() if weight.size <= 10 else f'shape {weight.shape}'}."
+                f"pos_weight as an array must hold one positive weight per label, i.e. shape "
+                f"({Y.shape[1]},), each finite; got {weight.tolist() if weight.size <= 10 else f'shape {weight.shape}'}."
             )
         return weight
 

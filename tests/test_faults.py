@@ -247,6 +247,8 @@ def test_a_huge_learning_rate_is_refused_or_stopped(tiny_bert, data):
     X, Y = data
     with pytest.raises(ValueError, match="'lr' parameter"):
         TransformerMultiLabelClassifier(tiny_bert, **{**FIT, "lr": float("inf")}).fit(X, Y)
+    with pytest.raises(ValueError, match="each finite"):
+        TransformerMultiLabelClassifier(tiny_bert, **FIT, pos_weight=[float("nan"), 1.0, 1.0]).fit(X, Y)
     estimator = TransformerRegressor(tiny_bert, **{**FIT, "lr": 1e30, "gradient_clip_norm": None})
     try:
         estimator.fit(X, Y * 1e30)
