@@ -34,6 +34,7 @@ family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mix
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
+from .distributed import broadcast_seed, is_main_process
 from .net import TextNet, make_callbacks, predict_batched
 from .registry import model_folder_format
 from .reliability import check_finite_outputs, check_finite_parameters
@@ -62,7 +64,7 @@ from .validation import (
     validate_parameters,
 )
 
-__all__ = ["TextEstimatorBase", "TorchModulePicklingMixin"]
+__all__ = ["ModelFolderMixin", "TextEstimatorBase", "TorchModulePicklingMixin"]
 
 #: ``max_epochs="auto"``: at least this many epochs, and enough for MIN_TRAINING_STEPS steps...
 MIN_AUTO_EPOCHS = 10
@@ -90,7 +92,50 @@ class TorchModulePicklingMixin:
         super().__setstate__(state)
 
 
-class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
+class ModelFolderMixin:
+    """``save`` / ``load`` through the installed model-folder format (:mod:`sktext.persistence`).
+
+    A class using it supplies the hooks the format reads: ``_save_encoding(folder)``,
+    ``_load_encoding(folder, description)`` and ``_build_module(n_outputs, pretrained)``.
+    """
+
+    def save(self, folder, *, metadata=None, overwrite: bool = False):
+        """Write the fitted estimator to a folder safe to share (JSON and safetensors, no pickle).
+
+        See :func:`sktext.persistence.save_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+        metadata : mapping, optional
+            JSON-serialisable data kept with the model.
+        overwrite : bool, default=False
+            Replace the model in a folder that already holds one.
+
+        Returns
+        -------
+        folder : pathlib.Path
+        """
+        return model_folder_format().save(self, folder, metadata=metadata, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, folder):
+        """Load an estimator of this class written by :meth:`save`, running no pickled code.
+
+        See :func:`sktext.persistence.load_model`, which this calls.
+
+        Parameters
+        ----------
+        folder : str or path-like
+
+        Returns
+        -------
+        estimator : instance of this class, fitted
+        """
+        return model_folder_format().load(folder, expected_class=cls)
+
+
+class TextEstimatorBase(ModelFolderMixin, TorchModulePicklingMixin, BaseEstimator):
     """What every sktext estimator that trains a model on texts shares (not for direct use).
 
     Subclasses for a task (:class:`MultiLabelTextClassifierBase`,
@@ -213,16 +258,21 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         return Path(self.checkpoint_dir) / f"{type(self).__name__}-{digest.hexdigest()[:16]}"
 
     def _checkpoint_seed(self) -> int:
-        """The seed of this fit; with ``random_state=None``, the one a checkpoint was made with."""
+        """The seed of this fit; with ``random_state=None``, the one a checkpoint was made with.
+
+        Data-parallel, every process gets rank 0's seed, and only rank 0 writes ``run.json``.
+        """
         folder = self.__dict__.get("_checkpoint_run")
         run_file = None if folder is None else folder / "run.json"
+        seed = None
         if self.random_state is None and run_file is not None and run_file.is_file():
             try:
-                return int(json.loads(run_file.read_text(encoding="utf-8"))["seed"])
+                seed = int(json.loads(run_file.read_text(encoding="utf-8"))["seed"])
             except (ValueError, KeyError, TypeError):
-                pass
-        seed = seed_from(self.random_state)
-        if run_file is not None:
+                seed = None
+        resumed = seed is not None
+        seed = broadcast_seed(seed_from(self.random_state) if seed is None else seed)
+        if run_file is not None and not resumed and is_main_process():
             folder.mkdir(parents=True, exist_ok=True)
             run_file.write_text(json.dumps({"estimator": type(self).__name__, "seed": seed}), encoding="utf-8")
         return seed
@@ -251,7 +301,14 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         return Y.shape[1]
 
     def _release_cuda_cache(self) -> None:
+        """Hand the fit's freed GPU memory back, so the next fit on this GPU starts clean.
+
+        Optimizer state, early stopping's best weights and cached activations die with
+        the skorch net; ``gc.collect`` frees what reference cycles still hold, then
+        ``empty_cache`` returns the cached blocks. What stays is the fitted module.
+        """
         if self.device_.type == "cuda":
+            gc.collect()
             torch.cuda.empty_cache()
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):
@@ -286,11 +343,16 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         lr=None,
         anneal_strategy="linear",
         cycle_momentum=False,
+        callback_options=None,
         optimizer=torch.optim.AdamW,
         optimizer_kwargs=None,
         checkpoint_name: str = "train",
     ) -> TextNet:
-        """A skorch net for one training run of ``module`` (already on the device)."""
+        """A skorch net for one training run of ``module`` (already on the device).
+
+        ``callback_options`` go to :func:`~sktext.net.make_callbacks` (e.g. ULMFiT's
+        ``layer_groups`` and ``n_trainable_groups``).
+        """
         steps_per_epoch = -(-n_train // self.batch_size)
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
@@ -317,6 +379,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
                 verbose=self.verbose,
                 lr_parameter=("lr", self.lr),
                 checkpoint=self._checkpoint_path(checkpoint_name),
+                **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),
             seed=seed,
@@ -332,42 +395,7 @@ class TextEstimatorBase(TorchModulePicklingMixin, BaseEstimator):
         logits = predict_batched(self.module_, dataset, batch_size=2 * self.batch_size, device=self.device_)
         return check_finite_outputs(logits)
 
-    # -- persistence and tags ---------------------------------------------------------
-    def save(self, folder, *, metadata=None, overwrite: bool = False):
-        """Write the fitted estimator to a folder safe to share (JSON and safetensors, no pickle).
-
-        See :func:`sktext.persistence.save_model`, which this calls.
-
-        Parameters
-        ----------
-        folder : str or path-like
-        metadata : mapping, optional
-            JSON-serialisable data kept with the model.
-        overwrite : bool, default=False
-            Replace the model in a folder that already holds one.
-
-        Returns
-        -------
-        folder : pathlib.Path
-        """
-        return model_folder_format().save(self, folder, metadata=metadata, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, folder):
-        """Load an estimator of this class written by :meth:`save`, running no pickled code.
-
-        See :func:`sktext.persistence.load_model`, which this calls.
-
-        Parameters
-        ----------
-        folder : str or path-like
-
-        Returns
-        -------
-        estimator : instance of this class, fitted
-        """
-        return model_folder_format().load(folder, expected_class=cls)
-
+    # -- tags ------------------------------------------------------------------------------
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True

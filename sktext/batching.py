@@ -3,6 +3,8 @@
 Texts are tokenized once per fit into :class:`TokenizedTexts`, a flat id array plus
 offsets. A batch is built for a whole list of indices at once (``__getitems__``), so
 the hot path does no per-sample Python work: padding is one fancy-indexing step.
+:class:`LanguageModelBatches` is the language model's counterpart: the texts as
+parallel token streams cut into BPTT windows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler
 
 
 class TokenizedTexts(Dataset):
@@ -155,3 +157,84 @@ def sort_by_length(dataset: TokenizedTexts) -> tuple[TokenizedTexts, np.ndarray]
     """Return the dataset sorted by decreasing length and the permutation used."""
     order = np.argsort(-dataset.lengths, kind="stable")
     return dataset.subset(order), order
+
+
+class LanguageModelBatches(IterableDataset):
+    """Token streams cut into BPTT windows, one pass per iteration.
+
+    Each pass shuffles the texts, concatenates them, splits the result into
+    ``batch_size`` parallel streams, and yields ``(inputs, targets)`` windows in
+    order, so the LSTM state carries from one batch to the next. Window lengths
+    jitter as in fastai v1: ``bptt`` with probability 0.95 else ``bptt / 2``,
+    then a normal draw with standard deviation 5, at least 5 tokens.
+
+    Parameters
+    ----------
+    documents : list of ndarray of int64
+        Token ids of each text.
+    batch_size : int
+    bptt : int
+    random_state : int or None
+        Seed of the shuffles and window lengths.
+    shuffle : bool, default=True
+    jitter : bool, default=True
+    """
+
+    def __init__(
+        self,
+        documents: Sequence[np.ndarray],
+        batch_size: int,
+        bptt: int,
+        random_state: int | None = None,
+        shuffle: bool = True,
+        jitter: bool = True,
+    ) -> None:
+        super().__init__()
+        self.documents = list(documents)
+        self.batch_size = batch_size
+        self.bptt = bptt
+        self.shuffle = shuffle
+        self.jitter = jitter
+        n_tokens = sum(len(document) for document in self.documents)
+        self.stream_length = n_tokens // batch_size
+        if self.stream_length < 2:
+            raise ValueError(
+                f"The texts hold {n_tokens} tokens, too few for batch_size={batch_size} streams "
+                f"(each needs at least 2 tokens). Pass more text or a smaller batch_size."
+            )
+        seeds = np.random.SeedSequence(random_state).spawn(2)
+        self._order_generator = np.random.default_rng(seeds[0])
+        self._length_generator = np.random.default_rng(seeds[1])
+        self._planned: list[list[int]] = []
+
+    def _window_lengths(self) -> list[int]:
+        lengths, position, end = [], 0, self.stream_length - 1
+        while position < end:
+            if self.jitter:
+                base = self.bptt if self._length_generator.random() < 0.95 else self.bptt / 2
+                length = max(5, int(round(self._length_generator.normal(base, 5))))
+            else:
+                length = self.bptt
+            length = min(length, end - position)
+            lengths.append(length)
+            position += length
+        return lengths
+
+    def plan(self, n_epochs: int) -> int:
+        """Draw the window lengths of the next ``n_epochs`` passes; return their batch count."""
+        new = [self._window_lengths() for _ in range(n_epochs)]
+        self._planned.extend(new)
+        return sum(len(lengths) for lengths in new)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        lengths = self._planned.pop(0) if self._planned else self._window_lengths()
+        order = (
+            self._order_generator.permutation(len(self.documents)) if self.shuffle else np.arange(len(self.documents))
+        )
+        tokens = np.concatenate([self.documents[index] for index in order])
+        streams = tokens[: self.stream_length * self.batch_size].reshape(self.batch_size, -1)
+        position = 0
+        for length in lengths:
+            window = streams[:, position : position + length + 1]
+            yield torch.from_numpy(window[:, :-1].copy()), torch.from_numpy(window[:, 1:].copy())
+            position += length

@@ -1,12 +1,19 @@
-"""Learning-rate schedules (as skorch ``LRScheduler`` policies) and training callbacks.
+"""The training callbacks sktext adds to skorch's: schedule, unfreezing, reliability.
 
-- :func:`one_cycle`: the warm-up / one-cycle schedule of every run.
+- :func:`one_cycle`: a ``skorch.callbacks.LRScheduler`` policy (warm-up then cosine or
+  linear decay, optionally cycling momentum) whose peak is each parameter group's rate.
+- :class:`TrainableLayerGroups`: gradual unfreezing, one training run per stage: the
+  last ``n_trainable`` layer groups train during the run, and every parameter gets its
+  ``requires_grad`` back at the end.
 - :class:`FiniteLossGuard`: stops a run whose loss is no longer finite, with the fix.
 - :class:`EarlyStopping`: skorch's, ending the run with
   :class:`~sktext.reliability.StopTraining` instead of a ``KeyboardInterrupt``, so that
   a real Ctrl-C is never mistaken for it.
 - :class:`TrainingCheckpoint`: writes the training state at the end of every epoch
   and, when its file exists, resumes the run from it.
+
+Clipping and progress bars are skorch's own callbacks; ``net.make_callbacks``
+assembles all of them for a run.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,7 +31,11 @@ from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
 from skorch.history import History
 from torch.optim.lr_scheduler import OneCycleLR
 
+from .distributed import is_main_process
+from .models.awd_lstm import layer_groups, set_trainable_groups
 from .reliability import StopTraining, TrainingDivergedError
+
+__all__ = ["EarlyStopping", "FiniteLossGuard", "TrainableLayerGroups", "TrainingCheckpoint", "one_cycle"]
 
 
 def one_cycle(
@@ -88,6 +100,43 @@ def one_cycle(
     )
 
 
+class TrainableLayerGroups(Callback):
+    """Train only the last ``n_trainable`` layer groups during a run (ULMFiT's unfreezing).
+
+    At the start of training it freezes every layer group but the last
+    ``n_trainable`` (``requires_grad``); at the end it gives every parameter back the
+    ``requires_grad`` it had at the start, so an encoder frozen for good
+    (``freeze_encoder=True``) stays frozen and the others train again. The optimizer
+    is built before training starts, from the parameters trainable then, so frozen
+    groups stay in it and get no gradient: AdamW skips them, weight decay included.
+    A stage is a run: a new net (the classifiers), or ``partial_fit`` after
+    ``set_params(callbacks__trainable_groups__n_trainable=...)`` (the language model).
+
+    skorch's ``Freezer`` / ``Unfreezer`` act at epoch boundaries of one run and only
+    one way; stages here are runs with their own schedules, and need both ways.
+
+    Parameters
+    ----------
+    n_trainable : int or None, default=None
+        Layer groups that train, counted from the output; None trains all.
+    groups : callable, default=sktext.models.awd_lstm.layer_groups
+        Splits the module into layer groups (lists of parameters), input first.
+    """
+
+    def __init__(self, n_trainable: int | None = None, groups: Callable = layer_groups) -> None:
+        self.n_trainable = n_trainable
+        self.groups = groups
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        module = net.module_
+        self.requires_grad_ = [parameter.requires_grad for parameter in module.parameters()]
+        set_trainable_groups(module, self.n_trainable, self.groups)
+
+    def on_train_end(self, net, **kwargs) -> None:
+        for parameter, requires_grad in zip(net.module_.parameters(), self.requires_grad_):
+            parameter.requires_grad_(requires_grad)
+
+
 class FiniteLossGuard(Callback):
     """Stop training, with the fix, as soon as a batch's loss is NaN or infinite.
 
@@ -150,7 +199,8 @@ class TrainingCheckpoint(Callback):
     again restores its final weights and trains nothing.
 
     Put it last in the callback list: it restores what the schedule and early stopping
-    reset when a run begins.
+    reset when a run begins. Data-parallel, only rank 0 writes the file (every process
+    holds the same weights and optimizer state), and every process resumes from it.
 
     Parameters
     ----------
@@ -200,6 +250,8 @@ class TrainingCheckpoint(Callback):
         return state
 
     def _write(self, state: dict) -> None:
+        if not is_main_process():  # data-parallel: every process holds the same state
+            return
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()

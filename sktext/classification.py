@@ -115,7 +115,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 UserWarning,
                 stacklevel=3,
             )
-        for attribute in ("thresholds_", "lexical_", "blend_weights_"):
+        for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_"):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
         self.classes_ = classes
@@ -146,7 +146,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            return TfidfLinearClassifier(random_state=0)
+            return TfidfLinearClassifier(class_weight="balanced", random_state=0)
         return clone(self.lexical)
 
     def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> bool:
@@ -163,13 +163,15 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
             return False
         margins = lexical.decision_function([texts[i] for i in valid])
-        self.blend_weights_ = fit_blend(neural_logits, margins, Y[valid])
+        self.blend_weights_, self.blend_centre_ = fit_blend(neural_logits, margins, Y[valid])
         self.lexical_ = lexical.fit(texts, Y)
         return True
 
     def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
         """The network's 0/1 logits blended with the lexical model's margins on ``texts``."""
-        return apply_blend(self.blend_weights_, binary_logits, self.lexical_.decision_function(texts))
+        return apply_blend(
+            self.blend_weights_, self.blend_centre_, binary_logits, self.lexical_.decision_function(texts)
+        )
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
         if isinstance(self.threshold, str):

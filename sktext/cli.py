@@ -13,6 +13,12 @@ of label lists (``--labels-column labels``): a JSON list in JSONL, a string join
 label names in the model folder (:func:`sktext.save_model`), so ``predict`` and
 ``evaluate`` need them only to override.
 
+``predict`` streams: it reads ``--chunk-size`` rows at a time (10,000 by default),
+predicts them and appends their predictions to the output, so its memory does not
+grow with the input (:mod:`sktext.streaming`). ``fit`` started by ``torchrun``
+(``torchrun --nproc_per_node 4 -m sktext fit ...``) trains data-parallel, one shard of
+every batch per process, and saves from rank 0 only (:mod:`sktext.distributed`).
+
 ``fit`` shows skorch's progress bar and epoch table (the estimators' ``verbose=1``;
 ``--quiet`` turns them off); ``predict`` and ``evaluate`` print how long each stage
 took. Mistakes in the command (a missing file or column, unreadable labels, an
@@ -24,12 +30,9 @@ written to a temporary folder and renamed into place only once complete).
 from __future__ import annotations
 
 import argparse
-import csv
 import difflib
-import gzip
 import inspect
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from .io import DataFileError, iter_jsonl, open_text, read_csv_records
+from .io import DataFileError, data_format, iter_record_chunks
+from .io import read_records as _read_records
 from .thresholds import apply_thresholds
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
@@ -48,9 +52,9 @@ __all__ = ["main", "build_parser", "read_records", "parse_params"]
 EXIT_USAGE = 2
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
-DATA_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz")
 PREDICTED_COLUMN = "predicted_labels"
 PROBA_PREFIX = "proba_"
+DEFAULT_CHUNK_SIZE = 10_000  # rows ``predict`` reads, predicts and writes at a time
 
 
 class CommandLineError(Exception):
@@ -74,16 +78,24 @@ def _stage(message: str) -> Iterator[None]:
 
 
 # -- reading data -------------------------------------------------------------------------
+@contextmanager
+def _data_file_errors() -> Iterator[None]:
+    """Report :mod:`sktext.io`'s errors (a missing, misnamed or unreadable file) as mistakes in the command."""
+    try:
+        yield
+    except DataFileError as error:
+        raise CommandLineError(str(error)) from None
+
+
 def _data_format(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in DATA_SUFFIXES:
-        if name.endswith(suffix):
-            return suffix.split(".")[1]
-    raise CommandLineError(f"{path} is neither CSV nor JSONL: data files must end in {', '.join(DATA_SUFFIXES)}.")
+    with _data_file_errors():
+        return data_format(path)
 
 
 def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
     """Rows of a CSV or JSONL file (gzipped or not) and its column names.
+
+    :func:`sktext.io.read_records`, whose errors become :class:`CommandLineError`.
 
     Parameters
     ----------
@@ -97,24 +109,8 @@ def read_records(path: str | Path) -> tuple[list[dict], list[str]]:
     columns : list of str
         The CSV header, or every key met in the JSONL objects, in order of appearance.
     """
-    path = Path(path)
-    data_format = _data_format(path)
-    if not path.is_file():
-        raise CommandLineError(f"No such data file: {path}.")
-    try:
-        with open_text(path, "r") as handle:
-            if data_format == "csv":
-                records, columns = read_csv_records(handle, path)
-            else:
-                records = [record for _, record in iter_jsonl(handle, path)]
-                columns = list({column: None for record in records for column in record})
-    except DataFileError as error:
-        raise CommandLineError(str(error)) from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, csv.Error, EOFError) as error:
-        raise CommandLineError(f"Cannot read {path}: {error}.") from None
-    if not records:
-        raise CommandLineError(f"{path} holds no rows.")
-    return records, columns
+    with _data_file_errors():
+        return _read_records(path)
 
 
 def _check_columns(wanted: Sequence[str], columns: Sequence[str], path: Path, role: str) -> None:
@@ -130,11 +126,13 @@ def _check_columns(wanted: Sequence[str], columns: Sequence[str], path: Path, ro
         )
 
 
-def read_texts(records: list[dict], columns: Sequence[str], column: str, path: Path) -> list[str]:
-    """The text of each row, checked to be a string."""
+def read_texts(
+    records: list[dict], columns: Sequence[str], column: str, path: Path, *, first_row: int = 1
+) -> list[str]:
+    """The text of each row, checked to be a string (rows counted from ``first_row`` in errors)."""
     _check_columns([column], columns, path, "text")
     texts = [record.get(column) for record in records]
-    for row, text in enumerate(texts, start=1):
+    for row, text in enumerate(texts, start=first_row):
         if not isinstance(text, str):
             raise CommandLineError(
                 f"Row {row} of {path} has no text in column {column!r} (found {text!r}); every "
@@ -356,12 +354,15 @@ def _check_output_folder(folder: Path, overwrite: bool) -> None:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """``sktext fit``: read the data, fit the estimator, save the model folder."""
+    """``sktext fit``: read the data, fit the estimator, save the model folder (rank 0 only under torchrun)."""
+    from .distributed import init_from_environment, is_main_process, launched_by_torchrun
     from .persistence import save_model
 
+    if launched_by_torchrun():  # data-parallel: one shard of every batch per process
+        init_from_environment()
     estimator_class = _models()[args.model]
     params = parse_params(estimator_class, args.param or [])
-    params.setdefault("verbose", 0 if args.quiet else 1)
+    params.setdefault("verbose", 0 if args.quiet or not is_main_process() else 1)
     out = Path(args.out)
     _check_output_folder(out, args.overwrite)
     records, columns, path = _read_data(args.data)
@@ -387,6 +388,8 @@ def fit_command(args: argparse.Namespace) -> int:
             "n_samples": len(texts),
         }
     }
+    if not is_main_process():  # the other processes hold the same model
+        return 0
     save_model(estimator, out, metadata=metadata, overwrite=args.overwrite)
     print(f"fitted in {time.perf_counter() - start:.1f} s; saved the model to {out}", file=sys.stderr)
     return 0
@@ -406,25 +409,6 @@ def _predict_proba(estimator, texts: list[str]) -> np.ndarray:
         return estimator.predict_proba(texts)
 
 
-def _write_predictions(path: Path, rows: list[dict[str, Any]], separator: str) -> None:
-    """Write the predictions beside ``path`` and rename them into place (no half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # same suffix: same format
-    try:
-        with open_text(temporary, "w") as handle:
-            if _data_format(path) == "jsonl":
-                for row in rows:
-                    handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-            else:
-                flat = [_flatten_for_csv(row, separator) for row in rows]
-                writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
-                writer.writeheader()
-                writer.writerows(flat)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _flatten_for_csv(row: dict[str, Any], separator: str) -> dict[str, Any]:
     flat = {key: value for key, value in row.items() if key not in (PREDICTED_COLUMN, "proba")}
     flat[PREDICTED_COLUMN] = separator.join(row[PREDICTED_COLUMN])
@@ -433,27 +417,61 @@ def _flatten_for_csv(row: dict[str, Any], separator: str) -> dict[str, Any]:
     return flat
 
 
+def _prediction_rows(
+    records: list[dict],
+    proba: np.ndarray,
+    thresholds: np.ndarray,
+    names: list[str],
+    keep_columns: Sequence[str],
+    with_proba: bool,
+) -> list[dict[str, Any]]:
+    """One output row per record: the kept columns, the predicted labels, maybe the probabilities."""
+    rows = []
+    for record, row_proba, row_predicted in zip(records, proba, apply_thresholds(proba, thresholds)):
+        row = {column: record.get(column) for column in keep_columns}
+        row[PREDICTED_COLUMN] = [name for name, on in zip(names, row_predicted) if on]
+        if with_proba:
+            row["proba"] = {name: round(float(value), 6) for name, value in zip(names, row_proba)}
+        rows.append(row)
+    return rows
+
+
 def predict_command(args: argparse.Namespace) -> int:
-    """``sktext predict``: write each row's predicted labels (and probabilities)."""
+    """``sktext predict``: write each row's predicted labels (and probabilities), a chunk at a time.
+
+    Reads ``--chunk-size`` rows (:func:`sktext.io.iter_record_chunks`), predicts them,
+    appends their predictions to the output and goes on, so memory stays flat in the
+    size of the input; the output appears, complete, only once every row is done
+    (:class:`sktext.streaming.PredictionWriter`).
+    """
+    from .streaming import PredictionWriter
+
     out = Path(args.out)
     _data_format(out)  # the same suffixes as the inputs
     estimator, saved = _load(args.model_dir)
-    records, columns, path = _read_data(args.data)
-    texts = read_texts(records, columns, args.text_column or saved.get("text_column", "text"), path)
-    _check_columns(args.keep_columns or [], columns, path, "--keep-columns")
-    proba = _predict_proba(estimator, texts)
-    predicted = apply_thresholds(proba, estimator.thresholds_)
+    path = Path(args.data)
+    text_column = args.text_column or saved.get("text_column", "text")
+    keep_columns = args.keep_columns or []
     names = [str(name) for name in estimator.classes_]
-    rows = []
-    for record, row_proba, row_predicted in zip(records, proba, predicted):
-        row = {column: record.get(column) for column in args.keep_columns or []}
-        row[PREDICTED_COLUMN] = [name for name, on in zip(names, row_predicted) if on]
-        if args.proba:
-            row["proba"] = {name: round(float(value), 6) for name, value in zip(names, row_proba)}
-        rows.append(row)
     separator = args.label_separator or saved.get("label_separator") or "|"
-    with _stage(f"writing {out}"):
-        _write_predictions(out, rows, separator)
+    print(
+        f"predicting {path} with {type(estimator).__name__}, {args.chunk_size} rows at a time ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    with (
+        _data_file_errors(),
+        PredictionWriter(out, flatten=lambda row: _flatten_for_csv(row, separator)) as writer,
+    ):
+        for records, columns in iter_record_chunks(path, args.chunk_size):
+            texts = read_texts(records, columns, text_column, path, first_row=writer.n_rows + 1)
+            if not writer.n_rows:
+                _check_columns(keep_columns, columns, path, "--keep-columns")
+            proba = estimator.predict_proba(texts)
+            writer.write(_prediction_rows(records, proba, estimator.thresholds_, names, keep_columns, args.proba))
+            print(f"  {writer.n_rows} rows, {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    print(f"  wrote {writer.n_rows} predictions to {out}", file=sys.stderr)
     return 0
 
 
@@ -479,6 +497,16 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _add_label_options(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument(
@@ -532,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEP",
         default=None,
         help="what joins the predicted labels in a CSV (default: as in fit, or '|')",
+    )
+    predict.add_argument(
+        "--chunk-size",
+        type=_positive_int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="ROWS",
+        help="rows read, predicted and written at a time (default 10000)",
     )
     predict.set_defaults(handler=predict_command)
 

@@ -11,29 +11,36 @@ settings have little in common:
 
 Both compute their vectors as the classifiers predict: texts in length-sorted batches
 padded to their longest text, under ``torch.inference_mode`` (bf16 autocast on CUDA).
-The vectors are what ``freeze_encoder=True`` trains a head on.
+The vectors are what ``freeze_encoder=True`` trains a head on. A fitted embedder saves
+to a model folder (``save`` / ``load``, JSON and safetensors) as the estimators do.
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .base import TorchModulePicklingMixin
+from .base import ModelFolderMixin, TorchModulePicklingMixin
 from .batching import TokenizedTexts
-from .models.awd_lstm import AWDLSTMEncoder, AWDLSTMPooledEncoder
+from .models.awd_lstm import AWDLSTMConfig, AWDLSTMEncoder, AWDLSTMPooledEncoder
 from .models.transformer import POOLINGS, TransformerPooledEncoder
 from .net import predict_batched
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
 from .reliability import check_finite_outputs, fit_transaction
 from .text import PAD_ID, tokenize
-from .transformer import encode_with_tokenizer, position_limit
+from .transformer import (
+    encode_with_tokenizer,
+    load_tokenizer_and_encoder,
+    position_limit,
+    save_tokenizer_and_encoder_config,
+)
 from .ulmfit import LanguageModelStageMixin
 from .validation import (
     POSITIVE_INT,
@@ -50,13 +57,17 @@ from .validation import (
 __all__ = ["TransformerEmbedder", "ULMFiTEmbedder"]
 
 
-class _TextEmbedderBase(TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _TextEmbedderBase(
+    ModelFolderMixin, TorchModulePicklingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """What both embedders share: fit / transform around a module mapping ids to vectors.
 
     A subclass declares its ``_parameter_constraints`` and supplies
     ``_fit_module(texts)`` (returns a torch module mapping ``(input_ids,
     attention_mask)`` to vectors, with an ``output_dim``) and ``_encode(texts)``
-    (returns :class:`~sktext.batching.TokenizedTexts`).
+    (returns :class:`~sktext.batching.TokenizedTexts`), and for model folders
+    (``save`` / ``load``, as the estimators') ``_save_encoding``, ``_load_encoding``
+    and ``_build_module(None, pretrained)``.
     """
 
     _parameter_constraints: dict = {
@@ -199,7 +210,18 @@ class TransformerEmbedder(_TextEmbedderBase):
 
     def _fit_module(self, texts: list[str]) -> TransformerPooledEncoder:
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
-        return TransformerPooledEncoder(encoder, pooling=self.pooling)
+        return self._build_module(None, encoder)
+
+    def _build_module(self, n_outputs: None, pretrained) -> TransformerPooledEncoder:
+        return TransformerPooledEncoder(pretrained, pooling=self.pooling)
+
+    def _save_encoding(self, folder: Path) -> dict:
+        return save_tokenizer_and_encoder_config(self.tokenizer_, self.module_.encoder, folder)
+
+    def _load_encoding(self, folder: Path, description: dict):
+        """Set ``tokenizer_``; return the encoder built from its config (weights come after)."""
+        self.tokenizer_, encoder = load_tokenizer_and_encoder(folder, description)
+        return encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         limit = position_limit(self.module_.encoder.config)
@@ -342,12 +364,16 @@ class ULMFiTEmbedder(LanguageModelStageMixin, _TextEmbedderBase):
     def _fit_module(self, texts: list[str]) -> AWDLSTMPooledEncoder:
         with seeded(seed_from(self.random_state), self.device_):
             language_model = self._language_model_stage(tokenize(texts))
-        no_dropout = dict(hidden_dropout=0.0, input_dropout=0.0, embedding_dropout=0.0, weight_dropout=0.0)
-        encoder = AWDLSTMEncoder(len(self.vocabulary_), **self.architecture_, pad_id=PAD_ID, **no_dropout)
-        encoder.load_state_dict(
+        module = self._build_module(None, None)
+        module.encoder.load_state_dict(
             {name: tensor.detach().cpu() for name, tensor in language_model.encoder_state_dict().items()}
         )
-        return AWDLSTMPooledEncoder(encoder, bptt=self.bptt, max_len=self.max_len)
+        return module
+
+    def _build_module(self, n_outputs: None, pretrained: None) -> AWDLSTMPooledEncoder:
+        """The pooled encoder of ``architecture_`` over ``vocabulary_``, without dropout."""
+        config = AWDLSTMConfig.from_preset(self.architecture_, len(self.vocabulary_), drop_mult=0.0, pad_id=PAD_ID)
+        return AWDLSTMPooledEncoder(AWDLSTMEncoder(config), bptt=self.bptt, max_len=self.max_len)
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)

@@ -1,16 +1,21 @@
-"""The skorch net every sktext estimator trains with, and the inference loop.
+"""The skorch nets every sktext training run uses, their callbacks, and the inference loop.
 
 ``TextNet`` is a :class:`skorch.NeuralNet` with the criterion the estimator passes
 (BCE-with-logits, :class:`sktext.losses.FocalLoss`, :class:`sktext.losses.MultiHeadLoss`
 or :class:`sktext.losses.RegressionLoss`) over float32 targets, frozen parameters kept
 out of the optimizer, length-bucketed training batches, bf16 autocast on CUDA, and
-``torch.inference_mode`` for evaluation. Schedules, clipping, early stopping and
-progress bars are skorch callbacks, assembled by :func:`make_callbacks`.
+``torch.inference_mode`` for evaluation. :class:`LanguageModelNet` is the same net for
+the ULMFiT language model's BPTT stream: next-token cross-entropy with AR/TAR, the LSTM
+state carried across batches. Schedules, clipping, layer-group freezing, early stopping
+and progress bars are skorch callbacks (:mod:`sktext.callbacks`), assembled for both by
+:func:`make_callbacks`. Both run data-parallel over the processes of a
+``torch.distributed`` group when one is initialized (:mod:`sktext.distributed`).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,19 +23,24 @@ from skorch import NeuralNet
 from skorch.callbacks import (
     GradientNormClipping,
     LRScheduler,
+    PassthroughScoring,
     ProgressBar,
 )
 from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
 
 from .batching import (
+    LanguageModelBatches,
     LengthBucketSampler,
     SequentialBatchSampler,
     TokenizedTexts,
     collate_prebatched,
     sort_by_length,
 )
-from .callbacks import EarlyStopping, FiniteLossGuard, TrainingCheckpoint, one_cycle
+from .callbacks import EarlyStopping, FiniteLossGuard, TrainableLayerGroups, TrainingCheckpoint, one_cycle
+from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
+from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .reliability import InterruptPropagatingNetMixin
 
 
@@ -74,9 +84,15 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         Seed of the training batch order.
     """
 
+    #: Whether training and validation steps run under bf16 autocast on CUDA.
+    autocast_on_cuda = True
+
     def __init__(self, *args, seed: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
+
+    def _autocast(self):
+        return autocast(self.device) if self.autocast_on_cuda else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
@@ -87,19 +103,54 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
         inputs, targets = unpack_data(batch)
-        with autocast(self.device):
-            logits = self.infer(inputs, **fit_params)
-        loss = self.get_loss(logits, targets, X=inputs, training=True)
-        loss.backward()
-        return {"loss": loss, "y_pred": logits}
+        logits, loss = self._shard_loss(inputs, targets, training=True, **fit_params)
+        if logits is not None:
+            loss.backward()
+        all_reduce_gradients(param for _, param in self.get_all_learnable_params())
+        return {"loss": sum_across_processes(loss), "y_pred": logits}
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
         inputs, targets = unpack_data(batch)
-        with torch.inference_mode(), autocast(self.device):
+        with torch.inference_mode():
+            logits, loss = self._shard_loss(inputs, targets, training=False, **fit_params)
+        return {"loss": sum_across_processes(loss), "y_pred": logits}
+
+    def _shard_loss(self, inputs, targets, *, training: bool, **fit_params):
+        """Logits and loss of the batch, or, data-parallel, of this process's shard of it.
+
+        Data-parallel (:mod:`sktext.distributed`) each process takes a contiguous slice
+        and weighs its loss by the slice's share of the batch, so that the sum over the
+        processes is the loss of the whole batch (and the summed gradients its gradient).
+        A process whose slice is empty (a batch smaller than the number of processes)
+        gets ``(None, 0)``.
+        """
+        n_rows, share = len(targets), 1.0
+        if world()[1] > 1:
+            rows = shard_slice(n_rows)
+            inputs = {name: value[rows] for name, value in inputs.items()}
+            targets = targets[rows]
+            share = len(targets) / n_rows
+            if not len(targets):
+                return None, torch.zeros((), device=self.device)
+        with self._autocast():
             logits = self.infer(inputs, **fit_params)
-            loss = self.get_loss(logits, targets, X=inputs, training=False)
-        return {"loss": loss, "y_pred": logits}
+        loss = self.get_loss(logits, targets, X=inputs, training=training)
+        return logits, loss if share == 1.0 else loss * share
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Data-parallel: start from rank 0's weights, and draw dropout masks per process."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        rank, world_size = world()
+        if world_size > 1:
+            broadcast_module(self.module_)
+            torch.manual_seed(self.seed * world_size + rank)
+
+    def fit(self, X, y=None, **fit_params):
+        """skorch's ``fit``; data-parallel, every process then holds rank 0's module."""
+        super().fit(X, y, **fit_params)
+        broadcast_module(self.module_)
+        return self
 
     def get_all_learnable_params(self):
         """The module's parameters that require gradients: frozen ones stay out of the optimizer."""
@@ -112,27 +163,161 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         return self.criterion_(y_pred.float(), y_true)
 
 
+class LanguageModelNet(TextNet):
+    """:class:`TextNet` for BPTT language-model training with AR/TAR.
+
+    Fed a :class:`~sktext.batching.LanguageModelBatches`, it iterates it directly (the
+    windows are already cut), keeps the LSTM state between consecutive batches of an
+    epoch (detached), adds activation regularisation ``alpha * mean(dropped_last ** 2)``
+    and temporal activation regularisation ``beta * mean((raw_t - raw_{t-1}) ** 2)`` to
+    the training loss, and records the plain cross-entropy of each batch as
+    ``train_cross_entropy`` (an epoch mean in the history). It runs in float32 (no
+    autocast), as the language model always has.
+
+    Parameters beyond :class:`TextNet`'s
+    ------------------------------------
+    alpha : float, default=2.0
+        Activation regularisation weight.
+    beta : float, default=1.0
+        Temporal activation regularisation weight.
+    """
+
+    autocast_on_cuda = False
+
+    def __init__(self, *args, alpha: float = 2.0, beta: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+        self.beta = beta
+
+    @property
+    def _default_callbacks(self):
+        return [
+            *super()._default_callbacks,
+            ("train_cross_entropy", PassthroughScoring("train_cross_entropy", on_train=True)),
+        ]
+
+    # The BPTT stream carries the LSTM state from batch to batch, so it is not sharded:
+    # under torchrun every process trains the same language model from the same seed,
+    # and the classifier stage then starts from rank 0's weights (TextNet broadcasts them).
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        inputs, targets = unpack_data(batch)
+        output = self.infer(inputs, **fit_params)
+        loss = self.get_loss(output, targets, X=inputs, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": output}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        inputs, targets = unpack_data(batch)
+        with torch.inference_mode():
+            output = self.infer(inputs, **fit_params)
+            loss = self.get_loss(output, targets, X=inputs, training=False)
+        return {"loss": loss, "y_pred": output}
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        NeuralNet.on_train_begin(self, net, X=X, y=y, **kwargs)
+
+    def fit(self, X, y=None, **fit_params):
+        return NeuralNet.fit(self, X, y, **fit_params)
+
+    def get_iterator(self, dataset, training=False):
+        if isinstance(dataset, LanguageModelBatches):
+            return dataset
+        return super().get_iterator(dataset, training=training)
+
+    def on_epoch_begin(self, net, **kwargs) -> None:
+        super().on_epoch_begin(net, **kwargs)
+        self.hidden_state_: Hidden | None = None
+
+    def infer(self, x, **fit_params) -> LanguageModelOutput:
+        x = to_tensor(x, device=self.device)
+        output = self.module_(x, getattr(self, "hidden_state_", None))
+        self.hidden_state_ = detach_hidden(output.hidden)
+        return output
+
+    def get_loss(self, y_pred: LanguageModelOutput, y_true, X=None, training=False) -> torch.Tensor:
+        targets = to_tensor(y_true, device=self.device)
+        logits = y_pred.logits
+        cross_entropy = self.criterion_(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
+        if not training:
+            return cross_entropy
+        self.history.record_batch("train_cross_entropy", cross_entropy.item())
+        loss = cross_entropy
+        if self.alpha:
+            loss = loss + self.alpha * y_pred.dropped_outputs[-1].float().pow(2).mean()
+        raw = y_pred.raw_outputs[-1]
+        if self.beta and raw.size(1) > 1:
+            loss = loss + self.beta * (raw[:, 1:] - raw[:, :-1]).float().pow(2).mean()
+        return loss
+
+
 def make_callbacks(
     *,
     total_steps: int,
     warmup_fraction: float,
     anneal_strategy: str = "linear",
     cycle_momentum: bool = False,
+    momentum_range: tuple[float, float] = (0.7, 0.8),
+    final_div_factor: float = 1e4,
     gradient_clip_norm: float | None = 1.0,
     patience: int | None = None,
     has_validation: bool = False,
     verbose: int = 0,
-    lr_parameter: tuple[str, float] | None = None,
+    progress_bar: bool | None = None,
+    layer_groups: Callable | None = None,
+    n_trainable_groups: int | None = None,
+    lr_parameter: tuple[str, float | None] | None = None,
     checkpoint=None,
 ) -> list:
     """The callbacks of one training run: schedule, clipping, early stopping, progress.
 
-    Every run also stops with a clear error when its loss is no longer finite
-    (``lr_parameter``, ``(name, value)`` of the estimator's learning rate, is named in
-    that message); with ``checkpoint`` (a file path) it saves its state each epoch and
-    resumes from that file (:class:`~sktext.callbacks.TrainingCheckpoint`).
+    Parameters
+    ----------
+    total_steps : int
+        Optimizer steps of the one-cycle schedule (``callbacks__schedule__total_steps``
+        resets it between runs of one net).
+    warmup_fraction : float
+        Share of the steps spent raising the learning rate.
+    anneal_strategy : {"linear", "cos"}, default="linear"
+    cycle_momentum : bool, default=False
+        Cycle Adam's beta1 within ``momentum_range`` (lowest at the peak rate).
+    momentum_range : (float, float), default=(0.7, 0.8)
+    final_div_factor : float, default=1e4
+        The final rate is the starting rate divided by this.
+    gradient_clip_norm : float or None, default=1.0
+        Largest gradient norm; None or 0 clips nothing.
+    patience : int or None, default=None
+        Epochs without a lower validation loss before the run stops, best weights
+        restored; only with ``has_validation``.
+    has_validation : bool, default=False
+    verbose : int, default=0
+    progress_bar : bool or None, default=None
+        Show a progress bar; None means ``bool(verbose)``.
+    layer_groups : callable or None, default=None
+        Splits the module into layer groups; when given, only the last
+        ``n_trainable_groups`` of them train during the run
+        (:class:`~sktext.callbacks.TrainableLayerGroups`).
+    n_trainable_groups : int or None, default=None
+        None trains every group.
+    lr_parameter : (str, float or None) or None, default=None
+        The estimator's learning-rate parameter and its value (None: the net's ``lr``),
+        named in the error of :class:`~sktext.callbacks.FiniteLossGuard`: every run
+        stops with a clear error when its loss is no longer finite.
+    checkpoint : path-like or None, default=None
+        A file: the run saves its state there each epoch and resumes from it
+        (:class:`~sktext.callbacks.TrainingCheckpoint`).
+
+    Returns
+    -------
+    list of (str, skorch.callbacks.Callback)
+        Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``,
+        ``finite_loss``, ``checkpoint``.
     """
-    callbacks = [
+    callbacks = []
+    if layer_groups is not None:
+        callbacks.append(("trainable_groups", TrainableLayerGroups(n_trainable_groups, layer_groups)))
+    callbacks += [
         (
             "schedule",
             LRScheduler(
@@ -142,6 +327,8 @@ def make_callbacks(
                 warmup_fraction=warmup_fraction,
                 anneal_strategy=anneal_strategy,
                 cycle_momentum=cycle_momentum,
+                momentum_range=momentum_range,
+                final_div_factor=final_div_factor,
             ),
         )
     ]
@@ -149,7 +336,7 @@ def make_callbacks(
         callbacks.append(("clip", GradientNormClipping(gradient_clip_value=gradient_clip_norm)))
     if has_validation and patience:
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
-    if verbose:
+    if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
     callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
     if checkpoint is not None:  # last: it restores what the others reset at the start
@@ -178,4 +365,4 @@ def predict_batched(module: torch.nn.Module, dataset: TokenizedTexts, *, batch_s
     return result
 
 
-__all__ = ["TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]
+__all__ = ["LanguageModelNet", "TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]

@@ -22,6 +22,15 @@ the text encoding, written and read by the model family's own hooks
     encoder is rebuilt with ``AutoModel.from_config`` and gets its weights from
     ``model.safetensors``: no network, no weights from anywhere else).
 
+The same format holds the other things sktext saves. A language model
+(:class:`sktext.language_model.LanguageModel`) gets an ``sktext.json`` of kind
+``"language_model"`` (its :class:`~sktext.models.awd_lstm.AWDLSTMConfig` and training
+history), ``vocabulary.json`` and ``model.safetensors``; the embedders
+(``TransformerEmbedder``, ``ULMFiTEmbedder``) are saved as the estimators are (no
+classes, thresholds or outputs). :func:`load_model` returns whichever the folder
+holds; the language-model folders of sktext 0.1.0 (``config.json``, ``vocab.json``,
+weights) load too (see :func:`_load_0_1_0_language_model`).
+
 This module is a leaf: the estimators never import it. It knows the estimator
 classes through :mod:`sktext.registry`, where the families register them, and
 installs :func:`save_model` / :func:`load_model` there for ``estimator.save`` and
@@ -51,11 +60,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 
 from ._version import __version__
+from .fastai_weights import load_untied_state
+from .language_model import LanguageModel
+from .models.awd_lstm import AWDLSTMConfig, AWDLSTMLanguageModel
 from .registry import register_model_folder_format, registered_estimators
 from .reliability import atomic_folder, check_finite_parameters
 from .targets import BINARY, CATEGORICAL, OutputLayout, Target
+from .text import Vocabulary
 from .validation import resolve_device
 
 __all__ = [
@@ -74,6 +88,12 @@ MANIFEST_FILE = "sktext.json"
 WEIGHTS_FILE = "model.safetensors"
 LEXICAL_CONFIG_FILE = "lexical.json"
 LEXICAL_WEIGHTS_FILE = "lexical.safetensors"
+VOCABULARY_FILE = "vocabulary.json"
+#: ``sktext.json``'s ``kind`` for a language model; estimators' manifests have none.
+LANGUAGE_MODEL_KIND = "language_model"
+# What sktext 0.1.0 wrote for a language model.
+_LEGACY_LANGUAGE_MODEL_FORMAT = "sktext.language_model"
+_LEGACY_LANGUAGE_MODEL_CONFIG = "config.json"
 
 # Parameters that may hold training data rather than a setting: kept only as a path.
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
@@ -314,8 +334,8 @@ def save_model(
 
     Parameters
     ----------
-    estimator : TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor or ULMFiTRegressor
-        A fitted estimator.
+    estimator : fitted sktext estimator, embedder or LanguageModel
+        A fitted classifier, regressor or embedder, or a language model.
     folder : str or path-like
         Where to write; created if missing. It must be empty unless ``overwrite``.
     metadata : mapping, optional
@@ -336,6 +356,8 @@ def save_model(
     """
     from sklearn.utils.validation import check_is_fitted
 
+    if isinstance(estimator, LanguageModel):
+        return _save_language_model(estimator, Path(folder), metadata=metadata, overwrite=overwrite)
     name = type(estimator).__name__
     if registered_estimators().get(name) is not type(estimator):
         raise ValueError(
@@ -386,7 +408,8 @@ def _write_model(estimator, folder: Path, layout, params, dropped, attributes, u
         # and logit columns; classes_ is rebuilt from it.
         "output_layout": None if layout is None else _encode_layout(layout),
         "thresholds": _to_json(np.asarray(estimator.thresholds_)) if hasattr(estimator, "thresholds_") else None,
-        "n_outputs": int(estimator.n_outputs_),
+        # An embedder has none.
+        "n_outputs": int(estimator.n_outputs_) if hasattr(estimator, "n_outputs_") else None,
         "attributes": attributes,
         "unsaved_attributes": unsaved,
         "module": {
@@ -518,9 +541,19 @@ def _check_weights_header(path: Path) -> dict[str, dict]:
         raise ValueError(f"{path} cannot be read ({error}).") from None
 
 
-def _check_manifest_outputs(manifest: Mapping, path: Path) -> None:
-    """Outputs, classes, layout and thresholds of a manifest agree (nothing is built yet)."""
+def _check_manifest_outputs(manifest: Mapping, path: Path, *, has_outputs: bool = True) -> None:
+    """Outputs, classes, layout and thresholds of a manifest agree (nothing is built yet).
+
+    An embedder (``has_outputs=False``) has none of them: all must be null.
+    """
     n_outputs = manifest.get("n_outputs")
+    if not has_outputs:
+        present = [
+            key for key in ("n_outputs", "classes", "output_layout", "thresholds", "lexical") if manifest.get(key)
+        ]
+        if present:
+            raise ValueError(f"{path} describes an embedder but sets {', '.join(present)}; the manifest is damaged.")
+        return
     if not isinstance(n_outputs, int) or isinstance(n_outputs, bool) or n_outputs < 1:
         raise ValueError(f"{path}: n_outputs must be an int >= 1; got {n_outputs!r}.")
     classes, layout, thresholds = manifest.get("classes"), manifest.get("output_layout"), manifest.get("thresholds")
@@ -562,17 +595,153 @@ def _check_manifest_outputs(manifest: Mapping, path: Path) -> None:
             raise ValueError(f"{path}: every threshold must lie in [0, 1]; got {values.tolist()[:10]}.")
 
 
-# -- loading ----# -- loading --------------------------------------------------------------------------------
+def _save_language_model(language_model, folder: Path, *, metadata: Mapping | None, overwrite: bool) -> Path:
+    """Write a :class:`~sktext.language_model.LanguageModel`: config, history, vocabulary, weights.
+
+    Written as the estimators are: into a temporary sibling folder renamed into place
+    (:func:`~sktext.reliability.atomic_folder`), the manifest last.
+    """
+    from safetensors.torch import save_model as save_weights
+
+    try:
+        metadata = _to_json(dict(metadata or {}))
+        # A diverged epoch's NaN loss is kept as null.
+        history = _to_json(
+            [
+                {
+                    key: None if isinstance(value, float) and not math.isfinite(value) else value
+                    for key, value in r.items()
+                }
+                for r in language_model.history
+            ]
+        )
+    except _NotJSON as reason:
+        raise ValueError(f"metadata and history must be JSON-serialisable; they hold a {reason}.") from None
+    check_output_folder(folder, overwrite)
+    model = language_model.model
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "sktext_version": __version__,
+        "kind": LANGUAGE_MODEL_KIND,
+        "class": type(language_model).__name__,
+        "config": model.config.to_dict(),
+        "history": history,
+        "module": {
+            "class": type(model).__name__,
+            "dtype": _parameter_dtype(model),
+            "files": {"weights": WEIGHTS_FILE, "vocabulary": VOCABULARY_FILE},
+        },
+        "metadata": metadata,
+    }
+    with atomic_folder(folder) as staging:
+        # safetensors stores the decoder weight tied to the embedding once, and ties it back.
+        save_weights(model, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        language_model.vocabulary.save(staging / VOCABULARY_FILE)
+        # Written last: a folder without it is an unfinished save.
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        if (folder / MANIFEST_FILE).is_file():
+            _carry_other_files(folder, staging)
+    return folder
+
+
+def _load_language_model(folder: Path, manifest: Mapping):
+    """The language model of a folder of kind ``language_model``, checked before it is built."""
+    from safetensors.torch import load_model as load_weights
+
+    path = folder / MANIFEST_FILE
+    description = manifest.get("module")
+    files = description.get("files") if isinstance(description, Mapping) else None
+    if not isinstance(files, Mapping) or not {"weights", "vocabulary"} <= set(files):
+        raise ValueError(f"{path}: 'module' must name a 'weights' and a 'vocabulary' file.")
+    weights = _member(folder, files["weights"], "the language model's weights")
+    vocabulary_path = _member(folder, files["vocabulary"], "the language model's vocabulary")
+    entries = _check_weights_header(weights)
+    dtype = description.get("dtype")
+    if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"{path} gives the module dtype {dtype!r}, which is not a torch dtype.")
+    try:
+        config = AWDLSTMConfig.from_dict(manifest["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds an AWD-LSTM config this sktext refuses: {error}") from None
+    with torch.device("meta"):  # shapes checked before any memory is allocated
+        skeleton = AWDLSTMLanguageModel(config)
+    if type(skeleton).__name__ != description.get("class"):
+        raise ValueError(
+            f"The saved module is a {description.get('class')} but this sktext builds a "
+            f"{type(skeleton).__name__} for a language model; load it with the sktext version that saved it."
+        )
+    _check_weights_fit(skeleton, entries, weights, dtype)
+    del skeleton
+    try:
+        vocabulary = Vocabulary.load(vocabulary_path)
+    except Exception as error:  # noqa: BLE001 - a vocabulary file that does not load
+        raise ValueError(f"{vocabulary_path} is damaged: {type(error).__name__}: {str(error)[:300]}") from None
+    if len(vocabulary) != config.vocab_size:
+        raise ValueError(
+            f"{vocabulary_path} holds {len(vocabulary)} tokens but {MANIFEST_FILE} describes a "
+            f"language model of {config.vocab_size}; the model folder is damaged."
+        )
+    model = AWDLSTMLanguageModel(config).to(getattr(torch, dtype))
+    try:
+        load_weights(model, str(weights), strict=True)
+    except Exception as error:  # noqa: BLE001 - whatever safetensors or torch says, name the file
+        raise ValueError(f"{weights} cannot be loaded into the model ({type(error).__name__}: {error}).") from None
+    check_finite_parameters(model, source=str(weights))
+    history = manifest.get("history")
+    if history is not None and not isinstance(history, list):
+        raise ValueError(f"{path}: 'history' must be a list of epochs.")
+    return LanguageModel(model.eval(), vocabulary, history=history)
+
+
+def _is_0_1_0_language_model(folder: Path) -> bool:
+    path = folder / _LEGACY_LANGUAGE_MODEL_CONFIG
+    if (folder / MANIFEST_FILE).exists() or not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("format") == _LEGACY_LANGUAGE_MODEL_FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def _load_0_1_0_language_model(folder: Path):
+    """Read the language-model folder of sktext 0.1.0 (the migration to this format).
+
+    It held ``config.json`` (format ``sktext.language_model`` 1: sizes, a ``dropouts``
+    dict, the weights file's name, the history), ``vocab.json`` and either
+    ``model.safetensors`` or, where safetensors was missing, ``model.pt`` (a plain
+    state dict, read with ``weights_only=True``); the tied decoder weight was left
+    out. ``LanguageModel.save`` rewrites it in this format.
+    """
+    config_path = folder / _LEGACY_LANGUAGE_MODEL_CONFIG
+    legacy = json.loads(config_path.read_text(encoding="utf-8"))
+    if legacy.get("format_version", 0) > 1:
+        raise ValueError(
+            f"{folder} was saved by a newer sktext (language-model format version "
+            f"{legacy['format_version']}, this one reads 1); upgrade sktext."
+        )
+    sizes = {key: legacy[key] for key in ("vocab_size", "embedding_dim", "hidden_dim", "n_layers", "pad_id")}
+    model = AWDLSTMLanguageModel(AWDLSTMConfig(**sizes, **legacy["dropouts"]))
+    weights = folder / legacy["weights"]
+    if not weights.is_file():
+        raise ValueError(f"The weights file {str(weights)!r} named in {config_path} is missing.")
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    load_untied_state(model, state, source=str(folder))
+    vocabulary = Vocabulary.load(folder / "vocab.json")
+    return LanguageModel(model.eval(), vocabulary, history=legacy.get("history"))
+
+
+# -- loading --------------------------------------------------------------------------------
 def _check_format(manifest: Mapping, folder: Path) -> None:
     if manifest.get("format") != FORMAT_NAME:
-        hint = (
-            " It is a language-model folder; load it with sktext.language_model.LanguageModel.load."
-            if manifest.get("format") == "sktext.language_model"
-            else ""
-        )
         raise ValueError(
             f"{folder / MANIFEST_FILE} is not an sktext model manifest (format "
-            f"{manifest.get('format')!r}, expected {FORMAT_NAME!r}).{hint}"
+            f"{manifest.get('format')!r}, expected {FORMAT_NAME!r})."
         )
     found, saved_by = manifest.get("format_version"), manifest.get("sktext_version", "unknown")
     if found == FORMAT_VERSION:
@@ -623,8 +792,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
         present = sorted(entry.name for entry in folder.iterdir())[:8]
         raise ValueError(
             f"The folder {str(folder)!r} has no {MANIFEST_FILE}, so it is not a model folder "
-            f"written by sktext's save_model (it holds {present or 'nothing'}). A pickled "
-            "estimator loads with joblib.load, for files you trust only."
+            f"written by sktext's save_model, and no {_LEGACY_LANGUAGE_MODEL_CONFIG} of a language "
+            f"model saved by sktext 0.1.0 (it holds {present or 'nothing'}). A pickled estimator "
+            "loads with joblib.load, for files you trust only; fastai's .pth/.pkl files load "
+            "with sktext.language_model.load_fastai_weights."
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -670,7 +841,8 @@ def _restore_attributes(estimator, manifest: Mapping) -> None:
     if manifest.get("output_layout") is not None:
         estimator.output_layout_ = _decode_layout(manifest["output_layout"])
         estimator.classes_ = [target.classes for target in estimator.output_layout_.targets]
-    estimator.n_outputs_ = int(manifest["n_outputs"])
+    if manifest.get("n_outputs") is not None:
+        estimator.n_outputs_ = int(manifest["n_outputs"])
     if manifest.get("thresholds") is not None:
         estimator.thresholds_ = _from_json(manifest["thresholds"])
     for name, value in manifest.get("attributes", {}).items():
@@ -694,22 +866,23 @@ def _build(estimator, folder: Path, description: Mapping, n_outputs: int) -> tor
 def _check_weights_fit(module: torch.nn.Module, entries: Mapping[str, dict], path: Path, dtype: str) -> None:
     """Every tensor the module needs is in the header with its shape (tied weights stored once)."""
     state = module.state_dict(keep_vars=True)
-    seen: dict[int, str] = {}
+    tied: dict[int, list[str]] = {}
     for name, tensor in state.items():
-        entry = entries.get(name)
-        if entry is None:
-            if id(tensor) in seen and seen[id(tensor)] in entries:
-                continue  # a tied weight, stored under its other name
+        tied.setdefault(id(tensor), []).append(name)
+    for names in tied.values():
+        present = [name for name in names if name in entries]
+        if not present:  # a tied weight may be stored under any one of its names
             raise ValueError(
-                f"{path} lacks the tensor {name!r} the model needs; the file is damaged or of another model."
+                f"{path} lacks the tensor {names[0]!r} the model needs; the file is damaged or of another model."
             )
-        if list(entry["shape"]) != list(tensor.shape):
-            raise ValueError(
-                f"{path} holds {name!r} with shape {tuple(entry['shape'])} but the model that "
-                f"{MANIFEST_FILE} describes needs {tuple(tensor.shape)} (outputs, classes and "
-                "weights must agree); the model folder is damaged or was tampered with."
-            )
-        seen.setdefault(id(tensor), name)
+        for name in present:
+            entry, tensor = entries[name], state[name]
+            if list(entry["shape"]) != list(tensor.shape):
+                raise ValueError(
+                    f"{path} holds {name!r} with shape {tuple(entry['shape'])} but the model that "
+                    f"{MANIFEST_FILE} describes needs {tuple(tensor.shape)} (outputs, classes and "
+                    "weights must agree); the model folder is damaged or was tampered with."
+                )
     unexpected = sorted(set(entries) - set(state))
     if unexpected:
         raise ValueError(f"{path} holds tensors the model does not have ({unexpected[:5]}); it is of another model.")
@@ -728,7 +901,7 @@ def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.M
     if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
         raise ValueError(f"{folder / MANIFEST_FILE} gives the module dtype {dtype!r}, which is not a torch dtype.")
     layout = vars(estimator).get("output_layout_")
-    n_outputs = estimator.n_outputs_ if layout is None else layout.n_logits
+    n_outputs = vars(estimator).get("n_outputs_") if layout is None else layout.n_logits  # None: an embedder
     # The model the manifest describes, built first on the meta device (no memory), so
     # that weights of another shape (or an absurd size) are refused before allocating.
     with torch.device("meta"):
@@ -753,6 +926,15 @@ def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.M
     return module.to(estimator.device_).eval()
 
 
+def _expect(loaded, expected_class: type | None, folder: Path):
+    if expected_class is not None and not isinstance(loaded, expected_class):
+        raise ValueError(
+            f"The folder {str(folder)!r} holds a {type(loaded).__name__}, not a "
+            f"{expected_class.__name__}; load it with {type(loaded).__name__}.load or sktext.load_model."
+        )
+    return loaded
+
+
 def load_model(folder: str | os.PathLike, *, expected_class: type | None = None):
     """Load an estimator written by :func:`save_model`, running no pickled code.
 
@@ -766,10 +948,10 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
 
     Returns
     -------
-    estimator : TransformerMultiLabelClassifier, ULMFiTClassifier, TransformerRegressor or ULMFiTRegressor
+    estimator : fitted sktext estimator or embedder, or LanguageModel
         Fitted, in eval mode, on the device its ``device`` parameter names (CPU
         when that asks for CUDA and none is available); ``predict_proba`` gives
-        what the saved estimator gave.
+        what the saved estimator gave. A language model comes on the CPU.
 
     Raises
     ------
@@ -778,7 +960,16 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
         format version, or names an unknown estimator class.
     """
     folder = Path(folder)
+    if _is_0_1_0_language_model(folder):
+        return _expect(_load_0_1_0_language_model(folder), expected_class, folder)
     manifest = read_manifest(folder)
+    if manifest.get("kind") == LANGUAGE_MODEL_KIND:
+        return _expect(_load_language_model(folder, manifest), expected_class, folder)
+    if expected_class is LanguageModel:
+        raise ValueError(
+            f"The folder {str(folder)!r} holds a {manifest.get('estimator')}, not a LanguageModel; "
+            "load it with sktext.load_model."
+        )
     classes = registered_estimators()
     name = manifest.get("estimator")
     if name not in classes:
@@ -798,7 +989,7 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
         estimator._validate_params()
     except (ValueError, TypeError) as error:
         raise ValueError(f"The model folder {str(folder)!r} holds a parameter this sktext refuses: {error}") from None
-    _check_manifest_outputs(manifest, path)
+    _check_manifest_outputs(manifest, path, has_outputs=not issubclass(cls, TransformerMixin))  # embedders: none
     try:
         _restore_attributes(estimator, manifest)
     except (KeyError, TypeError, ValueError, IndexError) as error:

@@ -29,11 +29,14 @@ and ``vocabulary.encode(texts)``, texts read from ``train.jsonl.gz`` and
 from __future__ import annotations
 
 import html
+import json
 import numbers
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -480,6 +483,15 @@ class Vocabulary:
                 f"{' with keys ' + repr(sorted(data)[:5]) if isinstance(data, Mapping) else ''}."
             )
         return cls(data["itos"])
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the token list to a JSON file (what model folders hold)."""
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        """Read a vocabulary written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def __getstate__(self) -> dict[str, Any]:
         return {"itos": self.itos}

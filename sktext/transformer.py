@@ -59,6 +59,33 @@ def encode_with_tokenizer(
     return TokenizedTexts.from_sequences(encoded, pad_id=pad_id)
 
 
+def save_tokenizer_and_encoder_config(tokenizer, encoder, folder: Path) -> dict:
+    """Write ``tokenizer/`` and ``encoder/config.json`` into a model folder; return their description."""
+    config = encoder.config
+    tokenizer.save_pretrained(str(folder / TOKENIZER_FOLDER))
+    config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
+    return {
+        "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
+        # Not in config.json, and another attention kernel gives other decimals.
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+    }
+
+
+def load_tokenizer_and_encoder(folder: Path, description: dict):
+    """The tokenizer and the encoder (built from its config, randomly initialised) of a model folder."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    files = description["files"]
+    # Never the folder's own code: refused with a message, and trust_remote_code=False.
+    refuse_custom_code(folder / files["tokenizer"], what="model folder's tokenizer")
+    refuse_custom_code(folder / files["encoder_config"], what="model folder's encoder config")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]), trust_remote_code=False)
+    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]), trust_remote_code=False)
+    attention = description.get("attn_implementation")
+    options = {"attn_implementation": attention} if isinstance(attention, str) else {}
+    return tokenizer, AutoModel.from_config(config, trust_remote_code=False, **options)
+
+
 class TransformerModelMixin:
     """The model hooks of the transformer estimators: tokenizer, encoder, head, rates.
 
@@ -88,28 +115,19 @@ class TransformerModelMixin:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
 
     def _save_encoding(self, folder: Path) -> dict:
-        config = self.module_.encoder.config
-        self.tokenizer_.save_pretrained(str(folder / TOKENIZER_FOLDER))
-        config.save_pretrained(str(folder / ENCODER_CONFIG_FOLDER))
-        return {
-            "files": {"tokenizer": TOKENIZER_FOLDER, "encoder_config": ENCODER_CONFIG_FOLDER},
-            # Not in config.json, and another attention kernel gives other decimals.
-            "attn_implementation": getattr(config, "_attn_implementation", None),
-        }
+        return save_tokenizer_and_encoder_config(self.tokenizer_, self.module_.encoder, folder)
 
     def _load_encoding(self, folder: Path, description: dict):
         """Set ``tokenizer_``; return the encoder built from its config, randomly initialised."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        self.tokenizer_, encoder = load_tokenizer_and_encoder(folder, description)
+        return encoder
 
-        files = description["files"]
-        # Never the folder's own code: refused with a message, and trust_remote_code=False.
-        refuse_custom_code(folder / files["tokenizer"], what="model folder's tokenizer")
-        refuse_custom_code(folder / files["encoder_config"], what="model folder's encoder config")
-        self.tokenizer_ = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]), trust_remote_code=False)
-        config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]), trust_remote_code=False)
-        attention = description.get("attn_implementation")
-        options = {"attn_implementation": attention} if isinstance(attention, str) else {}
-        return AutoModel.from_config(config, trust_remote_code=False, **options)
+    def _train(self, module, dataset, split, criterion_kwargs, seed):
+        """One training run; with a frozen encoder each text's vector is computed once per fit."""
+        if not self.freeze_encoder:
+            return super()._train(module, dataset, split, criterion_kwargs, seed)
+        with module.caching_pooled_vectors():
+            return super()._train(module, dataset, split, criterion_kwargs, seed)
 
     def _parameter_groups(self) -> list:
         head_lr = self.lr * self.head_lr_multiplier
@@ -156,8 +174,12 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Tokens kept per text (longer texts are truncated).
     batch_size : int, default=32
         Training batch size; prediction uses twice this.
-    max_epochs : int, default=10
-        Most passes over the training data (early stopping may end sooner).
+    max_epochs : int or "auto", default="auto"
+        Most passes over the training data (early stopping may end sooner). ``"auto"``
+        counts optimizer steps rather than epochs, so that small data gets enough
+        updates: at least 10 epochs and at least 300 steps, at most 40 epochs (10
+        epochs from about 1,000 texts up at ``batch_size=32``). The number used is
+        ``n_epochs_``.
     lr : float, default=1e-4
         Peak learning rate of the encoder (AdamW).
     head_lr_multiplier : float, default=10.0
@@ -183,12 +205,15 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         maximises micro-F1); a float or array fixes them. Stored in ``thresholds_``,
         which may be edited after fitting.
     lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
-        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
-        (:class:`sktext.lexical.TfidfLinearClassifier`, or the one given, for other
-        settings) is fitted on the network's training part, and each label's logit
-        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
-        on the validation split (``blend_weights_``); the lexical model is then refitted
-        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
+        cost-sensitive for rare labels (:class:`sktext.lexical.TfidfLinearClassifier`
+        with ``class_weight="balanced"``, or the one given, for other settings) is fitted on the network's training part, and each label's logit
+        becomes ``a * (network - centre) + b * lexical + c``: the network's logits
+        centred per label on the validation split (``blend_centre_``, so that rare
+        labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there
+        by logistic regression (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend, and ``predict_proba`` is its
+        logistic function (calibrated on average over the labels, not label by label). It helps most with few texts,
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
@@ -237,7 +262,11 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     lexical_ : TfidfLinearClassifier or None
         The fitted lexical model (absent when ``lexical`` is off).
     blend_weights_ : ndarray of shape (3,)
-        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
+        ``(a, b, c)`` of the blend ``a * (network - blend_centre_) + b * lexical + c``.
+    blend_centre_ : ndarray of shape (n_labels,)
+        The network's mean logit of each 0/1 label on the validation split.
+    n_epochs_ : int
+        The number of epochs the run was given (``max_epochs``, resolved).
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout
@@ -272,7 +301,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         *,
         max_length: int = 256,
         batch_size: int = 32,
-        max_epochs: int = 10,
+        max_epochs: int | str = "auto",
         lr: float = 1e-4,
         head_lr_multiplier: float = 10.0,
         weight_decay: float = 0.01,

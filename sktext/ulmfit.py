@@ -21,10 +21,11 @@ from .models.awd_lstm import (
     LANGUAGE_MODEL_DROPOUTS,
     PRESETS,
     AWDLSTMClassifier,
+    AWDLSTMConfig,
     layer_group_names,
+    layer_groups,
     resolve_architecture,
     scaled_dropouts,
-    set_trainable_groups,
 )
 from .registry import register_estimator
 from .regression import TextRegressorBase
@@ -194,15 +195,15 @@ class LanguageModelStageMixin:
                 architecture=self._architecture(),
                 max_vocab=self.max_vocab,
                 min_freq=self.min_freq,
-                epochs=self.lm_epochs,
-                lr=self.lm_lr,
+                lm_epochs=self.lm_epochs,
+                lm_lr=self.lm_lr,
                 frozen_epochs=1,
                 frozen_lr=None,
                 batch_size=streams,
                 bptt=self.bptt,
-                drop_mult=self.lm_drop_mult,
+                lm_drop_mult=self.lm_drop_mult,
                 weight_decay=self.weight_decay,
-                gradient_clip=self.gradient_clip_norm,
+                gradient_clip_norm=self.gradient_clip_norm,
                 # Drawn from the torch generator the caller seeded for this fit.
                 seed=int(torch.randint(0, 2**31 - 1, ()).item()),
                 device=self.device_,
@@ -216,9 +217,16 @@ class LanguageModelStageMixin:
             self.architecture_ = self._architecture()
         else:
             self.vocabulary_ = language_model.vocabulary
-            config = language_model.config
-            self.architecture_ = {key: config[key] for key in ("embedding_dim", "hidden_dim", "n_layers")}
+            self.architecture_ = language_model.config.sizes
         return language_model
+
+    def _save_encoding(self, folder: Path) -> dict:
+        self.vocabulary_.save(folder / VOCABULARY_FILE)
+        return {"files": {"vocabulary": VOCABULARY_FILE}}
+
+    def _load_encoding(self, folder: Path, description: dict) -> None:
+        """Set ``vocabulary_``; the encoder's weights come with the module's."""
+        self.vocabulary_ = Vocabulary.load(folder / description["files"]["vocabulary"])
 
 
 class ULMFiTModelMixin(LanguageModelStageMixin):
@@ -270,23 +278,17 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         return TokenizedTexts.from_sequences(self.vocabulary_.encode(texts), pad_id=PAD_ID)
 
-    def _save_encoding(self, folder: Path) -> dict:
-        vocabulary = json.dumps(self.vocabulary_.to_dict(), ensure_ascii=False)
-        (folder / VOCABULARY_FILE).write_text(vocabulary, encoding="utf-8")
-        return {"files": {"vocabulary": VOCABULARY_FILE}}
-
-    def _load_encoding(self, folder: Path, description: dict) -> None:
-        """Set ``vocabulary_``; the encoder's weights come with the module's."""
-        data = json.loads((folder / description["files"]["vocabulary"]).read_text(encoding="utf-8"))
-        self.vocabulary_ = Vocabulary.from_dict(data)
+    def _config(self, dropouts, drop_mult: float) -> AWDLSTMConfig:
+        """The AWD-LSTM of ``architecture_`` over ``vocabulary_``, with ``dropouts`` x ``drop_mult``."""
+        return AWDLSTMConfig.from_preset(
+            self.architecture_, len(self.vocabulary_), dropouts=dropouts, drop_mult=drop_mult, pad_id=PAD_ID
+        )
 
     # -- stage 3: the classifier ---------------------------------------------------------
     def _build_module(self, n_outputs: int, pretrained) -> AWDLSTMClassifier:
-        module = AWDLSTMClassifier.from_preset(
-            self.architecture_,
-            len(self.vocabulary_),
+        module = AWDLSTMClassifier(
+            self._config(CLASSIFIER_DROPOUTS, self.drop_mult),
             n_outputs,
-            drop_mult=self.drop_mult,
             bptt=self.bptt,
             max_len=self.max_len,
             head_hidden_dim=self.head_hidden_dim,
@@ -333,7 +335,6 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
         n_groups = len(layer_group_names(module))
         history = History()
         for stage, (n_epochs, n_trainable, share) in enumerate(self._stages(n_groups)):
-            set_trainable_groups(module, n_trainable)
             lr = self.lr * share
             net = self._make_net(
                 module,
@@ -346,15 +347,13 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 lr=lr,
                 anneal_strategy="cos",
                 cycle_momentum=True,
+                callback_options={"layer_groups": layer_groups, "n_trainable_groups": n_trainable},
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
                 checkpoint_name=f"stage-{stage + 1}",
             )
             net.fit(dataset, None)
             for record in net.history:
                 history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})
-        # Every layer trainable again, unless the encoder is frozen for good.
-        module.requires_grad_(True)
-        module.freeze_encoder(module.encoder_frozen)
         return history
 
 
@@ -482,12 +481,15 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         maximises micro-F1); a float or array fixes them. Stored in
         ``thresholds_``, which may be edited after fitting.
     lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
-        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
-        (:class:`sktext.lexical.TfidfLinearClassifier`, or the one given, for other
-        settings) is fitted on the network's training part, and each label's logit
-        becomes ``a * network + b * lexical + c``, with ``a, b >= 0`` and ``c`` fitted
-        on the validation split (``blend_weights_``); the lexical model is then refitted
-        on all texts. Thresholds are tuned on the blend. It helps most with few texts,
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
+        cost-sensitive for rare labels (:class:`sktext.lexical.TfidfLinearClassifier`
+        with ``class_weight="balanced"``, or the one given, for other settings) is fitted on the network's training part, and each label's logit
+        becomes ``a * (network - centre) + b * lexical + c``: the network's logits
+        centred per label on the validation split (``blend_centre_``, so that rare
+        labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there
+        by logistic regression (``blend_weights_``); the lexical model is then refitted
+        on all texts. Thresholds are tuned on the blend, and ``predict_proba`` is its
+        logistic function (calibrated on average over the labels, not label by label). It helps most with few texts,
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
@@ -537,7 +539,9 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
     lexical_ : TfidfLinearClassifier or None
         The fitted lexical model (absent when ``lexical`` is off).
     blend_weights_ : ndarray of shape (3,)
-        ``(a, b, c)`` of the blend ``a * network + b * lexical + c``.
+        ``(a, b, c)`` of the blend ``a * (network - blend_centre_) + b * lexical + c``.
+    blend_centre_ : ndarray of shape (n_labels,)
+        The network's mean logit of each 0/1 label on the validation split.
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     output_layout_ : OutputLayout

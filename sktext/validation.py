@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -259,12 +261,19 @@ def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
     Parameters
     ----------
     device : str or torch.device
+        ``"auto"`` is CUDA where available (under ``torchrun``, the process's
+        ``LOCAL_RANK`` GPU), else the CPU.
     cuda_fallback : bool, default=False
         Return the CPU, instead of raising, when CUDA is asked for and absent (what
         loading a model fitted on a GPU on a CPU-only machine needs).
     """
     if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        from .distributed import local_cuda_index
+
+        index = local_cuda_index()  # data-parallel: the process's own GPU
+        return torch.device("cuda") if index is None else torch.device("cuda", index)
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -522,10 +531,42 @@ def validate_parameters(estimator) -> None:
         check_parameter(cls.__name__, name, value, constraints[name])
 
 
+def renamed_keywords(**renames: str):
+    """Decorator: keep a function's old keyword names working, with a DeprecationWarning.
+
+    ``@renamed_keywords(epochs="lm_epochs")`` passes ``epochs=3`` on as ``lm_epochs=3``;
+    giving both names is an error.
+    """
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise ValueError(
+                        f"{function.__name__} got both {old!r} and its new name {new!r}; pass {new!r} only."
+                    )
+                warnings.warn(
+                    f"The {old!r} parameter of {function.__name__} is now called {new!r}, as in the "
+                    f"estimators; {old!r} will be removed in a future sktext.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 #: Constraints shared by many parameters, named once.
 POSITIVE_INT = Interval(numbers.Integral, 1, None, closed="left")
 NON_NEGATIVE_INT = Interval(numbers.Integral, 0, None, closed="left")
 POSITIVE_FLOAT = Interval(numbers.Real, 0, None, closed="neither")
 NON_NEGATIVE_FLOAT = Interval(numbers.Real, 0, None, closed="left")
 FRACTION = Interval(numbers.Real, 0, 1, closed="neither")
+PROBABILITY = Interval(numbers.Real, 0, 1, closed="left")
 PATH = Types(str, os.PathLike, description="a path")

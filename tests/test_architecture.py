@@ -12,7 +12,15 @@ from sktext.registry import registered_estimators
 from sktext.validation import parameter_constraints
 
 PACKAGE = Path(sktext.__file__).parent
-LEAVES = {"sktext.persistence", "sktext.cli", "sktext.report", "sktext.demo", "sktext.__main__"}
+LEAVES = {
+    "sktext.persistence",
+    "sktext.cli",
+    "sktext.report",
+    "sktext.demo",
+    "sktext.__main__",
+    "sktext.streaming",
+    "sktext.dask",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -82,6 +90,11 @@ def test_persistence_imports_no_estimator_module():
         "sktext.regression",
     }
     assert not GRAPH["sktext.persistence"] & families
+
+
+def test_distributed_imports_no_sktext_module():
+    """The core calls sktext.distributed unconditionally: it must stay torch alone."""
+    assert not GRAPH["sktext.distributed"]
 
 
 def test_every_registered_estimator_declares_every_parameter():

@@ -9,6 +9,7 @@ from sktext.models.awd_lstm import (
     CLASSIFIER_DROPOUTS,
     PRESETS,
     AWDLSTMClassifier,
+    AWDLSTMConfig,
     AWDLSTMEncoder,
     AWDLSTMLanguageModel,
     ConcatPoolingHead,
@@ -43,7 +44,7 @@ def random_ids(*shape, seed=0):
 
 def test_presets_follow_the_paper_and_tie_sizes():
     assert PRESETS["paper"] == {"embedding_dim": 400, "hidden_dim": 1152, "n_layers": 3}
-    encoder = AWDLSTMEncoder(VOCAB_SIZE, **PRESETS["tiny"])
+    encoder = AWDLSTMEncoder(AWDLSTMConfig(VOCAB_SIZE, **PRESETS["tiny"]))
     sizes = [(rnn.module.input_size, rnn.module.hidden_size) for rnn in encoder.rnns]
     assert sizes == [(32, 64), (64, 32)]
 
@@ -282,3 +283,18 @@ def test_cuda_forward_backward_without_weight_warnings():
     language_model = AWDLSTMLanguageModel.from_preset("tiny", VOCAB_SIZE).cuda()
     restored = pickle.loads(pickle.dumps(language_model.cpu()))
     assert restored(random_ids(1, 4)).logits.shape == (1, 4, VOCAB_SIZE)
+
+
+def test_one_config_describes_every_module():
+    config = AWDLSTMConfig.from_preset("tiny", VOCAB_SIZE)
+    assert config.sizes == PRESETS["tiny"] and config.dropouts["weight_dropout"] == pytest.approx(0.2)
+    assert AWDLSTMConfig.from_dict(config.to_dict()) == config
+    language_model = AWDLSTMLanguageModel(config)
+    classifier = AWDLSTMClassifier(config.with_dropouts(CLASSIFIER_DROPOUTS, 0.5), n_outputs=2)
+    assert language_model.encoder.config == config and classifier.config.weight_dropout == pytest.approx(0.25)
+    assert classifier.head.pooled_dropout.p == pytest.approx(0.2)
+    classifier.encoder.load_state_dict(language_model.encoder.state_dict())
+    with pytest.raises(ValueError, match=r"'weight_dropout' parameter of AWDLSTMConfig must be a float in \[0, 1\)"):
+        AWDLSTMConfig(VOCAB_SIZE, weight_dropout=1.0)
+    with pytest.raises(ValueError, match=r"has no fields \['depth'\]"):
+        AWDLSTMConfig.from_dict({**config.to_dict(), "depth": 3})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,7 +116,7 @@ def test_transformer_embedder_specifics(resources):
 def test_ulmfit_embedder_uses_a_given_language_model_as_it_is():
     corpus = make_toy_data(200, seed=11)[0]
     language_model = fine_tune_language_model(
-        corpus, preset="tiny", epochs=1, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
+        corpus, preset="tiny", lm_epochs=1, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
     )
     X = make_toy_data(30, seed=0)[0]
     embedder = ULMFiTEmbedder(language_model, lm_epochs=0, device="cpu").fit(X)
@@ -134,3 +135,19 @@ def test_ulmfit_embedder_needs_a_language_model():
         ULMFiTEmbedder(lm_epochs=0).fit(["a text"])
     with pytest.raises(ValueError, match="leave preset=None"):
         ULMFiTEmbedder("some-folder", preset="tiny").fit(["a text"])
+
+
+def test_model_folder_round_trip(make, fitted, tmp_path):
+    from sktext import load_model
+
+    texts = make_toy_data(20, seed=7)[0]
+    folder = fitted.save(tmp_path / "embedder")
+    for loaded in (type(fitted).load(folder), load_model(folder)):
+        saved, params = loaded.get_params(), fitted.get_params()
+        # A local model path is kept as its last part: the author's absolute path is not shared.
+        if "model_name_or_path" in params:
+            assert saved.pop("model_name_or_path") == Path(params.pop("model_name_or_path")).name
+        assert type(loaded) is type(fitted) and saved == params
+        assert loaded.n_features_out_ == fitted.n_features_out_ and not loaded.module_.training
+        np.testing.assert_allclose(loaded.transform(texts), fitted.transform(texts), rtol=1e-5, atol=1e-6)
+        assert list(loaded.get_feature_names_out()) == list(fitted.get_feature_names_out())

@@ -26,10 +26,17 @@ from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
 import sktext.classification
-from sktext import TransformerMultiLabelClassifier, TransformerRegressor, ULMFiTClassifier, load_model, save_model
+from sktext import (
+    TransformerEmbedder,
+    TransformerMultiLabelClassifier,
+    TransformerRegressor,
+    ULMFiTClassifier,
+    load_model,
+    save_model,
+)
 from sktext.callbacks import TrainingCheckpoint
 from sktext.cli import main
-from sktext.language_model import LanguageModelNet
+from sktext.language_model import LanguageModel, LanguageModelNet, fine_tune_language_model
 from sktext.net import TextNet
 from sktext.persistence import MANIFEST_FILE, read_safetensors_header
 from sktext.reliability import TrainingDivergedError
@@ -316,6 +323,76 @@ def test_overwrite_keeps_the_users_other_files(fitted, saved, tmp_path):
     (folder / "NOTES.md").write_text("mine", encoding="utf-8")
     save_model(fitted, folder, overwrite=True, metadata={"again": True})
     assert (folder / "NOTES.md").read_text(encoding="utf-8") == "mine"
+
+
+@pytest.fixture(scope="module")
+def language_model():
+    corpus = ["the cat sat on the mat . the dog ate the bone ."] * 20
+    return fine_tune_language_model(
+        corpus, preset="tiny", batch_size=4, bptt=10, min_freq=1, lm_epochs=1, random_state=0, device="cpu"
+    )
+
+
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failing_language_model_save_keeps_the_old_one(language_model, tmp_path, monkeypatch, fault):
+    folder = language_model.save(tmp_path / "lm")
+    manifest = (folder / MANIFEST_FILE).read_text(encoding="utf-8")
+    (folder / "NOTES.md").write_text("mine", encoding="utf-8")
+
+    def failing_save(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(type(language_model.vocabulary), "save", failing_save)
+    with pytest.raises(type(fault)):
+        language_model.save(folder, overwrite=True)
+    with pytest.raises(type(fault)):
+        language_model.save(tmp_path / "new")
+    assert (folder / MANIFEST_FILE).read_text(encoding="utf-8") == manifest
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lm"], "no temporary folder is left"
+    monkeypatch.undo()
+    language_model.save(folder, overwrite=True)
+    assert (folder / "NOTES.md").read_text(encoding="utf-8") == "mine"
+    assert isinstance(LanguageModel.load(folder), LanguageModel)
+
+
+def test_a_nan_language_model_loss_stops_naming_lm_lr(monkeypatch):
+    original = LanguageModelNet.get_loss
+
+    def nan_loss(self, *args, **kwargs):
+        return original(self, *args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(LanguageModelNet, "get_loss", nan_loss)
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan.*lm_lr="):
+        fine_tune_language_model(
+            ["the cat sat on the mat ."] * 20, preset="tiny", batch_size=4, bptt=10, min_freq=1, lm_epochs=1
+        )
+
+
+def test_tampered_language_model_and_embedder_folders_are_refused(language_model, tiny_bert, data, tmp_path):
+    folder = language_model.save(tmp_path / "lm")
+    wrong_size = _copy(folder, tmp_path, "size")
+    _edit_manifest(
+        wrong_size, lambda manifest: manifest["config"].update(vocab_size=manifest["config"]["vocab_size"] + 1)
+    )
+    with pytest.raises(ValueError, match="shape"):
+        load_model(wrong_size)
+    outside = _copy(folder, tmp_path, "outside")
+    _edit_manifest(outside, lambda manifest: manifest["module"]["files"].update(vocabulary="../vocabulary.json"))
+    with pytest.raises(ValueError, match="outside the model folder"):
+        load_model(outside)
+    truncated = _copy(folder, tmp_path, "truncated")
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-16])
+    with pytest.raises(ValueError, match="model.safetensors"):
+        load_model(truncated)
+    X, _ = data
+    embedder = TransformerEmbedder(tiny_bert).fit(X[:8])
+    saved_embedder = save_model(embedder, tmp_path / "embedder")
+    np.testing.assert_allclose(load_model(saved_embedder).transform(X[:4]), embedder.transform(X[:4]), atol=1e-6)
+    with_outputs = _copy(saved_embedder, tmp_path, "with-outputs")
+    _edit_manifest(with_outputs, lambda manifest: manifest.update(n_outputs=3))
+    with pytest.raises(ValueError, match="embedder"):
+        load_model(with_outputs)
 
 
 # -- 5. no code from files -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ FIXED = dict(threshold=0.5, validation_fraction=None)
 def language_model():
     texts, _ = make_toy_data(240, seed=11)
     return fine_tune_language_model(
-        texts, preset="tiny", epochs=2, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
+        texts, preset="tiny", lm_epochs=2, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
     )
 
 
@@ -176,3 +176,32 @@ def test_frozen_focal_model_survives_pickle_and_model_folders(name, tiny_bert, t
     }
     assert loaded.freeze_encoder is True and loaded.loss == "focal" and loaded.focal_gamma == 1.5
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+
+
+def test_frozen_encoder_runs_once_per_text_per_fit(tiny_bert, monkeypatch):
+    from transformers import BertModel
+
+    rows = []
+    forward = BertModel.forward
+
+    def counting_forward(self, *args, **kwargs):
+        rows.append(len(kwargs["input_ids"]))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(BertModel, "forward", counting_forward)
+    X, Y = make_toy_data(160, seed=3)
+    n_distinct = len(set(X))
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, freeze_encoder=True, max_epochs=6, patience=None, lr=1e-2, batch_size=16, random_state=0
+    )
+    clf.fit(X, Y)
+    # Six epochs over the training part and six validation passes, yet every text is
+    # encoded once during training; threshold tuning reads the validation part once more.
+    assert sum(rows) <= n_distinct + len(X) * clf.validation_fraction + 1
+    rows.clear()
+    unfrozen = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=2, patience=None, lr=1e-2, batch_size=16, random_state=0
+    ).fit(X, Y)
+    assert sum(rows) >= 2 * len(X) * (1 - unfrozen.validation_fraction)
+    probabilities = clf.predict_proba(X)
+    assert probabilities.shape == (160, 3) and np.isfinite(probabilities).all()

@@ -1,10 +1,10 @@
 import json
 import pickle
-import sys
 
 import pytest
 import torch
 
+from sktext import load_model
 from sktext.language_model import (
     LanguageModel,
     LanguageModelBatches,
@@ -12,7 +12,7 @@ from sktext.language_model import (
     load_fastai_weights,
     transfer_to_vocabulary,
 )
-from sktext.models.awd_lstm import AWDLSTMLanguageModel
+from sktext.models.awd_lstm import AWDLSTMConfig, AWDLSTMLanguageModel
 from sktext.text import PAD_ID, UNKNOWN_ID, Vocabulary
 
 CORPUS = ["the cat sat on the mat . the dog ate the bone ."] * 40 + ["a bird flew over the green house"] * 20
@@ -21,7 +21,7 @@ TRAINING = {"preset": "tiny", "batch_size": 4, "bptt": 10, "min_freq": 1, "rando
 
 @pytest.fixture(scope="module")
 def trained():
-    return fine_tune_language_model(CORPUS, epochs=8, lr=2e-2, **TRAINING)
+    return fine_tune_language_model(CORPUS, lm_epochs=8, lm_lr=2e-2, **TRAINING)
 
 
 def test_loss_decreases_on_a_repetitive_corpus(trained):
@@ -32,33 +32,74 @@ def test_loss_decreases_on_a_repetitive_corpus(trained):
 
 
 def test_training_is_reproducible_with_random_state():
-    first = fine_tune_language_model(CORPUS[:20], epochs=1, **TRAINING)
-    second = fine_tune_language_model(CORPUS[:20], epochs=1, **TRAINING)
+    first = fine_tune_language_model(CORPUS[:20], lm_epochs=1, **TRAINING)
+    second = fine_tune_language_model(CORPUS[:20], lm_epochs=1, **TRAINING)
     assert torch.equal(first.model.encoder.embedding.weight, second.model.encoder.embedding.weight)
 
 
 def test_save_and_load_give_identical_outputs(trained, tmp_path):
-    folder = trained.save(tmp_path / "lm")
-    assert {path.name for path in folder.iterdir()} == {"config.json", "vocab.json", "model.safetensors"}
-    config = json.loads((folder / "config.json").read_text())
-    assert config["n_layers"] == 2 and config["embedding_dim"] == 32
-    loaded = LanguageModel.load(folder)
-    assert loaded.vocabulary == trained.vocabulary
-    assert loaded.model.decoder.projection.weight is loaded.model.encoder.embedding.weight
-    ids = torch.from_numpy(trained.vocabulary.encode(["the cat sat"])[0]).unsqueeze(0)
-    trained.model.eval()
-    loaded.model.eval()
-    with torch.no_grad():
-        assert torch.equal(loaded.model(ids).logits, trained.model(ids).logits)
-    assert loaded.history == trained.history
+    folder = trained.save(tmp_path / "lm", metadata={"corpus": "toy"})
+    assert {path.name for path in folder.iterdir()} == {"sktext.json", "vocabulary.json", "model.safetensors"}
+    manifest = json.loads((folder / "sktext.json").read_text())
+    assert manifest["kind"] == "language_model" and manifest["metadata"] == {"corpus": "toy"}
+    assert manifest["config"]["n_layers"] == 2 and manifest["config"]["embedding_dim"] == 32
+    for loaded in (LanguageModel.load(folder), load_model(folder)):
+        assert isinstance(loaded, LanguageModel) and loaded.config == trained.config
+        assert loaded.vocabulary == trained.vocabulary
+        assert loaded.model.decoder.projection.weight is loaded.model.encoder.embedding.weight
+        ids = torch.from_numpy(trained.vocabulary.encode(["the cat sat"])[0]).unsqueeze(0)
+        trained.model.eval()
+        loaded.model.eval()
+        with torch.no_grad():
+            assert torch.equal(loaded.model(ids).logits, trained.model(ids).logits)
+        assert loaded.history == trained.history
+    with pytest.raises(ValueError, match="not empty"):
+        trained.save(folder)
+    trained.save(folder, overwrite=True)
 
 
-def test_save_without_safetensors_uses_a_torch_state_dict(trained, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+def test_language_model_and_estimator_folders_are_told_apart(trained, tmp_path):
+    from sktext import ULMFiTClassifier
+
     folder = trained.save(tmp_path / "lm")
-    assert (folder / "model.pt").is_file()
+    with pytest.raises(ValueError, match="holds a LanguageModel, not a ULMFiTClassifier"):
+        ULMFiTClassifier.load(folder)
+
+
+def test_0_1_0_folder_with_torch_weights_still_loads(trained, tmp_path):
+    # sktext 0.1.0 wrote model.pt (a plain state dict, no tied weight) where safetensors was missing.
+    folder = tmp_path / "old"
+    folder.mkdir()
+    state = {k: v for k, v in trained.model.state_dict().items() if k != "decoder.projection.weight"}
+    torch.save(state, folder / "model.pt")
+    config = trained.config
+    legacy = {
+        "format": "sktext.language_model",
+        "format_version": 1,
+        "architecture": "awd_lstm",
+        **{key: getattr(config, key) for key in ("vocab_size", "embedding_dim", "hidden_dim", "n_layers", "pad_id")},
+        "dropouts": config.dropouts,
+        "weights": "model.pt",
+        "history": trained.history,
+    }
+    (folder / "config.json").write_text(json.dumps(legacy))
+    (folder / "vocab.json").write_text(json.dumps(trained.vocabulary.to_dict()))
     loaded = LanguageModel.load(folder)
     assert torch.equal(loaded.model.encoder.embedding.weight, trained.model.encoder.embedding.weight)
+    assert loaded.config == config and loaded.history == trained.history
+    assert (loaded.save(tmp_path / "new") / "sktext.json").is_file()
+
+
+def test_old_keyword_names_still_work_with_a_deprecation_warning():
+    message = "'epochs' parameter of fine_tune_language_model is now called 'lm_epochs'"
+    with pytest.warns(DeprecationWarning, match=message):
+        old = fine_tune_language_model(CORPUS[:20], epochs=1, lr=1e-2, drop_mult=0.5, gradient_clip=0.5, **TRAINING)
+    new = fine_tune_language_model(
+        CORPUS[:20], lm_epochs=1, lm_lr=1e-2, lm_drop_mult=0.5, gradient_clip_norm=0.5, **TRAINING
+    )
+    assert torch.equal(old.model.encoder.embedding.weight, new.model.encoder.embedding.weight)
+    with pytest.raises(ValueError, match="both 'epochs' and its new name 'lm_epochs'"):
+        fine_tune_language_model(CORPUS, epochs=1, lm_epochs=1, **TRAINING)
 
 
 def test_load_explains_a_wrong_folder(tmp_path):
@@ -111,7 +152,7 @@ def test_fastai_weights_load_with_identical_outputs(trained, tmp_path):
     weights, vocab = fastai_files(trained, tmp_path)
     loaded = load_fastai_weights(weights, vocab)
     assert loaded.vocabulary == trained.vocabulary
-    assert loaded.config["hidden_dim"] == 64 and loaded.config["n_layers"] == 2
+    assert loaded.config.hidden_dim == 64 and loaded.config.n_layers == 2
     ids = torch.from_numpy(trained.vocabulary.encode(CORPUS[:2])[0]).unsqueeze(0)
     trained.model.eval()
     loaded.model.eval()
@@ -163,12 +204,14 @@ def test_new_words_start_at_the_mean_embedding(trained):
 def test_fine_tuning_from_fastai_files_freezes_then_unfreezes(trained, tmp_path):
     weights, vocab = fastai_files(trained, tmp_path)
     options = {key: value for key, value in TRAINING.items() if key != "preset"}
-    tuned = fine_tune_language_model(CORPUS + ["zebra zebra quokka"], pretrained=(weights, vocab), epochs=1, **options)
+    tuned = fine_tune_language_model(
+        CORPUS + ["zebra zebra quokka"], language_model=(weights, vocab), lm_epochs=1, **options
+    )
     assert [record["epoch"] for record in tuned.history] == [1, 2]
     assert "zebra" in tuned.vocabulary
     assert all(parameter.requires_grad for parameter in tuned.model.parameters())
     from_folder = fine_tune_language_model(
-        CORPUS, pretrained=trained.save(tmp_path / "saved"), epochs=0, frozen_epochs=0, **options
+        CORPUS, language_model=trained.save(tmp_path / "saved"), lm_epochs=0, frozen_epochs=0, **options
     )
     assert torch.equal(from_folder.model.encoder.embedding.weight, trained.model.encoder.embedding.weight)
     assert from_folder.history == []
@@ -176,9 +219,9 @@ def test_fine_tuning_from_fastai_files_freezes_then_unfreezes(trained, tmp_path)
 
 def test_fine_tune_explains_bad_arguments(trained):
     with pytest.raises(ValueError, match="leave preset=None"):
-        fine_tune_language_model(CORPUS, pretrained=trained, preset="tiny")
-    with pytest.raises(ValueError, match="pretrained must be None"):
-        fine_tune_language_model(CORPUS, pretrained=42)
+        fine_tune_language_model(CORPUS, language_model=trained, preset="tiny")
+    with pytest.raises(ValueError, match="language_model must be None"):
+        fine_tune_language_model(CORPUS, language_model=42)
     with pytest.raises(ValueError, match="single str"):
         fine_tune_language_model("one text", preset="tiny")
     with pytest.raises(ValueError, match="too few for batch_size=64"):
@@ -213,4 +256,4 @@ def test_generated_tokens_skip_unknown_and_padding(trained):
 
 def test_model_type_checked():
     with pytest.raises(ValueError, match="vocabulary has 9 tokens"):
-        LanguageModel(AWDLSTMLanguageModel(12, 8, 8, 1), Vocabulary.build([], min_freq=1))
+        LanguageModel(AWDLSTMLanguageModel(AWDLSTMConfig(12, 8, 8, 1)), Vocabulary.build([], min_freq=1))

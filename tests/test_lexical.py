@@ -69,12 +69,29 @@ def test_blend_weights_favour_the_informative_part():
     Y = rng.random((200, 5)) < 0.3
     informative = np.where(Y, 2.0, -2.0) + rng.normal(0, 1, Y.shape)
     noise = rng.normal(0, 1, Y.shape)
-    a, b, _ = fit_blend(noise, informative, Y)
+    (a, b, _), _ = fit_blend(noise, informative, Y)
     assert b > 0.5 and a < 0.2 * b
-    a, b, _ = fit_blend(informative, noise, Y)
+    (a, b, _), centre = fit_blend(informative, noise, Y)
     assert a > 0.5 and b < 0.2 * a
+    np.testing.assert_allclose(centre, informative.mean(axis=0))
     weights = np.array([0.5, 2.0, -1.0])
-    np.testing.assert_allclose(apply_blend(weights, noise, informative), 0.5 * noise + 2 * informative - 1)
+    np.testing.assert_allclose(
+        apply_blend(weights, centre, noise, informative), 0.5 * (noise - centre) + 2 * informative - 1
+    )
+
+
+def test_blend_centres_away_a_label_prior_in_the_network_logits():
+    # The network's logit of a rare label sits far below a frequent one's (its prior),
+    # with the same evidence on top: after centring both labels fire on their evidence.
+    rng = np.random.default_rng(1)
+    Y = np.column_stack([rng.random(300) < 0.5, rng.random(300) < 0.05])
+    evidence = np.where(Y, 1.5, -1.5) + rng.normal(0, 0.5, Y.shape)
+    prior = np.log(Y.mean(axis=0) / (1 - Y.mean(axis=0)))
+    weights, centre = fit_blend(evidence + prior, np.zeros_like(evidence), Y)
+    predicted = apply_blend(weights, centre, evidence + prior, np.zeros_like(evidence)) >= 0
+    assert predicted[Y[:, 1], 1].mean() > 0.9  # the rare label's positives pass one shared threshold
+    assert predicted[Y[:, 0], 0].mean() > 0.9 and predicted[~Y[:, 0], 0].mean() < 0.1
+    assert ((evidence + prior)[Y[:, 1], 1] < 0).mean() > 0.9  # which its raw logits do not
 
 
 def _untrained_transformer(tiny_bert, **params):
@@ -134,3 +151,19 @@ def test_ulmfit_from_scratch_on_few_texts_says_what_would_help(toy):
     (X, Y), _ = toy
     with pytest.warns(UserWarning, match="no pretrained language model.*unlabeled_texts"):
         ulmfit_factory({}, max_epochs=1).fit(X, Y)
+
+
+def test_balanced_class_weight_raises_the_margins_of_a_rare_label():
+    X, Y = make_toy_data(200, seed=2)
+    rare = np.zeros(len(X), int)
+    rare[[i for i, text in enumerate(X) if "vim" in text][:4]] = 1
+    Y = np.column_stack([Y, rare])
+    plain = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(X, Y)
+    balanced = TfidfLinearClassifier(threshold=0.5, class_weight="balanced", random_state=0).fit(X, Y)
+    positives = rare == 1
+    assert balanced.decision_function(X)[positives, -1].mean() > plain.decision_function(X)[positives, -1].mean()
+
+
+def test_default_lexical_part_is_cost_sensitive(tiny_bert, toy):
+    (X, Y), _ = toy
+    assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight == "balanced"

@@ -16,7 +16,7 @@ FAST = dict(min_freq=1, bptt=16, batch_size=16, random_state=0, device="cpu")
 def language_model():
     texts, _ = make_toy_data(200, seed=11)
     return fine_tune_language_model(
-        texts, preset="tiny", epochs=2, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
+        texts, preset="tiny", lm_epochs=2, batch_size=8, bptt=16, min_freq=1, random_state=0, device="cpu"
     )
 
 

@@ -2,6 +2,8 @@
 
 The network is built from small parts, each a few lines:
 
+* :class:`AWDLSTMConfig` — sizes and dropouts, the one description every module,
+  preset, saved folder and fastai import is built from;
 * :class:`EmbeddingDropout` — an embedding that drops whole vocabulary rows;
 * :class:`LockedDropout` — one dropout mask per sequence, shared over time;
 * :class:`WeightDropout` — DropConnect on an LSTM's hidden-to-hidden weights;
@@ -18,6 +20,7 @@ into :class:`AWDLSTMLanguageModel` (see ``sktext.language_model.load_fastai_weig
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -27,9 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..text import PAD_ID
+from ..validation import NON_NEGATIVE_INT, POSITIVE_INT, PROBABILITY, check_parameter
 from .freezing import FreezableEncoderMixin
 
 __all__ = [
+    "AWDLSTMConfig",
     "PRESETS",
     "LANGUAGE_MODEL_DROPOUTS",
     "CLASSIFIER_DROPOUTS",
@@ -118,8 +123,7 @@ def resolve_architecture(preset: str | Mapping[str, int]) -> dict[str, int]:
             )
         sizes = {key: preset[key] for key in _ARCHITECTURE_KEYS}
         for key, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Architecture size {key} must be a positive integer; got {value!r}.")
+            check_parameter("an AWD-LSTM preset", key, value, [POSITIVE_INT])
         return sizes
     raise ValueError(f"preset must be a name from {sorted(PRESETS)} or a dict of sizes; got {type(preset).__name__}.")
 
@@ -148,6 +152,125 @@ def scaled_dropouts(defaults: Mapping[str, float], drop_mult: float) -> dict[str
             f"use drop_mult < {1 / max(defaults.values()):.2f}."
         )
     return scaled
+
+
+@dataclasses.dataclass(frozen=True)
+class AWDLSTMConfig:
+    """Sizes and dropouts of an AWD-LSTM, in the spirit of a transformers config.
+
+    The language model, the classifier, the embedder's encoder, the presets, saved
+    folders and fastai's weights are all described by one of these; the modules take
+    it whole (``AWDLSTMLanguageModel(config)``), so no size or dropout is listed twice.
+    The default dropouts are fastai's language-model ones (``drop_mult=1``); the
+    classifier uses :meth:`with_dropouts` with :data:`CLASSIFIER_DROPOUTS`.
+
+    Parameters
+    ----------
+    vocab_size : int
+    embedding_dim : int, default=400
+    hidden_dim : int, default=1152
+        Features of every LSTM but the last, which outputs ``embedding_dim``.
+    n_layers : int, default=3
+    pad_id : int, default=1
+    output_dropout : float, default=0.1
+        Locked dropout on the last LSTM's output (the language model's decoder input,
+        the classifier head's pooled-features dropout).
+    hidden_dropout : float, default=0.15
+        Locked dropout between LSTM layers.
+    input_dropout : float, default=0.25
+        Locked dropout on the embedded input.
+    embedding_dropout : float, default=0.02
+        Probability of dropping a whole vocabulary row.
+    weight_dropout : float, default=0.2
+        DropConnect on each LSTM's hidden-to-hidden weights.
+
+    Examples
+    --------
+    >>> config = AWDLSTMConfig.from_preset("tiny", vocab_size=100)
+    >>> config.sizes
+    {'embedding_dim': 32, 'hidden_dim': 64, 'n_layers': 2}
+    >>> AWDLSTMConfig.from_dict(config.to_dict()) == config
+    True
+    """
+
+    vocab_size: int
+    embedding_dim: int = 400
+    hidden_dim: int = 1152
+    n_layers: int = 3
+    pad_id: int = PAD_ID
+    output_dropout: float = 0.1
+    hidden_dropout: float = 0.15
+    input_dropout: float = 0.25
+    embedding_dropout: float = 0.02
+    weight_dropout: float = 0.2
+
+    _parameter_constraints = {
+        "vocab_size": [POSITIVE_INT],
+        "embedding_dim": [POSITIVE_INT],
+        "hidden_dim": [POSITIVE_INT],
+        "n_layers": [POSITIVE_INT],
+        "pad_id": [NON_NEGATIVE_INT],
+        **{name: [PROBABILITY] for name in LANGUAGE_MODEL_DROPOUTS},
+    }
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            check_parameter(
+                "AWDLSTMConfig", field.name, getattr(self, field.name), self._parameter_constraints[field.name]
+            )
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: str | Mapping[str, int],
+        vocab_size: int,
+        *,
+        dropouts: Mapping[str, float] = LANGUAGE_MODEL_DROPOUTS,
+        drop_mult: float = 1.0,
+        **overrides: Any,
+    ) -> AWDLSTMConfig:
+        """The sizes of a preset with ``dropouts`` × ``drop_mult``.
+
+        Parameters
+        ----------
+        preset : str or mapping
+            See :func:`resolve_architecture`.
+        vocab_size : int
+        dropouts : mapping, default=LANGUAGE_MODEL_DROPOUTS
+            :data:`LANGUAGE_MODEL_DROPOUTS` or :data:`CLASSIFIER_DROPOUTS`.
+        drop_mult : float, default=1.0
+        **overrides
+            Any field, e.g. ``pad_id`` or ``weight_dropout``.
+        """
+        fields = {**resolve_architecture(preset), **scaled_dropouts(dropouts, drop_mult), **overrides}
+        return cls(vocab_size, **fields)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """``embedding_dim``, ``hidden_dim`` and ``n_layers`` (a preset's form, ``architecture_``)."""
+        return {key: getattr(self, key) for key in _ARCHITECTURE_KEYS}
+
+    @property
+    def dropouts(self) -> dict[str, float]:
+        """The five dropout probabilities by name."""
+        return {name: getattr(self, name) for name in LANGUAGE_MODEL_DROPOUTS}
+
+    def with_dropouts(self, dropouts: Mapping[str, float], drop_mult: float = 1.0) -> AWDLSTMConfig:
+        """The same sizes with ``dropouts`` × ``drop_mult`` (see :func:`scaled_dropouts`)."""
+        return dataclasses.replace(self, **scaled_dropouts(dropouts, drop_mult))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AWDLSTMConfig:
+        """Invert :meth:`to_dict`; unknown keys are an error."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"An AWDLSTMConfig has no fields {unknown}; it has {sorted(names)}.")
+        return cls(**data)
 
 
 def _check_probability(value: float, name: str) -> float:
@@ -352,22 +475,15 @@ class AWDLSTMEncoder(nn.Module):
 
     Parameters
     ----------
-    vocab_size : int
-    embedding_dim : int, default=400
-    hidden_dim : int, default=1152
-    n_layers : int, default=3
-    pad_id : int, default=1
-    hidden_dropout : float, default=0.3
-        Locked dropout between LSTM layers.
-    input_dropout : float, default=0.4
-        Locked dropout on the embedded input.
-    embedding_dropout : float, default=0.05
-        Probability of dropping a whole vocabulary row.
-    weight_dropout : float, default=0.5
-        DropConnect on each LSTM's hidden-to-hidden weights.
+    config : AWDLSTMConfig
+        Sizes, ``pad_id`` and the ``hidden``, ``input``, ``embedding`` and ``weight``
+        dropouts (``output_dropout`` is the decoder's or the head's).
 
     Attributes
     ----------
+    config : AWDLSTMConfig
+    vocab_size, embedding_dim, hidden_dim, n_layers, pad_id : int
+        The config's sizes.
     embedding : EmbeddingDropout
     input_dropout : LockedDropout
     rnns : ModuleList of WeightDropout
@@ -375,32 +491,25 @@ class AWDLSTMEncoder(nn.Module):
         One per layer but the last.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        embedding_dim: int = 400,
-        hidden_dim: int = 1152,
-        n_layers: int = 3,
-        pad_id: int = PAD_ID,
-        hidden_dropout: float = 0.3,
-        input_dropout: float = 0.4,
-        embedding_dropout: float = 0.05,
-        weight_dropout: float = 0.5,
-    ) -> None:
+    def __init__(self, config: AWDLSTMConfig) -> None:
         super().__init__()
+        if not isinstance(config, AWDLSTMConfig):
+            raise ValueError(f"AWDLSTMEncoder takes an AWDLSTMConfig; got {type(config).__name__}.")
+        self.config = config
+        vocab_size, embedding_dim, n_layers = config.vocab_size, config.embedding_dim, config.n_layers
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
+        self.hidden_dim = config.hidden_dim
         self.n_layers = n_layers
-        self.pad_id = pad_id
-        self.embedding = EmbeddingDropout(vocab_size, embedding_dim, embedding_dropout, pad_id)
-        self.input_dropout = LockedDropout(input_dropout)
-        sizes = [embedding_dim] + [hidden_dim] * (n_layers - 1) + [embedding_dim]
+        self.pad_id = config.pad_id
+        self.embedding = EmbeddingDropout(vocab_size, embedding_dim, config.embedding_dropout, config.pad_id)
+        self.input_dropout = LockedDropout(config.input_dropout)
+        sizes = [embedding_dim] + [config.hidden_dim] * (n_layers - 1) + [embedding_dim]
         self.rnns = nn.ModuleList(
-            WeightDropout(nn.LSTM(sizes[layer], sizes[layer + 1], batch_first=True), weight_dropout)
+            WeightDropout(nn.LSTM(sizes[layer], sizes[layer + 1], batch_first=True), config.weight_dropout)
             for layer in range(n_layers)
         )
-        self.hidden_dropouts = nn.ModuleList(LockedDropout(hidden_dropout) for _ in range(n_layers - 1))
+        self.hidden_dropouts = nn.ModuleList(LockedDropout(config.hidden_dropout) for _ in range(n_layers - 1))
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
 
     def forward(self, input_ids: torch.Tensor, hidden: Hidden | None = None) -> EncoderOutput:
@@ -508,20 +617,12 @@ class AWDLSTMLanguageModel(nn.Module):
 
     Parameters
     ----------
-    vocab_size : int
-    embedding_dim : int, default=400
-    hidden_dim : int, default=1152
-    n_layers : int, default=3
-    pad_id : int, default=1
-    output_dropout : float, default=0.1
-    hidden_dropout : float, default=0.15
-    input_dropout : float, default=0.25
-    embedding_dropout : float, default=0.02
-    weight_dropout : float, default=0.2
-        The defaults are fastai's language-model dropouts with ``drop_mult=1``.
+    config : AWDLSTMConfig
+        Its default dropouts are fastai's language-model ones (``drop_mult=1``).
 
     Attributes
     ----------
+    config : AWDLSTMConfig
     encoder : AWDLSTMEncoder
     decoder : LanguageModelDecoder
         Its projection weight is ``encoder.embedding.weight``.
@@ -533,33 +634,12 @@ class AWDLSTMLanguageModel(nn.Module):
     torch.Size([4, 7, 100])
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        embedding_dim: int = 400,
-        hidden_dim: int = 1152,
-        n_layers: int = 3,
-        pad_id: int = PAD_ID,
-        output_dropout: float = 0.1,
-        hidden_dropout: float = 0.15,
-        input_dropout: float = 0.25,
-        embedding_dropout: float = 0.02,
-        weight_dropout: float = 0.2,
-    ) -> None:
+    def __init__(self, config: AWDLSTMConfig) -> None:
         super().__init__()
-        self.encoder = AWDLSTMEncoder(
-            vocab_size,
-            embedding_dim,
-            hidden_dim,
-            n_layers,
-            pad_id,
-            hidden_dropout=hidden_dropout,
-            input_dropout=input_dropout,
-            embedding_dropout=embedding_dropout,
-            weight_dropout=weight_dropout,
-        )
+        self.config = config
+        self.encoder = AWDLSTMEncoder(config)
         self.decoder = LanguageModelDecoder(
-            vocab_size, embedding_dim, output_dropout, tied_embedding=self.encoder.embedding
+            config.vocab_size, config.embedding_dim, config.output_dropout, tied_embedding=self.encoder.embedding
         )
 
     @classmethod
@@ -579,10 +659,9 @@ class AWDLSTMLanguageModel(nn.Module):
         vocab_size : int
         drop_mult : float, default=1.0
         **overrides
-            Any constructor argument, e.g. ``pad_id`` or ``weight_dropout``.
+            Any :class:`AWDLSTMConfig` field, e.g. ``pad_id`` or ``weight_dropout``.
         """
-        arguments = {**resolve_architecture(preset), **scaled_dropouts(LANGUAGE_MODEL_DROPOUTS, drop_mult)}
-        return cls(vocab_size, **{**arguments, **overrides})
+        return cls(AWDLSTMConfig.from_preset(preset, vocab_size, drop_mult=drop_mult, **overrides))
 
     def forward(self, input_ids: torch.Tensor, hidden: Hidden | None = None) -> LanguageModelOutput:
         """Predict the next token at every position.
@@ -831,28 +910,20 @@ class AWDLSTMClassifier(FreezableEncoderMixin, AWDLSTMPooledEncoder):
 
     Parameters
     ----------
-    vocab_size : int
+    config : AWDLSTMConfig
+        The encoder's sizes and dropouts; ``output_dropout`` is the head's dropout on
+        the pooled features. :meth:`from_preset` gives fastai's classifier dropouts.
     n_outputs : int
-    embedding_dim : int, default=400
-    hidden_dim : int, default=1152
-    n_layers : int, default=3
-    pad_id : int, default=1
     bptt : int, default=72
         Tokens per chunk.
     max_len : int, default=1440
         Pool over at most this many final tokens of each text (fastai: 72 * 20).
     head_hidden_dim : int, default=50
-    output_dropout : float, default=0.4
-    hidden_dropout : float, default=0.3
-    input_dropout : float, default=0.4
-    embedding_dropout : float, default=0.05
-    weight_dropout : float, default=0.5
-        The dropout defaults are fastai's classifier dropouts with ``drop_mult=1``
-        (fastai's classifier learner uses ``drop_mult=0.5``).
     head_hidden_dropout : float, default=0.1
 
     Attributes
     ----------
+    config : AWDLSTMConfig
     encoder : AWDLSTMEncoder
         Same layout as ``AWDLSTMLanguageModel.encoder``, so a fine-tuned LM's
         encoder state dict loads into it.
@@ -869,41 +940,23 @@ class AWDLSTMClassifier(FreezableEncoderMixin, AWDLSTMPooledEncoder):
 
     def __init__(
         self,
-        vocab_size: int,
+        config: AWDLSTMConfig,
         n_outputs: int,
-        embedding_dim: int = 400,
-        hidden_dim: int = 1152,
-        n_layers: int = 3,
-        pad_id: int = PAD_ID,
+        *,
         bptt: int = 72,
         max_len: int = 72 * 20,
         head_hidden_dim: int = 50,
-        output_dropout: float = 0.4,
-        hidden_dropout: float = 0.3,
-        input_dropout: float = 0.4,
-        embedding_dropout: float = 0.05,
-        weight_dropout: float = 0.5,
         head_hidden_dropout: float = 0.1,
     ) -> None:
         if isinstance(n_outputs, bool) or not isinstance(n_outputs, int) or n_outputs < 1:
             raise ValueError(f"n_outputs must be a positive integer; got {n_outputs!r}.")
-        encoder = AWDLSTMEncoder(
-            vocab_size,
-            embedding_dim,
-            hidden_dim,
-            n_layers,
-            pad_id,
-            hidden_dropout=hidden_dropout,
-            input_dropout=input_dropout,
-            embedding_dropout=embedding_dropout,
-            weight_dropout=weight_dropout,
-        )
-        super().__init__(encoder, bptt, max_len)
+        super().__init__(AWDLSTMEncoder(config), bptt, max_len)
+        self.config = config
         self.head = ConcatPoolingHead(
-            embedding_dim,
+            config.embedding_dim,
             n_outputs,
             hidden_dim=head_hidden_dim,
-            dropout=output_dropout,
+            dropout=config.output_dropout,
             hidden_dropout=head_hidden_dropout,
         )
 
@@ -926,10 +979,16 @@ class AWDLSTMClassifier(FreezableEncoderMixin, AWDLSTMPooledEncoder):
         n_outputs : int
         drop_mult : float, default=1.0
         **overrides
-            Any constructor argument, e.g. ``bptt`` or ``max_len``.
+            Any :class:`AWDLSTMConfig` field (e.g. ``output_dropout``) or constructor
+            argument (e.g. ``bptt`` or ``max_len``).
         """
-        arguments = {**resolve_architecture(preset), **scaled_dropouts(CLASSIFIER_DROPOUTS, drop_mult)}
-        return cls(vocab_size, n_outputs, **{**arguments, **overrides})
+        fields = {field.name for field in dataclasses.fields(AWDLSTMConfig)}
+        config_overrides = {key: value for key, value in overrides.items() if key in fields}
+        module_arguments = {key: value for key, value in overrides.items() if key not in fields}
+        config = AWDLSTMConfig.from_preset(
+            preset, vocab_size, dropouts=CLASSIFIER_DROPOUTS, drop_mult=drop_mult, **config_overrides
+        )
+        return cls(config, n_outputs, **module_arguments)
 
     @property
     def output_layer(self) -> nn.Linear:
@@ -1015,13 +1074,14 @@ def layer_group_names(model: nn.Module) -> list[list[str]]:
     return [[names[id(parameter)] for parameter in group] for group in layer_groups(model)]
 
 
-def set_trainable_groups(model: nn.Module, n_trainable: int | None) -> None:
+def set_trainable_groups(model: nn.Module, n_trainable: int | None, groups_of=None) -> None:
     """Let only the last ``n_trainable`` layer groups train (every group when None).
 
-    The step of gradual unfreezing, for the classifier's stages and the language
-    model's frozen first epoch alike.
+    The step of gradual unfreezing (``sktext.callbacks.TrainableLayerGroups``), for the
+    classifier's stages and the language model's frozen first epoch alike;
+    ``groups_of`` splits the model (default :func:`layer_groups`).
     """
-    groups = layer_groups(model)
+    groups = (groups_of or layer_groups)(model)
     first = 0 if n_trainable is None else len(groups) - n_trainable
     for index, group in enumerate(groups):
         for parameter in group:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -51,7 +53,10 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     """Encoder → pooling → dropout → linear layer of one logit per label.
 
     The encoder can be frozen (:meth:`freeze_encoder`): it then runs in eval mode
-    under ``torch.no_grad()`` and only the head trains.
+    under ``torch.no_grad()`` and only the head trains. A frozen encoder maps a text to
+    the same vector in every epoch, so inside :meth:`caching_pooled_vectors` each
+    text's vector is computed once and looked up afterwards (keyed by its token ids):
+    later epochs cost the head alone.
 
     Parameters
     ----------
@@ -71,6 +76,7 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(encoder.config.hidden_size, n_outputs)
+        self._vector_cache: dict[bytes, torch.Tensor] | None = None
 
     @property
     def output_layer(self) -> nn.Linear:
@@ -80,6 +86,36 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_outputs) for padded ids of shape (batch, length)."""
         with self.encoder_context():
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            pooled = pool_hidden_states(hidden, attention_mask, self.pooling)
+            if self._vector_cache is None or not self.encoder_frozen:
+                pooled = self._pool(input_ids, attention_mask)
+            else:
+                pooled = self._cached_pool(input_ids, attention_mask)
         return self.output(self.dropout(pooled))
+
+    def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return pool_hidden_states(hidden, attention_mask, self.pooling)
+
+    def _cached_pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled vectors, running the encoder only on the texts not seen before."""
+        cache = self._vector_cache
+        ids, mask = input_ids.cpu().numpy(), attention_mask.cpu().numpy().astype(bool)
+        keys = [row[keep].tobytes() for row, keep in zip(ids, mask)]
+        missing: dict[bytes, int] = {}
+        for row, key in enumerate(keys):
+            if key not in cache:
+                missing.setdefault(key, row)
+        if missing:
+            index = torch.as_tensor(list(missing.values()), device=input_ids.device)
+            for key, vector in zip(missing, self._pool(input_ids[index], attention_mask[index])):
+                cache[key] = vector
+        return torch.stack([cache[key] for key in keys])
+
+    @contextlib.contextmanager
+    def caching_pooled_vectors(self):
+        """Within this context a frozen encoder runs once per distinct text; the cache is dropped on exit."""
+        self._vector_cache = {}
+        try:
+            yield self
+        finally:
+            self._vector_cache = None
