@@ -35,22 +35,27 @@ family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mix
 from __future__ import annotations
 
 import gc
+import hashlib
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
-from .distributed import broadcast_seed
+from .distributed import broadcast_seed, is_main_process
 from .net import TextNet, make_callbacks, predict_batched
 from .precision import PrecisionMixin
 from .registry import model_folder_format
+from .reliability import check_finite_outputs, check_finite_parameters
 from .splits import ShuffleValidSplit
 from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
+    PATH,
     POSITIVE_FLOAT,
     POSITIVE_INT,
     Options,
@@ -156,7 +161,11 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         "device": ["device"],
         "random_state": ["random_state"],
         "verbose": [NON_NEGATIVE_INT, "boolean"],
+        "checkpoint_dir": [None, PATH],
     }
+
+    #: Parameters that do not change what a fit computes, left out of a checkpoint's key.
+    _checkpoint_ignores = frozenset({"verbose", "checkpoint_dir", "device"})
 
     # -- hooks of the model family ---------------------------------------------------
     def _fit_encoding(self, texts: list[str]) -> tuple[TokenizedTexts, object]:
@@ -211,7 +220,13 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
         self.precision_ = "bf16" if self._compute_dtype() == torch.bfloat16 else "fp32"
-        seed = broadcast_seed(seed_from(self.random_state))  # data-parallel: rank 0's everywhere
+        self._checkpoint_run = self._checkpoint_folder(texts, Y)
+        try:
+            return self._fit_seeded(texts, Y, criterion_kwargs, self._checkpoint_seed())
+        finally:
+            del self._checkpoint_run
+
+    def _fit_seeded(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, seed: int):
         with seeded(seed, self.device_) as seed:
             dataset, pretrained = self._fit_encoding(texts)
             dataset = dataset.with_targets(Y)
@@ -223,8 +238,52 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             split = self._valid_split(seed) if self.validation_fraction is not None else None
             self.n_epochs_ = self._resolve_epochs(self._n_train(dataset, split))
             self.history_ = self._train(module, dataset, split, criterion_kwargs, seed)
+        check_finite_parameters(module, source="training")
         self.module_ = module.eval()
         return dataset, split
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _checkpoint_folder(self, texts: list[str], Y: np.ndarray) -> Path | None:
+        """``checkpoint_dir/<key>``: one folder per (class, parameters, data), or None.
+
+        The key hashes what decides the result of the fit, so that a checkpoint is only
+        ever resumed by the same call.
+        """
+        if self.checkpoint_dir is None:
+            return None
+        digest = hashlib.sha256(type(self).__name__.encode())
+        params = self.get_params(deep=False)
+        for name in sorted(set(params) - self._checkpoint_ignores):
+            digest.update(f"\0{name}={params[name]!r}".encode("utf-8", "backslashreplace"))
+        for text in texts:
+            digest.update(b"\0" + text.encode("utf-8"))
+        digest.update(np.ascontiguousarray(Y, dtype=np.float32).tobytes())
+        return Path(self.checkpoint_dir) / f"{type(self).__name__}-{digest.hexdigest()[:16]}"
+
+    def _checkpoint_seed(self) -> int:
+        """The seed of this fit; with ``random_state=None``, the one a checkpoint was made with.
+
+        Data-parallel, every process gets rank 0's seed, and only rank 0 writes ``run.json``.
+        """
+        folder = self.__dict__.get("_checkpoint_run")
+        run_file = None if folder is None else folder / "run.json"
+        seed = None
+        if self.random_state is None and run_file is not None and run_file.is_file():
+            try:
+                seed = int(json.loads(run_file.read_text(encoding="utf-8"))["seed"])
+            except (ValueError, KeyError, TypeError):
+                seed = None
+        resumed = seed is not None
+        seed = broadcast_seed(seed_from(self.random_state) if seed is None else seed)
+        if run_file is not None and not resumed and is_main_process():
+            folder.mkdir(parents=True, exist_ok=True)
+            run_file.write_text(json.dumps({"estimator": type(self).__name__, "seed": seed}), encoding="utf-8")
+        return seed
+
+    def _checkpoint_path(self, name: str) -> Path | None:
+        """The checkpoint file of the training run ``name`` of this fit, or None."""
+        folder = self.__dict__.get("_checkpoint_run")
+        return None if folder is None else folder / f"{name}.pt"
 
     def _resolve_epochs(self, n_train: int) -> int:
         """``max_epochs``, or for ``"auto"`` enough epochs for a few hundred optimizer steps.
@@ -290,6 +349,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         callback_options=None,
         optimizer=torch.optim.AdamW,
         optimizer_kwargs=None,
+        checkpoint_name: str = "train",
     ) -> TextNet:
         """A skorch net for one training run of ``module`` (already on the device).
 
@@ -321,6 +381,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
                 patience=self.patience,
                 has_validation=split is not None,
                 verbose=self.verbose,
+                lr_parameter=("lr", self.lr),
+                checkpoint=self._checkpoint_path(checkpoint_name),
                 **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),
@@ -335,13 +397,14 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
     # -- predict --------------------------------------------------------------------
     def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
         dtype = self._compute_dtype()
-        return predict_batched(
+        logits = predict_batched(
             self._inference_module(dtype),
             dataset,
             batch_size=2 * self.batch_size,
             device=self.device_,
             precision=dtype,
         )
+        return check_finite_outputs(logits)
 
     # -- tags ------------------------------------------------------------------------------
     def __sklearn_tags__(self):

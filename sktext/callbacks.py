@@ -1,26 +1,41 @@
-"""The training callbacks sktext adds to skorch's: the one-cycle schedule, layer-group freezing.
+"""The training callbacks sktext adds to skorch's: schedule, unfreezing, reliability.
 
 - :func:`one_cycle`: a ``skorch.callbacks.LRScheduler`` policy (warm-up then cosine or
   linear decay, optionally cycling momentum) whose peak is each parameter group's rate.
 - :class:`TrainableLayerGroups`: gradual unfreezing, one training run per stage: the
   last ``n_trainable`` layer groups train during the run, and every parameter gets its
   ``requires_grad`` back at the end.
+- :class:`FiniteLossGuard`: stops a run whose loss is no longer finite, with the fix.
+- :class:`EarlyStopping`: skorch's, ending the run with
+  :class:`~sktext.reliability.StopTraining` instead of a ``KeyboardInterrupt``, so that
+  a real Ctrl-C is never mistaken for it.
+- :class:`TrainingCheckpoint`: writes the training state at the end of every epoch
+  and, when its file exists, resumes the run from it.
 
-Clipping, early stopping and progress bars are skorch's own callbacks; ``net.make_callbacks``
+Clipping and progress bars are skorch's own callbacks; ``net.make_callbacks``
 assembles all of them for a run.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from skorch.callbacks import Callback
+from skorch.callbacks import EarlyStopping as _SkorchEarlyStopping
+from skorch.history import History
 from torch.optim.lr_scheduler import OneCycleLR
 
+from .distributed import is_main_process
 from .models.awd_lstm import layer_groups, set_trainable_groups
+from .reliability import StopTraining, TrainingDivergedError
 
-__all__ = ["TrainableLayerGroups", "one_cycle"]
+__all__ = ["EarlyStopping", "FiniteLossGuard", "TrainableLayerGroups", "TrainingCheckpoint", "one_cycle"]
 
 
 def one_cycle(
@@ -120,3 +135,189 @@ class TrainableLayerGroups(Callback):
     def on_train_end(self, net, **kwargs) -> None:
         for parameter, requires_grad in zip(net.module_.parameters(), self.requires_grad_):
             parameter.requires_grad_(requires_grad)
+
+
+class FiniteLossGuard(Callback):
+    """Stop training, with the fix, as soon as a batch's loss is NaN or infinite.
+
+    A diverging run (a learning rate far too high, targets of another scale) would
+    otherwise go on with NaN weights and end in a model that predicts NaN.
+
+    Parameters
+    ----------
+    parameter : str, default="lr"
+        The estimator parameter that sets the learning rate, named in the message.
+    value : float, optional
+        Its value; by default the net's ``lr``.
+    """
+
+    def __init__(self, parameter: str = "lr", value: float | None = None) -> None:
+        self.parameter = parameter
+        self.value = value
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if loss is None:
+            return
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if math.isfinite(value):
+            return
+        lr = net.lr if self.value is None else self.value
+        which = "training" if training else "validation"
+        raise TrainingDivergedError(
+            f"Training diverged: the {which} loss became {value} in epoch "
+            f"{len(net.history)} with {self.parameter}={lr:g}. Try a lower learning rate "
+            f"(e.g. {self.parameter}={lr / 10:g}), keep gradient_clip_norm set (e.g. 1.0), "
+            "and check that the targets hold what you expect."
+        )
+
+
+class EarlyStopping(_SkorchEarlyStopping):
+    """skorch's ``EarlyStopping``, ending the run with ``StopTraining``, not ``KeyboardInterrupt``."""
+
+    def on_epoch_end(self, net, **kwargs):
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            if self.misses_ == self.patience:
+                raise StopTraining from None
+            raise
+
+
+#: What a checkpoint file holds (a dict of tensors and plain values, read with weights_only=True).
+CHECKPOINT_VERSION = 1
+
+
+class TrainingCheckpoint(Callback):
+    """Save the whole training state after every epoch; resume from it at the next start.
+
+    The file (written to a temporary name and renamed, so a crash mid-write keeps the
+    previous one) holds the module's weights, the optimizer's and the schedule's state,
+    the early-stopping state (with its best weights so far), the history and torch's
+    random state. When a run starts and the file exists, all of it is restored and the
+    run trains only the epochs that remain, so an interrupted fit, called again, ends
+    where an uninterrupted one would. A finished run is marked complete; starting it
+    again restores its final weights and trains nothing.
+
+    Put it last in the callback list: it restores what the schedule and early stopping
+    reset when a run begins. Data-parallel, only rank 0 writes the file (every process
+    holds the same weights and optimizer state), and every process resumes from it.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint file.
+    """
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def _callback(self, net, kind: type):
+        for _, callback in net.callbacks_:
+            if isinstance(callback, kind):
+                return callback
+        return None
+
+    def _state(self, net, *, complete: bool) -> dict:
+        from skorch.callbacks import LRScheduler
+
+        schedule = self._callback(net, LRScheduler)
+        stopping = self._callback(net, _SkorchEarlyStopping)
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "complete": complete,
+            "epochs": len(net.history),
+            "max_epochs": int(self.max_epochs_),
+            "module": net.module_.state_dict(),
+            "optimizer": net.optimizer_.state_dict(),
+            "history": json.dumps(list(net.history), default=float),
+            "rng_cpu": torch.get_rng_state(),
+        }
+        generator = getattr(getattr(net, "train_batch_sampler_", None), "generator", None)
+        if generator is not None:  # the batch order of the epochs to come
+            state["batch_order"] = json.dumps(generator.bit_generator.state)
+        if torch.device(net.device).type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(torch.device(net.device))
+        if schedule is not None and getattr(schedule, "lr_scheduler_", None) is not None:
+            state["schedule"] = schedule.lr_scheduler_.state_dict()
+            state["schedule_batch_idx"] = int(schedule.batch_idx_)
+        if stopping is not None:
+            state["early_stopping"] = {
+                "misses": int(stopping.misses_),
+                "threshold": float(stopping.dynamic_threshold_),
+                "best_epoch": int(stopping.best_epoch_),
+                "best_weights": stopping.best_model_weights_,
+            }
+        return state
+
+    def _write(self, state: dict) -> None:
+        if not is_main_process():  # data-parallel: every process holds the same state
+            return
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with open(temporary, "wb") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+    def read(self) -> dict | None:
+        """The checkpoint's contents, or None when there is none yet."""
+        path = Path(self.path)
+        if not path.is_file():
+            return None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # a damaged file: say which, and how to go on
+            raise ValueError(
+                f"The checkpoint {path} cannot be read ({type(error).__name__}: {error}); delete "
+                "it to start this run afresh."
+            ) from None
+        if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"{path} is not a checkpoint this sktext wrote; delete it to start afresh.")
+        return state
+
+    def on_train_begin(self, net, **kwargs):
+        self.max_epochs_ = net.max_epochs
+        self.batch_order_ = None
+        state = self.read()
+        if state is None:
+            return
+        self.batch_order_ = state.get("batch_order")
+        from skorch.callbacks import LRScheduler
+
+        net.module_.load_state_dict(state["module"])
+        net.optimizer_.load_state_dict(state["optimizer"])
+        net.history = History(json.loads(state["history"]))
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.device(net.device).type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], torch.device(net.device))
+        schedule = self._callback(net, LRScheduler)
+        if schedule is not None and "schedule" in state:
+            schedule.lr_scheduler_.load_state_dict(state["schedule"])
+            schedule.batch_idx_ = state["schedule_batch_idx"]
+        stopping = self._callback(net, _SkorchEarlyStopping)
+        if stopping is not None and "early_stopping" in state:
+            saved = state["early_stopping"]
+            stopping.misses_ = saved["misses"]
+            stopping.dynamic_threshold_ = saved["threshold"]
+            stopping.best_epoch_ = saved["best_epoch"]
+            stopping.best_model_weights_ = saved["best_weights"]
+        # fit_loop reads max_epochs after this: train only the epochs that remain.
+        net.max_epochs = 0 if state["complete"] else max(0, self.max_epochs_ - state["epochs"])
+
+    def on_epoch_begin(self, net, **kwargs):
+        # The training loader exists only now: give its sampler the saved batch order.
+        sampler = getattr(net, "train_batch_sampler_", None)
+        if self.batch_order_ is not None and getattr(sampler, "generator", None) is not None:
+            sampler.generator.bit_generator.state = json.loads(self.batch_order_)
+        self.batch_order_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        self._write(self._state(net, complete=False))
+
+    def on_train_end(self, net, **kwargs):
+        self._write(self._state(net, complete=True))
+        net.max_epochs = self.max_epochs_

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from .base import TextEstimatorBase
 from .lexical import TfidfLinearClassifier, apply_blend, fit_blend
 from .losses import LOSSES, criterion_for_layout
+from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
 from .thresholds import apply_thresholds, tune_thresholds
@@ -77,6 +78,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             )
 
     # -- fit ------------------------------------------------------------------------
+    @fit_transaction
     def fit(self, X, y):
         """Fit the classifier on texts and a multi-label matrix, or several categorical targets.
 
@@ -111,7 +113,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 f"{len(empty)} label(s) have no positive example in y (e.g. "
                 f"{str(names[empty[0]])!r}); the model will learn to predict them as absent.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_"):
             self.__dict__.pop(attribute, None)
@@ -162,7 +164,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         try:
             lexical.fit([texts[i] for i in train], Y[train])
         except ValueError as error:
-            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=3)
+            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
             return neural_logits
         margins = lexical.decision_function([texts[i] for i in valid])
         self.blend_weights_, self.blend_centre_ = fit_blend(neural_logits, margins, Y[valid])
@@ -197,10 +199,10 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             weight = np.divide(negatives, positives, out=np.ones_like(positives), where=positives > 0)
             return np.clip(weight, 1.0, MAX_POS_WEIGHT)
         weight = np.asarray(self.pos_weight, dtype=np.float32)
-        if weight.shape != (Y.shape[1],) or (weight <= 0).any():
+        if weight.shape != (Y.shape[1],) or not (np.isfinite(weight) & (weight > 0)).all():
             raise ValueError(
-                f"pos_weight as an array must hold one positive weight per label, i.e. "
-                f"shape ({Y.shape[1]},); got shape {weight.shape}."
+                f"pos_weight as an array must hold one positive weight per label, i.e. shape "
+                f"({Y.shape[1]},), each finite; got {weight.tolist() if weight.size <= 10 else f'shape {weight.shape}'}."
             )
         return weight
 

@@ -22,7 +22,9 @@ every batch per process, and saves from rank 0 only (:mod:`sktext.distributed`).
 ``fit`` shows skorch's progress bar and epoch table (the estimators' ``verbose=1``;
 ``--quiet`` turns them off); ``predict`` and ``evaluate`` print how long each stage
 took. Mistakes in the command (a missing file or column, unreadable labels, an
-unknown ``--param``) end with a one-line message on stderr and exit status 2.
+unknown ``--param``) end with a one-line message on stderr and exit status 2; a
+Ctrl-C ends with one line and status 130, and leaves no model folder (a model is
+written to a temporary folder and renamed into place only once complete).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from .thresholds import apply_thresholds
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
 
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 PREDICTED_COLUMN = "predicted_labels"
 PROBA_PREFIX = "proba_"
 DEFAULT_CHUNK_SIZE = 10_000  # rows ``predict`` reads, predicts and writes at a time
@@ -600,6 +604,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandLineError, ValueError, ImportError, OSError) as error:
         print(f"sktext {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # fit saves atomically: an interrupted command leaves no model folder behind.
+        print(f"sktext {args.command}: interrupted; nothing was saved.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -35,8 +35,14 @@ from .net import predict_batched
 from .precision import PrecisionMixin
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import register_estimator
+from .reliability import check_finite_outputs, fit_transaction
 from .text import PAD_ID, tokenize
-from .transformer import encode_with_tokenizer, load_tokenizer_and_encoder, save_tokenizer_and_encoder_config
+from .transformer import (
+    encode_with_tokenizer,
+    load_tokenizer_and_encoder,
+    position_limit,
+    save_tokenizer_and_encoder_config,
+)
 from .ulmfit import LanguageModelStageMixin
 from .validation import (
     POSITIVE_INT,
@@ -90,6 +96,7 @@ class _TextEmbedderBase(
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         raise NotImplementedError
 
+    @fit_transaction
     def fit(self, X, y=None):
         """Get the encoder ready (see the class docstring for what that involves).
 
@@ -129,13 +136,14 @@ class _TextEmbedderBase(
         check_is_fitted(self, "module_")
         dataset = self._encode(check_texts(X))
         dtype = self._compute_dtype()
-        return predict_batched(
+        vectors = predict_batched(
             self._inference_module(dtype),
             dataset,
             batch_size=self.batch_size,
             device=self.device_,
             precision=dtype,
         )
+        return check_finite_outputs(vectors, what="vectors")
 
     @property
     def _n_features_out(self) -> int:
@@ -240,7 +248,8 @@ class TransformerEmbedder(_TextEmbedderBase):
         return encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
+        limit = position_limit(self.module_.encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit)
 
 
 @register_estimator

@@ -51,7 +51,7 @@ import torch
 
 from ._version import __version__
 from .registry import register_exporter
-from .transformer import TransformerMultiLabelClassifier, effective_max_length
+from .transformer import TransformerMultiLabelClassifier, effective_max_length, position_limit
 
 __all__ = [
     "CONFIG_FILE",
@@ -324,7 +324,9 @@ def export_onnx(
         "model_name_or_path": str(estimator.model_name_or_path),
         "classes": _encode_classes(estimator.classes_),
         "thresholds": [float(value) for value in np.asarray(estimator.thresholds_)],
-        "max_length": effective_max_length(tokenizer, estimator.max_length),
+        "max_length": effective_max_length(
+            tokenizer, estimator.max_length, position_limit(estimator.module_.encoder.config)
+        ),
         "truncation_side": getattr(tokenizer, "truncation_side", "right"),
         "pad_id": int(pad_id),
         "batch_size": 2 * int(estimator.batch_size),

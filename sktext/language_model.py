@@ -543,6 +543,7 @@ def _build_net(
         gradient_clip_norm=gradient_clip_norm,
         progress_bar=verbose > 1,
         layer_groups=layer_groups,
+        lr_parameter=("lm_lr", None),  # the net's rate of the phase
     )
     return LanguageModelNet(
         module=model,

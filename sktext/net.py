@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import (
-    EarlyStopping,
     GradientNormClipping,
     LRScheduler,
     PassthroughScoring,
@@ -40,10 +39,11 @@ from .batching import (
     collate_prebatched,
     sort_by_length,
 )
-from .callbacks import TrainableLayerGroups, one_cycle
+from .callbacks import EarlyStopping, FiniteLossGuard, TrainableLayerGroups, TrainingCheckpoint, one_cycle
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .precision import autocast
+from .reliability import InterruptPropagatingNetMixin
 
 
 def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device) -> DataLoader:
@@ -61,11 +61,16 @@ def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, see
         batch_sampler=sampler,
         collate_fn=collate_prebatched,
         pin_memory=torch.device(device).type == "cuda",
+        # Its own generator: a loader draws a seed, which would advance torch's global one.
+        generator=torch.Generator(),
     )
 
 
-class TextNet(NeuralNet):
+class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     """skorch net over :class:`~sktext.batching.TokenizedTexts`.
+
+    A ``KeyboardInterrupt`` during training propagates (skorch's own ``partial_fit``
+    would swallow it; see :class:`~sktext.reliability.InterruptPropagatingNetMixin`).
 
     Parameters beyond :class:`skorch.NeuralNet`'s
     ----------------------------------------------
@@ -88,7 +93,10 @@ class TextNet(NeuralNet):
         return autocast(self.device, self.precision) if self.autocast_on_cuda else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
-        return data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
+        loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
+        if training:  # its generator's state is part of a checkpoint
+            self.train_batch_sampler_ = loader.batch_sampler
+        return loader
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
@@ -257,6 +265,8 @@ def make_callbacks(
     progress_bar: bool | None = None,
     layer_groups: Callable | None = None,
     n_trainable_groups: int | None = None,
+    lr_parameter: tuple[str, float | None] | None = None,
+    checkpoint=None,
 ) -> list:
     """The callbacks of one training run: schedule, clipping, early stopping, progress.
 
@@ -288,11 +298,19 @@ def make_callbacks(
         (:class:`~sktext.callbacks.TrainableLayerGroups`).
     n_trainable_groups : int or None, default=None
         None trains every group.
+    lr_parameter : (str, float or None) or None, default=None
+        The estimator's learning-rate parameter and its value (None: the net's ``lr``),
+        named in the error of :class:`~sktext.callbacks.FiniteLossGuard`: every run
+        stops with a clear error when its loss is no longer finite.
+    checkpoint : path-like or None, default=None
+        A file: the run saves its state there each epoch and resumes from it
+        (:class:`~sktext.callbacks.TrainingCheckpoint`).
 
     Returns
     -------
     list of (str, skorch.callbacks.Callback)
-        Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``.
+        Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``,
+        ``finite_loss``, ``checkpoint``.
     """
     callbacks = []
     if layer_groups is not None:
@@ -318,6 +336,9 @@ def make_callbacks(
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
     if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
+    callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
+    if checkpoint is not None:  # last: it restores what the others reset at the start
+        callbacks.append(("checkpoint", TrainingCheckpoint(checkpoint)))
     return callbacks
 
 

@@ -60,15 +60,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 
 from ._version import __version__
 from .fastai_weights import load_untied_state
 from .language_model import LanguageModel
 from .models.awd_lstm import AWDLSTMConfig, AWDLSTMLanguageModel
 from .registry import register_model_folder_format, registered_estimators
-from .targets import OutputLayout, Target
+from .reliability import atomic_folder, check_finite_parameters
+from .targets import BINARY, CATEGORICAL, OutputLayout, Target
 from .text import Vocabulary
-from .validation import resolve_device, validate_parameters
+from .validation import resolve_device
 
 __all__ = [
     "FORMAT_VERSION",
@@ -95,6 +97,17 @@ _LEGACY_LANGUAGE_MODEL_CONFIG = "config.json"
 
 # Parameters that may hold training data rather than a setting: kept only as a path.
 _DATA_PARAMETERS = frozenset({"unlabeled_texts"})
+# Parameters naming files of the machine that fitted the model: an absolute path is
+# kept as its last part only (a model name or relative reference), never the author's path.
+_PATH_PARAMETERS = frozenset({"model_name_or_path", "language_model", "unlabeled_texts"})
+# Settings of the fitting machine only, never saved.
+_LOCAL_PARAMETERS = frozenset({"checkpoint_dir"})
+#: A safetensors header larger than this is refused unread (real ones are kilobytes).
+MAX_HEADER_BYTES = 100 * 2**20
+_SAFETENSORS_ITEM_SIZES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
 # Fitted attributes saved as files or rebuilt, not stored as JSON values.
 _SPECIAL_ATTRIBUTES = frozenset(
     {
@@ -169,14 +182,32 @@ def _encode_params(estimator) -> tuple[dict[str, Any], dict[str, str]]:
     """``(kept, dropped)``: JSON forms of the parameters, and why each other one was left out."""
     kept, dropped = {}, {}
     for name, value in estimator.get_params(deep=False).items():
+        if name in _LOCAL_PARAMETERS:
+            if value is not None:
+                dropped[name] = "a folder of the machine that fitted the model, not saved"
+            continue
         if name in _DATA_PARAMETERS and not isinstance(value, (str, os.PathLike, type(None))):
             dropped[name] = "training data (a sequence of texts), not a setting; pass a path to keep it"
             continue
+        if name in _PATH_PARAMETERS:
+            value = _without_local_root(value)
         try:
             kept[name] = _to_json(value)
         except _NotJSON as reason:
             dropped[name] = f"not a JSON value ({reason})"
     return kept, dropped
+
+
+def _without_local_root(value: Any) -> Any:
+    """An absolute (or ``~``) path as its last part; other values (names, relative paths) as they are."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_local_root(item) for item in value)
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if os.path.isabs(text) or text.startswith("~") or Path(text).is_absolute():
+            return Path(text).name
+        return text
+    return value
 
 
 def _encode_classes(classes: np.ndarray) -> dict[str, Any]:
@@ -260,23 +291,30 @@ def check_output_folder(folder: str | os.PathLike, overwrite: bool) -> None:
             )
 
 
-def _prepare_folder(folder: Path, overwrite: bool) -> None:
-    """Check ``folder``, then empty it of a previous model (the files its manifest lists)."""
-    check_output_folder(folder, overwrite)
-    if (folder / MANIFEST_FILE).is_file():
+def _model_files(manifest: Mapping) -> set[str]:
+    """The top-level entries of a model folder that its manifest lists."""
+    names = [
+        MANIFEST_FILE,
+        *(manifest.get("module", {}).get("files", {}) or {}).values(),
+        *(manifest.get("lexical") or {}).values(),
+    ]
+    return {Path(str(name)).parts[0] for name in names if str(name).strip()}
+
+
+def _carry_other_files(folder: Path, staging: Path) -> None:
+    """Copy the entries of an old model folder that are not part of its model into ``staging``."""
+    try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-        files = [
-            MANIFEST_FILE,
-            *manifest.get("module", {}).get("files", {}).values(),
-            *(manifest.get("lexical") or {}).values(),
-        ]
-        for name in files:
-            path = folder / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+        ours = _model_files(manifest) if isinstance(manifest, dict) else {MANIFEST_FILE}
+    except (OSError, ValueError):
+        ours = {MANIFEST_FILE}
+    for entry in folder.iterdir():
+        if entry.name in ours or (staging / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, staging / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
 
 
 def _parameter_dtype(module: torch.nn.Module) -> str:
@@ -316,7 +354,6 @@ def save_model(
     >>> save_model(fitted, "my-model")  # doctest: +SKIP
     >>> load_model("my-model").predict(["a text editor"])  # doctest: +SKIP
     """
-    from safetensors.torch import save_model as save_weights
     from sklearn.utils.validation import check_is_fitted
 
     if isinstance(estimator, LanguageModel):
@@ -338,17 +375,31 @@ def save_model(
     params, dropped = _encode_params(estimator)
     attributes, unsaved = _encode_attributes(estimator)
     folder = Path(folder)
-    _prepare_folder(folder, overwrite)
+    check_output_folder(folder, overwrite)
+    # Everything is written into a temporary sibling folder, flushed, then renamed into
+    # place: a full disk or a Ctrl-C mid-save leaves the old model as it was.
+    with atomic_folder(folder) as staging:
+        manifest = _write_model(estimator, staging, layout, params, dropped, attributes, unsaved, metadata)
+        # Written last: a folder without it is an unfinished save.
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        if (folder / MANIFEST_FILE).is_file():
+            _carry_other_files(folder, staging)
+    return folder
+
+
+def _write_model(estimator, folder: Path, layout, params, dropped, attributes, unsaved, metadata) -> dict:
+    """Write the weights, the encoding and the lexical part into ``folder``; return the manifest."""
+    from safetensors.torch import save_model as save_weights
 
     module = estimator.module_
     save_weights(module, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
     encoding = estimator._save_encoding(folder)
     lexical = _save_lexical(estimator, folder)
-    manifest = {
+    return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "sktext_version": __version__,
-        "estimator": name,
+        "estimator": type(estimator).__name__,
         "params": params,
         "dropped_params": dropped,
         # A regressor has neither (its target_mean_ / target_scale_ are in "attributes").
@@ -371,9 +422,6 @@ def save_model(
         "lexical": lexical,
         "metadata": metadata,
     }
-    # Written last: a folder without it is an unfinished save.
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    return folder
 
 
 def _save_lexical(estimator, folder: Path) -> dict[str, str] | None:
@@ -389,17 +437,170 @@ def _save_lexical(estimator, folder: Path) -> dict[str, str] | None:
     return {"config": LEXICAL_CONFIG_FILE, "weights": LEXICAL_WEIGHTS_FILE}
 
 
-def _load_lexical(folder: Path, files: Mapping[str, str]):
+def _load_lexical(folder: Path, files: Mapping[str, str], n_binary: int):
+    """The lexical model of ``lexical.json`` + ``lexical.safetensors``; errors name the damaged file."""
     from safetensors.numpy import load_file
 
     from .lexical import TfidfLinearClassifier
 
-    config = json.loads((folder / files["config"]).read_text(encoding="utf-8"))
-    return TfidfLinearClassifier.from_state(config, load_file(str(folder / files["weights"])))
+    if not isinstance(files, Mapping) or not {"config", "weights"} <= set(files):
+        raise ValueError(f"{folder / MANIFEST_FILE}: 'lexical' must name a 'config' and a 'weights' file.")
+    config_path = _member(folder, files["config"], "the lexical config")
+    weights_path = _member(folder, files["weights"], "the lexical weights")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config_path} is not valid JSON ({error}); the model folder is damaged.") from None
+    _check_weights_header(weights_path)
+    try:
+        arrays = load_file(str(weights_path))
+        lexical = TfidfLinearClassifier.from_state(config, arrays)
+    except Exception as error:  # noqa: BLE001 - any failure here is a damaged file
+        raise ValueError(
+            f"The lexical part of the model folder is damaged ({config_path.name} and "
+            f"{weights_path.name} in {folder}): {type(error).__name__}: {error}"
+        ) from None
+    if lexical.n_outputs_ != n_binary:
+        raise ValueError(
+            f"{config_path} and {weights_path.name} hold a lexical model of {lexical.n_outputs_} "
+            f"labels, but the model has {n_binary}; the model folder is damaged."
+        )
+    return lexical
+
+
+# -- checks of a folder before anything is built ----------------------------------------------
+def _member(folder: Path, name: Any, what: str) -> Path:
+    """``folder / name``, refused unless it is a relative path that stays inside ``folder``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{folder / MANIFEST_FILE} names {what} as {name!r}; expected a file name inside the folder.")
+    path = folder / name
+    root = folder.resolve()
+    if Path(name).is_absolute() or ".." in Path(name).parts or not path.resolve().is_relative_to(root):
+        raise ValueError(
+            f"{folder / MANIFEST_FILE} names {what} {name!r}, a path outside the model folder; "
+            "a model folder only reads its own files. The manifest is damaged or was tampered with."
+        )
+    if not path.exists():
+        raise ValueError(f"The model folder {str(folder)!r} lacks {what} ({name}) that {MANIFEST_FILE} names.")
+    return path
+
+
+def read_safetensors_header(path: str | os.PathLike) -> dict[str, dict]:
+    """The tensor entries of a safetensors file's header, checked against the file's size.
+
+    Reads only the header (its first 8 bytes give the length of the JSON that follows),
+    so a file that claims more than it holds is refused before any tensor is read.
+
+    Returns
+    -------
+    entries : dict
+        ``{name: {"dtype": str, "shape": [int, ...], "data_offsets": [begin, end]}}``.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if length < 2 or length > min(MAX_HEADER_BYTES, size - 8):
+            raise ValueError(f"{path} is not a safetensors file or is truncated (its header is unreadable).")
+        try:
+            header = json.loads(handle.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is damaged: its safetensors header is not JSON ({error}).") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is damaged: its safetensors header is not a JSON object.")
+    data_size = size - 8 - length
+    entries = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            count = math.prod(int(dim) for dim in shape)
+            valid = (
+                dtype in _SAFETENSORS_ITEM_SIZES
+                and all(isinstance(dim, int) and dim >= 0 for dim in shape)
+                and 0 <= begin <= end <= data_size
+                and end - begin == count * _SAFETENSORS_ITEM_SIZES[dtype]
+            )
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{path} is damaged or truncated: the tensor {name!r} ({entry!r:.120}) does not fit "
+                f"the {data_size} bytes of data the file holds."
+            )
+        entries[name] = entry
+    return entries
+
+
+def _check_weights_header(path: Path) -> dict[str, dict]:
+    try:
+        return read_safetensors_header(path)
+    except OSError as error:
+        raise ValueError(f"{path} cannot be read ({error}).") from None
+
+
+def _check_manifest_outputs(manifest: Mapping, path: Path, *, has_outputs: bool = True) -> None:
+    """Outputs, classes, layout and thresholds of a manifest agree (nothing is built yet).
+
+    An embedder (``has_outputs=False``) has none of them: all must be null.
+    """
+    n_outputs = manifest.get("n_outputs")
+    if not has_outputs:
+        present = [
+            key for key in ("n_outputs", "classes", "output_layout", "thresholds", "lexical") if manifest.get(key)
+        ]
+        if present:
+            raise ValueError(f"{path} describes an embedder but sets {', '.join(present)}; the manifest is damaged.")
+        return
+    if not isinstance(n_outputs, int) or isinstance(n_outputs, bool) or n_outputs < 1:
+        raise ValueError(f"{path}: n_outputs must be an int >= 1; got {n_outputs!r}.")
+    classes, layout, thresholds = manifest.get("classes"), manifest.get("output_layout"), manifest.get("thresholds")
+    n_binary = None
+    if classes is not None:
+        values = classes.get("values") if isinstance(classes, Mapping) else None
+        if not isinstance(values, list) or len(values) != n_outputs:
+            shown = len(values) if isinstance(values, list) else values
+            raise ValueError(f"{path} lists {shown} classes for n_outputs={n_outputs}; they must match.")
+        n_binary = n_outputs
+    if layout is not None:
+        if not isinstance(layout, list) or len(layout) != n_outputs:
+            raise ValueError(f"{path}: output_layout must list one target per output (n_outputs={n_outputs}).")
+        start = 0
+        for entry in layout:
+            try:
+                kind, width = entry["kind"], int(entry["stop"]) - int(entry["start"])
+                n_classes = len(entry["classes"]["values"])
+                valid = int(entry["start"]) == start and (
+                    (kind == BINARY and width == 1 and n_classes == 2)
+                    or (kind == CATEGORICAL and width == n_classes >= 1)
+                )
+            except (KeyError, TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise ValueError(
+                    f"{path}: the output_layout entry {entry!r:.160} is inconsistent; the manifest is damaged."
+                )
+            start += width
+        n_binary = sum(entry["kind"] == BINARY for entry in layout)
+    if thresholds is not None:
+        try:
+            values = np.asarray(_from_json(thresholds), dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: thresholds must be an array of numbers.") from None
+        if n_binary is not None and len(values) != n_binary:
+            raise ValueError(f"{path} holds {len(values)} thresholds for {n_binary} 0/1 outputs; they must match.")
+        if not (np.isfinite(values) & (values >= 0) & (values <= 1)).all():
+            raise ValueError(f"{path}: every threshold must lie in [0, 1]; got {values.tolist()[:10]}.")
 
 
 def _save_language_model(language_model, folder: Path, *, metadata: Mapping | None, overwrite: bool) -> Path:
-    """Write a :class:`~sktext.language_model.LanguageModel`: config, history, vocabulary, weights."""
+    """Write a :class:`~sktext.language_model.LanguageModel`: config, history, vocabulary, weights.
+
+    Written as the estimators are: into a temporary sibling folder renamed into place
+    (:func:`~sktext.reliability.atomic_folder`), the manifest last.
+    """
     from safetensors.torch import save_model as save_weights
 
     try:
@@ -416,11 +617,8 @@ def _save_language_model(language_model, folder: Path, *, metadata: Mapping | No
         )
     except _NotJSON as reason:
         raise ValueError(f"metadata and history must be JSON-serialisable; they hold a {reason}.") from None
-    _prepare_folder(folder, overwrite)
+    check_output_folder(folder, overwrite)
     model = language_model.model
-    # safetensors stores the decoder weight tied to the embedding once, and ties it back.
-    save_weights(model, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
-    language_model.vocabulary.save(folder / VOCABULARY_FILE)
     manifest = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -436,22 +634,64 @@ def _save_language_model(language_model, folder: Path, *, metadata: Mapping | No
         },
         "metadata": metadata,
     }
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    with atomic_folder(folder) as staging:
+        # safetensors stores the decoder weight tied to the embedding once, and ties it back.
+        save_weights(model, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+        language_model.vocabulary.save(staging / VOCABULARY_FILE)
+        # Written last: a folder without it is an unfinished save.
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        if (folder / MANIFEST_FILE).is_file():
+            _carry_other_files(folder, staging)
     return folder
 
 
 def _load_language_model(folder: Path, manifest: Mapping):
+    """The language model of a folder of kind ``language_model``, checked before it is built."""
     from safetensors.torch import load_model as load_weights
 
-    description = manifest["module"]
+    path = folder / MANIFEST_FILE
+    description = manifest.get("module")
+    files = description.get("files") if isinstance(description, Mapping) else None
+    if not isinstance(files, Mapping) or not {"weights", "vocabulary"} <= set(files):
+        raise ValueError(f"{path}: 'module' must name a 'weights' and a 'vocabulary' file.")
+    weights = _member(folder, files["weights"], "the language model's weights")
+    vocabulary_path = _member(folder, files["vocabulary"], "the language model's vocabulary")
+    entries = _check_weights_header(weights)
+    dtype = description.get("dtype")
+    if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"{path} gives the module dtype {dtype!r}, which is not a torch dtype.")
     try:
         config = AWDLSTMConfig.from_dict(manifest["config"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{folder / MANIFEST_FILE} holds an AWD-LSTM config this sktext refuses: {error}") from None
-    model = AWDLSTMLanguageModel(config).to(getattr(torch, description["dtype"]))
-    load_weights(model, str(folder / description["files"]["weights"]), strict=True)
-    vocabulary = Vocabulary.load(folder / description["files"]["vocabulary"])
-    return LanguageModel(model.eval(), vocabulary, history=manifest.get("history"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds an AWD-LSTM config this sktext refuses: {error}") from None
+    with torch.device("meta"):  # shapes checked before any memory is allocated
+        skeleton = AWDLSTMLanguageModel(config)
+    if type(skeleton).__name__ != description.get("class"):
+        raise ValueError(
+            f"The saved module is a {description.get('class')} but this sktext builds a "
+            f"{type(skeleton).__name__} for a language model; load it with the sktext version that saved it."
+        )
+    _check_weights_fit(skeleton, entries, weights, dtype)
+    del skeleton
+    try:
+        vocabulary = Vocabulary.load(vocabulary_path)
+    except Exception as error:  # noqa: BLE001 - a vocabulary file that does not load
+        raise ValueError(f"{vocabulary_path} is damaged: {type(error).__name__}: {str(error)[:300]}") from None
+    if len(vocabulary) != config.vocab_size:
+        raise ValueError(
+            f"{vocabulary_path} holds {len(vocabulary)} tokens but {MANIFEST_FILE} describes a "
+            f"language model of {config.vocab_size}; the model folder is damaged."
+        )
+    model = AWDLSTMLanguageModel(config).to(getattr(torch, dtype))
+    try:
+        load_weights(model, str(weights), strict=True)
+    except Exception as error:  # noqa: BLE001 - whatever safetensors or torch says, name the file
+        raise ValueError(f"{weights} cannot be loaded into the model ({type(error).__name__}: {error}).") from None
+    check_finite_parameters(model, source=str(weights))
+    history = manifest.get("history")
+    if history is not None and not isinstance(history, list):
+        raise ValueError(f"{path}: 'history' must be a list of epochs.")
+    return LanguageModel(model.eval(), vocabulary, history=history)
 
 
 def _is_0_1_0_language_model(folder: Path) -> bool:
@@ -610,23 +850,79 @@ def _restore_attributes(estimator, manifest: Mapping) -> None:
         setattr(estimator, name, History(value) if name == "history_" else value)
 
 
+def _build(estimator, folder: Path, description: Mapping, n_outputs: int) -> torch.nn.Module:
+    """The module the estimator's hooks build from the folder's encoding files (weights not loaded)."""
+    try:
+        pretrained = estimator._load_encoding(folder, description)
+    except Exception as error:  # noqa: BLE001 - a tokenizer or vocabulary file that does not load
+        files = ", ".join(str(name) for key, name in description["files"].items() if key != "weights")
+        raise ValueError(
+            f"The model folder {str(folder)!r} has a damaged or refused encoding file ({files}): "
+            f"{type(error).__name__}: {str(error)[:300]}"
+        ) from None
+    return estimator._build_module(n_outputs, pretrained)
+
+
+def _check_weights_fit(module: torch.nn.Module, entries: Mapping[str, dict], path: Path, dtype: str) -> None:
+    """Every tensor the module needs is in the header with its shape (tied weights stored once)."""
+    state = module.state_dict(keep_vars=True)
+    tied: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        tied.setdefault(id(tensor), []).append(name)
+    for names in tied.values():
+        present = [name for name in names if name in entries]
+        if not present:  # a tied weight may be stored under any one of its names
+            raise ValueError(
+                f"{path} lacks the tensor {names[0]!r} the model needs; the file is damaged or of another model."
+            )
+        for name in present:
+            entry, tensor = entries[name], state[name]
+            if list(entry["shape"]) != list(tensor.shape):
+                raise ValueError(
+                    f"{path} holds {name!r} with shape {tuple(entry['shape'])} but the model that "
+                    f"{MANIFEST_FILE} describes needs {tuple(tensor.shape)} (outputs, classes and "
+                    "weights must agree); the model folder is damaged or was tampered with."
+                )
+    unexpected = sorted(set(entries) - set(state))
+    if unexpected:
+        raise ValueError(f"{path} holds tensors the model does not have ({unexpected[:5]}); it is of another model.")
+
+
 def _rebuild_module(estimator, folder: Path, description: Mapping) -> torch.nn.Module:
     from safetensors.torch import load_model as load_weights
 
-    pretrained = estimator._load_encoding(folder, description)
+    if not isinstance(description, Mapping) or not isinstance(description.get("files"), Mapping):
+        raise ValueError(f"{folder / MANIFEST_FILE}: 'module' must describe its files.")
+    for key, name in description["files"].items():
+        _member(folder, name, f"the module's {key} file")
+    weights = folder / description["files"]["weights"]
+    entries = _check_weights_header(weights)
+    dtype = description.get("dtype")
+    if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"{folder / MANIFEST_FILE} gives the module dtype {dtype!r}, which is not a torch dtype.")
     layout = vars(estimator).get("output_layout_")
-    n_outputs = vars(estimator).get("n_outputs_") if layout is None else layout.n_logits
-    module = estimator._build_module(n_outputs, pretrained)
-    if type(module).__name__ != description["class"]:
+    n_outputs = vars(estimator).get("n_outputs_") if layout is None else layout.n_logits  # None: an embedder
+    # The model the manifest describes, built first on the meta device (no memory), so
+    # that weights of another shape (or an absurd size) are refused before allocating.
+    with torch.device("meta"):
+        skeleton = _build(estimator, folder, description, n_outputs)
+    if type(skeleton).__name__ != description["class"]:
         raise ValueError(
             f"The saved module is a {description['class']} but this sktext builds a "
-            f"{type(module).__name__} for {type(estimator).__name__}; load it with the sktext "
+            f"{type(skeleton).__name__} for {type(estimator).__name__}; load it with the sktext "
             "version that saved it."
         )
+    _check_weights_fit(skeleton, entries, weights, dtype)
+    del skeleton
+    module = _build(estimator, folder, description, n_outputs)
     for name, value in description.get("settings", {}).items():
         setattr(module, name, value)
-    module.to(getattr(torch, description["dtype"]))
-    load_weights(module, str(folder / description["files"]["weights"]), strict=True)
+    module.to(getattr(torch, dtype))
+    try:
+        load_weights(module, str(weights), strict=True)
+    except Exception as error:  # noqa: BLE001 - whatever safetensors or torch says, name the file
+        raise ValueError(f"{weights} cannot be loaded into the model ({type(error).__name__}: {error}).") from None
+    check_finite_parameters(module, source=str(weights))
     return module.to(estimator.device_).eval()
 
 
@@ -687,16 +983,23 @@ def load_model(folder: str | os.PathLike, *, expected_class: type | None = None)
             f"The folder {str(folder)!r} holds a {name}, not a {expected_class.__name__}; load it "
             f"with {name}.load or sktext.load_model."
         )
-    estimator = cls(**_decode_params(cls, manifest))
+    path = folder / MANIFEST_FILE
     try:
-        validate_parameters(estimator)
-    except ValueError as error:
+        estimator = cls(**_decode_params(cls, manifest))
+        estimator._validate_params()
+    except (ValueError, TypeError) as error:
         raise ValueError(f"The model folder {str(folder)!r} holds a parameter this sktext refuses: {error}") from None
-    _restore_attributes(estimator, manifest)
+    _check_manifest_outputs(manifest, path, has_outputs=not issubclass(cls, TransformerMixin))  # embedders: none
+    try:
+        _restore_attributes(estimator, manifest)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{path} is damaged: {type(error).__name__}: {error}") from None
     estimator.device_ = resolve_device(estimator.device, cuda_fallback=True)
-    estimator.module_ = _rebuild_module(estimator, folder, manifest["module"])
+    estimator.module_ = _rebuild_module(estimator, folder, manifest.get("module"))
     if manifest.get("lexical") is not None:
-        estimator.lexical_ = _load_lexical(folder, manifest["lexical"])
+        layout = vars(estimator).get("output_layout_")
+        n_binary = estimator.n_outputs_ if layout is None else len(layout.binary_targets)
+        estimator.lexical_ = _load_lexical(folder, manifest["lexical"], n_binary)
     return estimator
 
 

@@ -61,12 +61,17 @@ def load_pretrained(name_or_path: str):
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from .reliability import refuse_custom_code
+
     source = resolve_model_path(name_or_path)
+    if Path(source).is_dir():
+        refuse_custom_code(source, what=f"model {name_or_path!r}")
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source)
+        # A folder's (or hub repository's) own Python code never runs.
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise ValueError(
             f"Unknown model {name_or_path!r}: it is not a local folder and could not be "

@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .base import TextEstimatorBase
 from .losses import REGRESSION_LOSSES, RegressionLoss, bounded_output
+from .reliability import fit_transaction
 from .splits import ShuffleValidSplit
 from .validation import Options, Types, check_n_labels, check_regression_targets, check_texts
 
@@ -89,6 +90,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         return float(bounds[0]), float(bounds[1])
 
     # -- fit ------------------------------------------------------------------------
+    @fit_transaction
     def fit(self, X, y):
         """Fit the regressor on texts and one or several continuous targets.
 

@@ -53,6 +53,13 @@ class ShuffleValidSplit:
                 "validation_fraction=None (for a classifier, with a float threshold)."
             )
         train, valid = next(self._splitter().split(np.zeros(len(y)), self._stratify_on(y)))
+        if len(train) == 0 or len(valid) == 0:
+            raise ValueError(
+                f"validation_fraction={self.fraction} leaves {len(valid)} validation and "
+                f"{len(train)} training samples out of {len(y)} (the stratified split could not "
+                "balance the labels); pass more texts, a larger fraction, or "
+                "validation_fraction=None (for a classifier, with a float threshold such as 0.5)."
+            )
         self._cache = (y, (train, valid))
         return train, valid
 
@@ -90,7 +97,10 @@ class MultilabelValidSplit(ShuffleValidSplit):
         return MultilabelStratifiedShuffleSplit(n_splits=1, test_size=self.fraction, random_state=self.seed)
 
     def _stratify_on(self, y: np.ndarray) -> np.ndarray:
-        return y if self.layout is None else self.layout.indicator_matrix(y)
+        indicators = y if self.layout is None else self.layout.indicator_matrix(y)
+        if indicators.shape[1] == 1:  # one label: stratify on it and its complement
+            indicators = np.column_stack([indicators, 1 - indicators])
+        return indicators
 
 
 def stratified_indices(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

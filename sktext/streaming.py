@@ -64,7 +64,7 @@ class PredictionWriter:
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Append ``rows`` (dicts of JSON values)."""
         if self._format == "jsonl":
-            self._handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            self._handle.writelines(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
         else:
             flat = [row if self.flatten is None else self.flatten(row) for row in rows]
             if not flat:

@@ -177,6 +177,24 @@ def _multioutput_columns(y, n_samples: int):
     return [(j, array[:, j], False) for j in range(array.shape[1])], False
 
 
+def _refuse_label_lists(y) -> None:
+    """Raise the MultiLabelBinarizer fix for Python lists of label names (or of label sets)."""
+    if not isinstance(y, (list, tuple)) or not y:
+        return
+    rows = list(y)
+    if not all(isinstance(row, (list, tuple, set, frozenset)) for row in rows):
+        return
+    if any(isinstance(row, (set, frozenset)) for row in rows) or any(
+        isinstance(value, (str, bytes)) for row in rows for value in row
+    ):
+        raise ValueError(
+            "y looks like lists of label names (e.g. "
+            f"{list(rows[0])[:3]!r}); binarize it first: mlb = MultiLabelBinarizer(); "
+            "Y = mlb.fit_transform(y), and keep mlb.classes_ for the label names. If each "
+            "column is instead one categorical target, pass a 2-D numpy array or a DataFrame."
+        )
+
+
 def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, OutputLayout]:
     """Validate a classifier's ``y``: a multi-label matrix, or categorical (and 0/1) columns.
 
@@ -199,6 +217,7 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     layout : OutputLayout
         For a multi-label y, every target binary (:meth:`OutputLayout.multilabel`).
     """
+    _refuse_label_lists(y)
     try:
         Y, classes = check_label_matrix(y, n_samples)
         return Y, classes, OutputLayout.multilabel(classes)

@@ -12,6 +12,7 @@ from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import exporter, register_estimator
 from .regression import TextRegressorBase
+from .reliability import refuse_custom_code
 from .validation import POSITIVE_FLOAT, POSITIVE_INT, Interval, Options, Types
 
 #: Where a model folder keeps the tokenizer and the encoder's Hugging Face config.
@@ -19,15 +20,39 @@ TOKENIZER_FOLDER = "tokenizer"
 ENCODER_CONFIG_FOLDER = "encoder"
 
 
-def effective_max_length(tokenizer, max_length: int) -> int:
-    """``max_length``, lowered to the tokenizer's ``model_max_length`` when it sets a real one."""
+#: Model types whose position ids start after the padding id (RoBERTa's scheme).
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text", "longformer", "mpnet"})
+
+
+def position_limit(config) -> int | None:
+    """How many tokens the encoder's position embeddings take (None when it has no such limit)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(config, "model_type", None) in _OFFSET_POSITIONS:
+        pad = getattr(config, "pad_token_id", None)
+        limit -= (pad if isinstance(pad, int) else 1) + 1
+    return max(limit, 1)
+
+
+def effective_max_length(tokenizer, max_length: int, max_positions: int | None = None) -> int:
+    """``max_length``, lowered to the tokenizer's ``model_max_length`` when it sets a real one,
+    and to the encoder's own limit ``max_positions`` (:func:`position_limit`)."""
     limit = getattr(tokenizer, "model_max_length", None)
-    return int(max_length if not limit or limit > 10**6 else min(max_length, limit))
+    max_length = int(max_length if not limit or limit > 10**6 else min(max_length, limit))
+    return max_length if max_positions is None else min(max_length, max_positions)
 
 
-def encode_with_tokenizer(tokenizer, texts: list[str], max_length: int) -> TokenizedTexts:
-    """Token ids of ``texts``, truncated to ``max_length`` (and the model's own limit)."""
-    max_length = effective_max_length(tokenizer, max_length)
+def encode_with_tokenizer(
+    tokenizer, texts: list[str], max_length: int, *, max_positions: int | None = None
+) -> TokenizedTexts:
+    """Token ids of ``texts``, truncated to ``max_length``, the tokenizer's and the encoder's limits.
+
+    ``max_positions`` is the encoder's own limit (:func:`position_limit`): a tokenizer
+    saved without ``model_max_length`` would otherwise let long texts overrun the
+    position embeddings.
+    """
+    max_length = effective_max_length(tokenizer, max_length, max_positions)
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -56,11 +81,14 @@ def load_tokenizer_and_encoder(folder: Path, description: dict):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     files = description["files"]
-    tokenizer = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]))
-    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]))
+    # Never the folder's own code: refused with a message, and trust_remote_code=False.
+    refuse_custom_code(folder / files["tokenizer"], what="model folder's tokenizer")
+    refuse_custom_code(folder / files["encoder_config"], what="model folder's encoder config")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / files["tokenizer"]), trust_remote_code=False)
+    config = AutoConfig.from_pretrained(str(folder / files["encoder_config"]), trust_remote_code=False)
     attention = description.get("attn_implementation")
     options = {"attn_implementation": attention} if isinstance(attention, str) else {}
-    return tokenizer, AutoModel.from_config(config, **options)
+    return tokenizer, AutoModel.from_config(config, trust_remote_code=False, **options)
 
 
 class TransformerModelMixin:
@@ -85,10 +113,12 @@ class TransformerModelMixin:
 
     def _fit_encoding(self, texts: list[str]):
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
-        return self._encode(texts), encoder
+        limit = position_limit(encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit), encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length)
+        limit = position_limit(self.module_.encoder.config)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit)
 
     def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
@@ -230,6 +260,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -301,6 +338,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         precision: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -325,6 +363,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
     def export_onnx(self, path, *, quantize: str | None = None, overwrite: bool = False):
         """Write the fitted classifier as an ONNX folder that predicts without torch.
@@ -418,6 +457,13 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         Seeds weights of the head, dropout, batch order and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch table and a per-batch progress bar.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -469,6 +515,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         precision: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -490,6 +537,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 __all__ = [
@@ -498,4 +546,5 @@ __all__ = [
     "TransformerRegressor",
     "effective_max_length",
     "encode_with_tokenizer",
+    "position_limit",
 ]

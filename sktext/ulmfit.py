@@ -181,7 +181,7 @@ class LanguageModelStageMixin:
                 "WT103 files) or a saved sktext language model, or unlabeled in-domain texts "
                 "(unlabeled_texts=..., tens of thousands help).",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=7,
             )
         self.n_language_model_texts_ = 0
         self.language_model_history_ = []
@@ -349,6 +349,7 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 cycle_momentum=True,
                 callback_options={"layer_groups": layer_groups, "n_trainable_groups": n_trainable},
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
+                checkpoint_name=f"stage-{stage + 1}",
             )
             net.fit(dataset, None)
             for record in net.history:
@@ -523,6 +524,14 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch tables and progress bars.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. The
+        language-model stage is not saved: it runs again (it is seeded). None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -619,6 +628,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         precision: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -652,6 +662,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 @register_estimator
@@ -734,6 +745,14 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         Seeds weights, dropout, batch order, the LM stage and the validation split.
     verbose : int, default=0
         0 is silent; 1 prints skorch's epoch tables and progress bars.
+    checkpoint_dir : str, path-like or None, default=None
+        Where to keep the training state (weights, optimizer, schedule, early
+        stopping, history, random state), written at the end of every epoch into a
+        sub-folder named after the estimator, its parameters and the data. An
+        interrupted or crashed ``fit``, called again with the same parameters and
+        data, resumes there and ends where an uninterrupted one would. The
+        language-model stage is not saved: it runs again (it is seeded). None
+        (default) writes nothing.
 
     Attributes
     ----------
@@ -797,6 +816,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         precision: str = "auto",
         random_state=None,
         verbose: int = 0,
+        checkpoint_dir=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -827,6 +847,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
+        self.checkpoint_dir = checkpoint_dir
 
 
 __all__ = ["ULMFiTClassifier", "ULMFiTModelMixin", "ULMFiTRegressor", "read_unlabeled_texts"]

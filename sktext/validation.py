@@ -80,9 +80,30 @@ def check_texts(X, *, name: str = "X", allow_empty: bool = False) -> list[str]:
             f"{first} is {texts[first]!r} ({type(texts[first]).__name__}). Replace missing "
             f"texts with '' (e.g. series.fillna('')) or convert them with str()."
         )
+    _check_encodable(texts, name)
     if not texts and not allow_empty:
         raise ValueError(f"{name} is empty: at least one text is needed.")
     return texts
+
+
+def _check_encodable(texts: list[str], name: str) -> None:
+    """Refuse texts that are not valid Unicode (lone surrogates), naming the first one's index."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"{name}[{index}] is not valid Unicode: it holds a lone surrogate "
+                f"({text[error.start]!r} at position {error.start}), as text decoded with "
+                "errors='surrogateescape' does. Clean it first, e.g. "
+                "text.encode('utf-8', errors='replace').decode('utf-8')."
+            ) from None
 
 
 def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,6 +157,12 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         )
     if Y.shape[1] == 0:
         raise ValueError("y has no label columns; at least one label is needed.")
+    if (
+        Y.dtype == object
+        and Y.size
+        and all(isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, str) for value in Y.ravel())
+    ):
+        Y = Y.astype(np.float64)  # an object array of numbers reads as the numeric array it holds
     if Y.dtype == object or not np.issubdtype(Y.dtype, np.number) and Y.dtype != bool:
         raise ValueError(
             f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use MultiLabelBinarizer().fit_transform(y)."
@@ -414,14 +441,18 @@ class _RandomState(Constraint):
 
 
 class _Device(Constraint):
+    #: Devices a model can train and predict on ("meta" holds no data).
+    TYPES = ("cpu", "cuda", "mps", "xpu")
+
     def is_satisfied_by(self, value) -> bool:
-        if isinstance(value, torch.device) or (isinstance(value, str) and value == "auto"):
+        if isinstance(value, str) and value == "auto":
             return True
-        try:
-            torch.device(value)
-        except (RuntimeError, TypeError):
+        if not isinstance(value, (str, torch.device)):
             return False
-        return True
+        try:
+            return torch.device(value).type in self.TYPES
+        except (RuntimeError, TypeError, ValueError):
+            return False
 
     def __str__(self) -> str:
         return "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device"
