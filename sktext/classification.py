@@ -28,7 +28,7 @@ from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
-from .thresholds import apply_thresholds, tune_thresholds
+from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, tune_thresholds
 from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
@@ -41,7 +41,6 @@ from .validation import (
 __all__ = ["MultiLabelTextClassifierBase"]
 
 MAX_POS_WEIGHT = 100.0
-MIN_THRESHOLD_POSITIVES = 5
 
 
 class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):

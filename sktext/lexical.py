@@ -29,7 +29,7 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from .splits import stratified_indices
-from .thresholds import apply_thresholds, tune_thresholds
+from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, tune_thresholds
 from .validation import (
     FRACTION,
     POSITIVE_FLOAT,
@@ -46,7 +46,6 @@ from .validation import (
 LOSSES = ("squared_hinge", "log_loss")
 #: Margin given to a label whose training targets are all 0 (or all 1).
 CONSTANT_MARGIN = 8.0
-MIN_THRESHOLD_POSITIVES = 5
 
 
 def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int):

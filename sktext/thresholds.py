@@ -7,6 +7,10 @@ import numpy as np
 DEFAULT_CANDIDATES = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
+#: Fewest held-out positives for a label to get a threshold of its own.
+MIN_THRESHOLD_POSITIVES = 5
+
+
 def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
     """The decision rule of every sktext classifier: positive where ``proba >= threshold``.
 
@@ -41,7 +45,7 @@ def tune_thresholds(
     y_true: np.ndarray,
     y_proba: np.ndarray,
     *,
-    min_positives: int = 5,
+    min_positives: int = MIN_THRESHOLD_POSITIVES,
     shrinkage: float = 2.0,
     candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:

@@ -252,7 +252,8 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     precision : {"auto", "fp32", "bf16"}, default="auto"
         Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
         CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
-        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        cost no F1 at equal epochs and to predict faster; its training speed on a
+        CPU is not yet measured on idle cores), fp32 elsewhere; ``"fp32"`` and
         ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
         with a bf16 copy of the weights; the fitted weights stay float32. See
         :mod:`sktext.precision`.
@@ -449,7 +450,8 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
     precision : {"auto", "fp32", "bf16"}, default="auto"
         Number format of training and prediction. ``"auto"``: bf16 on CUDA and on a
         CPU whose instruction set has fast bf16 (AVX-512 BF16 or AMX; measured to
-        cost no F1 at equal epochs, and faster), fp32 elsewhere; ``"fp32"`` and
+        cost no F1 at equal epochs and to predict faster; its training speed on a
+        CPU is not yet measured on idle cores), fp32 elsewhere; ``"fp32"`` and
         ``"bf16"`` force one. Training runs under autocast, CPU prediction in bf16
         with a bf16 copy of the weights; the fitted weights stay float32. See
         :mod:`sktext.precision`.
