@@ -7,16 +7,16 @@ reads top-down::
 
     fit(X, y)                                   task base (classification.py, regression.py)
       check X, y; validate_parameters(self)     validation.py, the class's _parameter_constraints
-      _fit_module(texts, Y, criterion_kwargs)   here: seed, then
+      _fit_module(texts, Y, criterion_kwargs, sample_weight)   here: seed, then
         _fit_encoding(texts) -> dataset, pretrained      model family
         _build_module(n_outputs, pretrained) -> module   model family
-        _init_output_bias(module, Y)                     task base
+        _init_output_bias(module, Y, sample_weight)      task base
         _train(module, dataset, split, ...) -> history   here (one skorch run) or the family
       post-processing (thresholds_)             task base
 
 The task bases (:class:`~sktext.classification.MultiLabelTextClassifierBase`,
 :class:`~sktext.regression.TextRegressorBase`) supply ``_criterion()``,
-``_valid_split(seed)``, ``_init_output_bias(module, Y)`` and ``_n_logits(Y)``. A model
+``_valid_split(seed)``, ``_init_output_bias(module, Y, sample_weight)`` and ``_n_logits(Y)``. A model
 family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mixin:
 
 - ``_fit_encoding(texts)``: fit the tokenizer (or vocabulary, or language model) and
@@ -141,7 +141,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
 
     Subclasses for a task (:class:`MultiLabelTextClassifierBase`,
     :class:`~sktext.regression.TextRegressorBase`) supply ``_criterion()``,
-    ``_valid_split(seed)``, ``_init_output_bias(module, Y)`` and their ``fit`` /
+    ``_valid_split(seed)``, ``_init_output_bias(module, Y, sample_weight)`` and their ``fit`` /
     ``predict``; model mixins supply ``_fit_encoding``, ``_encode``, ``_build_module``
     and optionally ``_parameter_groups`` and ``_train``.
     """
@@ -162,10 +162,12 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         "random_state": ["random_state"],
         "verbose": [NON_NEGATIVE_INT, "boolean"],
         "checkpoint_dir": [None, PATH],
+        "callbacks": [None, "callbacks"],
     }
 
-    #: Parameters that do not change what a fit computes, left out of a checkpoint's key.
-    _checkpoint_ignores = frozenset({"verbose", "checkpoint_dir", "device"})
+    #: Parameters that do not change what a fit computes, left out of a checkpoint's key
+    #: (the user's callbacks are taken to observe a run, e.g. to log it).
+    _checkpoint_ignores = frozenset({"verbose", "checkpoint_dir", "device", "callbacks"})
 
     # -- hooks of the model family ---------------------------------------------------
     def _fit_encoding(self, texts: list[str]) -> tuple[TokenizedTexts, object]:
@@ -198,8 +200,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         """The skorch ``train_split`` used when ``validation_fraction`` is set."""
         raise NotImplementedError
 
-    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
-        """Set the output layer's bias from the training targets (default: leave it)."""
+    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Set the output layer's bias from the (weighted) training targets (default: leave it)."""
 
     def _check_related_params(self) -> None:
         """Checks that involve several parameters at once (each alone is declared)."""
@@ -210,30 +212,33 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         self._check_related_params()
 
     # -- fit ------------------------------------------------------------------------
-    def _fit_module(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict):
+    def _fit_module(
+        self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, sample_weight: np.ndarray | None = None
+    ):
         """Seed, encode, build, train; set ``device_``, ``history_`` and ``module_``.
 
-        Returns the training dataset and the validation split (None without one), for
-        the task's post-processing (e.g. threshold tuning).
+        ``sample_weight`` (checked, or None) weighs each text's loss, in training and
+        in the validation loss. Returns the training dataset and the validation split
+        (None without one), for the task's post-processing (e.g. threshold tuning).
         """
         for attribute in ("module_", "history_", "_bf16_module"):
             self.__dict__.pop(attribute, None)
         self.device_ = resolve_device(self.device)
         self.precision_ = "bf16" if self._compute_dtype() == torch.bfloat16 else "fp32"
-        self._checkpoint_run = self._checkpoint_folder(texts, Y)
+        self._checkpoint_run = self._checkpoint_folder(texts, Y, sample_weight)
         try:
-            return self._fit_seeded(texts, Y, criterion_kwargs, self._checkpoint_seed())
+            return self._fit_seeded(texts, Y, criterion_kwargs, sample_weight, self._checkpoint_seed())
         finally:
             del self._checkpoint_run
 
-    def _fit_seeded(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, seed: int):
+    def _fit_seeded(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, sample_weight, seed: int):
         with seeded(seed, self.device_) as seed:
             dataset, pretrained = self._fit_encoding(texts)
-            dataset = dataset.with_targets(Y)
+            dataset = dataset.with_targets(Y, sample_weight)
             module = self._build_module(self._n_logits(Y), pretrained)
             if self.freeze_encoder:
                 module.freeze_encoder()
-            self._init_output_bias(module, Y)
+            self._init_output_bias(module, Y, sample_weight)
             module.to(self.device_)
             split = self._valid_split(seed) if self.validation_fraction is not None else None
             self.n_epochs_ = self._resolve_epochs(self._n_train(dataset, split))
@@ -243,7 +248,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         return dataset, split
 
     # -- checkpoints ------------------------------------------------------------------
-    def _checkpoint_folder(self, texts: list[str], Y: np.ndarray) -> Path | None:
+    def _checkpoint_folder(self, texts: list[str], Y: np.ndarray, sample_weight: np.ndarray | None) -> Path | None:
         """``checkpoint_dir/<key>``: one folder per (class, parameters, data), or None.
 
         The key hashes what decides the result of the fit, so that a checkpoint is only
@@ -258,6 +263,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         for text in texts:
             digest.update(b"\0" + text.encode("utf-8"))
         digest.update(np.ascontiguousarray(Y, dtype=np.float32).tobytes())
+        if sample_weight is not None:
+            digest.update(b"\0weights" + np.ascontiguousarray(sample_weight, dtype=np.float64).tobytes())
         return Path(self.checkpoint_dir) / f"{type(self).__name__}-{digest.hexdigest()[:16]}"
 
     def _checkpoint_seed(self) -> int:
@@ -383,6 +390,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
                 verbose=self.verbose,
                 lr_parameter=("lr", self.lr),
                 checkpoint=self._checkpoint_path(checkpoint_name),
+                extra=self.callbacks,
                 **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),
@@ -390,6 +398,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             optimizer__weight_decay=self.weight_decay,
             optimizer__param_groups=parameter_groups,
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            criterion__reduction="none",  # the net reduces, weighing samples (TextNet.get_loss)
             **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
         )
         return net

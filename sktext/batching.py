@@ -29,13 +29,25 @@ class TokenizedTexts(Dataset):
         Id written into padding positions.
     y : ndarray of shape (n_texts, n_labels), default=None
         Targets, float32.
+    sample_weight : ndarray of shape (n_texts,), default=None
+        Weight of each text in the loss; batches then carry it as the input
+        ``"sample_weight"``, which :class:`~sktext.net.TextNet` takes out before the
+        forward pass.
     """
 
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, pad_id: int, y: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        offsets: np.ndarray,
+        pad_id: int,
+        y: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> None:
         self.ids = ids
         self.offsets = offsets
         self.pad_id = int(pad_id)
         self.y = y
+        self.sample_weight = sample_weight
 
     @classmethod
     def from_sequences(
@@ -59,9 +71,10 @@ class TokenizedTexts(Dataset):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def with_targets(self, y: np.ndarray | None) -> TokenizedTexts:
-        """The same texts with other targets."""
-        return TokenizedTexts(self.ids, self.offsets, self.pad_id, y)
+    def with_targets(self, y: np.ndarray | None, sample_weight: np.ndarray | None = None) -> TokenizedTexts:
+        """The same texts with other targets (and weights)."""
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+        return TokenizedTexts(self.ids, self.offsets, self.pad_id, y, weights)
 
     def subset(self, indices: np.ndarray) -> TokenizedTexts:
         """A new dataset holding the texts at ``indices``, in that order."""
@@ -71,7 +84,8 @@ class TokenizedTexts(Dataset):
         np.cumsum(lengths, out=offsets[1:])
         positions = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         y = None if self.y is None else self.y[indices]
-        return TokenizedTexts(self.ids[positions], offsets, self.pad_id, y)
+        weights = None if self.sample_weight is None else self.sample_weight[indices]
+        return TokenizedTexts(self.ids[positions], offsets, self.pad_id, y, weights)
 
     def __getitem__(self, index: int):
         return self.__getitems__([index])
@@ -89,6 +103,8 @@ class TokenizedTexts(Dataset):
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(mask.astype(np.int64)),
         }
+        if self.sample_weight is not None:
+            inputs["sample_weight"] = torch.from_numpy(self.sample_weight[indices])
         targets = None if self.y is None else torch.from_numpy(self.y[indices])
         return inputs, targets
 

@@ -8,7 +8,8 @@
 - :class:`FiniteLossGuard`: stops a run whose loss is no longer finite, with the fix.
 - :class:`EarlyStopping`: skorch's, ending the run with
   :class:`~sktext.reliability.StopTraining` instead of a ``KeyboardInterrupt``, so that
-  a real Ctrl-C is never mistaken for it.
+  a real Ctrl-C is never mistaken for it, and only once the epoch's other callbacks
+  (the user's too) have seen the epoch: :class:`StopWhenRequested` raises it.
 - :class:`TrainingCheckpoint`: writes the training state at the end of every epoch
   and, when its file exists, resumes the run from it.
 
@@ -35,7 +36,14 @@ from .distributed import is_main_process
 from .models.awd_lstm import layer_groups, set_trainable_groups
 from .reliability import StopTraining, TrainingDivergedError
 
-__all__ = ["EarlyStopping", "FiniteLossGuard", "TrainableLayerGroups", "TrainingCheckpoint", "one_cycle"]
+__all__ = [
+    "EarlyStopping",
+    "FiniteLossGuard",
+    "StopWhenRequested",
+    "TrainableLayerGroups",
+    "TrainingCheckpoint",
+    "one_cycle",
+]
 
 
 def one_cycle(
@@ -172,15 +180,32 @@ class FiniteLossGuard(Callback):
 
 
 class EarlyStopping(_SkorchEarlyStopping):
-    """skorch's ``EarlyStopping``, ending the run with ``StopTraining``, not ``KeyboardInterrupt``."""
+    """skorch's ``EarlyStopping``, asking for the run to end rather than raising ``KeyboardInterrupt``.
+
+    When patience runs out it sets ``stop_requested_``; :class:`StopWhenRequested`,
+    later in the callback list, then ends the run with ``StopTraining``, so that the
+    callbacks in between (the user's loggers) still see the last epoch.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self.stop_requested_ = False
 
     def on_epoch_end(self, net, **kwargs):
         try:
             super().on_epoch_end(net, **kwargs)
         except KeyboardInterrupt:
-            if self.misses_ == self.patience:
-                raise StopTraining from None
-            raise
+            if self.misses_ != self.patience:
+                raise
+            self.stop_requested_ = True
+
+
+class StopWhenRequested(Callback):
+    """End the run with ``StopTraining`` at the end of an epoch where a callback set ``stop_requested_``."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if any(getattr(callback, "stop_requested_", False) for _, callback in net.callbacks_):
+            raise StopTraining
 
 
 #: What a checkpoint file holds (a dict of tensors and plain values, read with weights_only=True).

@@ -35,6 +35,7 @@ from .validation import (
     Options,
     Types,
     check_n_labels,
+    check_sample_weight,
     check_texts,
 )
 
@@ -78,7 +79,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
 
     # -- fit ------------------------------------------------------------------------
     @fit_transaction
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the classifier on texts and a multi-label matrix, or several categorical targets.
 
         Parameters
@@ -93,6 +94,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             mixing 0/1 columns (a sigmoid head each) and categorical columns (object,
             category or string dtype, or ints beyond 0/1: a softmax head each). See
             :mod:`sktext.targets`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each text: it multiplies the text's loss (a weight
+            of 2 counts the text twice), its share of the label priors the output
+            layer starts from and of ``pos_weight="balanced"``, its count in the F1
+            the thresholds are tuned for, and its weight in the lexical part and the
+            blend. With metadata routing on, request it with
+            ``set_fit_request(sample_weight=True)`` to have ``Pipeline`` or
+            ``GridSearchCV`` pass it.
 
         Returns
         -------
@@ -101,11 +110,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """
         texts = check_texts(X)
         Y, classes, layout = check_targets(y, len(texts))
+        weights = check_sample_weight(sample_weight, len(texts))
         self._validate_params()
         binary = layout.binary_targets
         names = [target.name for target in layout.targets]
         thresholds = self._fixed_thresholds(len(binary))
-        pos_weight = self._resolve_pos_weight(Y[:, binary])
+        pos_weight = self._resolve_pos_weight(Y[:, binary], weights)
         empty = binary[Y[:, binary].sum(axis=0) == 0]
         if len(empty):
             warnings.warn(
@@ -123,15 +133,18 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
         lexical = self._lexical_model() if len(binary) else None
-        dataset, split = self._fit_module(texts, Y, criterion_kwargs)
+        dataset, split = self._fit_module(texts, Y, criterion_kwargs, weights)
         if split is not None and (thresholds is None or lexical is not None):
             train, valid = split.indices(dataset.y)
             logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
             if lexical is not None:
-                logits = self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits)
+                logits = self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits, weights)
             if thresholds is None:
                 thresholds, _ = tune_thresholds(
-                    Y[valid][:, binary], expit(logits), min_positives=MIN_THRESHOLD_POSITIVES
+                    Y[valid][:, binary],
+                    expit(logits),
+                    min_positives=MIN_THRESHOLD_POSITIVES,
+                    sample_weight=None if weights is None else weights[valid],
                 )
         if thresholds is None:
             thresholds = np.zeros(0)
@@ -148,7 +161,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             return TfidfLinearClassifier(class_weight="balanced", random_state=0)
         return clone(self.lexical)
 
-    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits) -> np.ndarray:
+    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits, sample_weight=None) -> np.ndarray:
         """Fit ``lexical_``, ``blend_weights_`` and ``blend_centre_``; return the validation part's blend.
 
         The lexical model learns from the network's training part; the blend weights
@@ -159,15 +172,20 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         texts have no words, a warning says so and the network's logits come back as
         they were.
         """
+        train_weight, valid_weight = (
+            (None, None) if sample_weight is None else (sample_weight[train], sample_weight[valid])
+        )
         lexical.set_params(threshold=0.5)
         try:
-            lexical.fit([texts[i] for i in train], Y[train])
+            lexical.fit([texts[i] for i in train], Y[train], sample_weight=train_weight)
         except ValueError as error:
             warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
             return neural_logits
         margins = lexical.decision_function([texts[i] for i in valid])
-        self.blend_weights_, self.blend_centre_ = fit_blend(neural_logits, margins, Y[valid])
-        self.lexical_ = lexical.fit(texts, Y)
+        self.blend_weights_, self.blend_centre_ = fit_blend(
+            neural_logits, margins, Y[valid], sample_weight=valid_weight
+        )
+        self.lexical_ = lexical.fit(texts, Y, sample_weight=sample_weight)
         return apply_blend(self.blend_weights_, self.blend_centre_, neural_logits, margins)
 
     def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -189,12 +207,13 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             )
         return thresholds
 
-    def _resolve_pos_weight(self, Y: np.ndarray) -> np.ndarray | None:
+    def _resolve_pos_weight(self, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray | None:
         if self.pos_weight is None:
             return None
-        positives = Y.sum(axis=0)
+        weights = np.ones(len(Y)) if sample_weight is None else sample_weight
+        positives = (weights @ Y).astype(np.float32)
         if isinstance(self.pos_weight, str):
-            negatives = len(Y) - positives
+            negatives = np.float32(weights.sum()) - positives
             weight = np.divide(negatives, positives, out=np.ones_like(positives), where=positives > 0)
             return np.clip(weight, 1.0, MAX_POS_WEIGHT)
         weight = np.asarray(self.pos_weight, dtype=np.float32)
@@ -205,9 +224,9 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             )
         return weight
 
-    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
+    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """Start every logit at its training prior (smoothed): log-odds, or log-priors per softmax group."""
-        bias = self.output_layout_.bias_prior(Y)
+        bias = self.output_layout_.bias_prior(Y, sample_weight)
         with torch.no_grad():
             module.output_layer.bias.copy_(torch.as_tensor(bias))
 

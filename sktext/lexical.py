@@ -38,6 +38,7 @@ from .validation import (
     Options,
     check_label_matrix,
     check_n_labels,
+    check_sample_weight,
     check_texts,
     seed_from,
     validate_parameters,
@@ -48,7 +49,7 @@ LOSSES = ("squared_hinge", "log_loss")
 CONSTANT_MARGIN = 8.0
 
 
-def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int):
+def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int, sample_weight=None):
     """Coefficients and intercept of one label's linear model (a constant when y is)."""
     if y.min() == y.max():
         return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
@@ -58,7 +59,7 @@ def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weigh
         )
     else:
         model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, class_weight=class_weight, random_state=seed)
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=sample_weight)
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
 
@@ -178,7 +179,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             dtype=np.float32,
         )
 
-    def _fit_arrays(self, texts: list[str], Y: np.ndarray, seed: int):
+    def _fit_arrays(self, texts: list[str], Y: np.ndarray, seed: int, sample_weight: np.ndarray | None):
         vectorizer = self._vectorizer(len(texts))
         try:
             X = vectorizer.fit_transform(texts)
@@ -189,14 +190,14 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             ) from None
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
         fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed)
+            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight)
             for j in range(Y.shape[1])
         )
         coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
         intercept = np.array([bias for _, bias in fitted], dtype=np.float64)
         return vectorizer, coef.astype(np.float32), intercept
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the vectorizer and one linear model per label; tune thresholds.
 
         Parameters
@@ -204,6 +205,10 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
         y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
             0/1 label indicators, as ``MultiLabelBinarizer`` returns.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each text in every label's linear model (as scikit-learn's
+            ``sample_weight``) and in the F1 the thresholds are tuned for; the
+            vectorizer's vocabulary and IDF count texts unweighted.
 
         Returns
         -------
@@ -211,15 +216,19 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         texts = check_texts(X)
         Y, classes = check_label_matrix(y, len(texts))
+        weights = check_sample_weight(sample_weight, len(texts))
         validate_parameters(self)
         seed = seed_from(self.random_state)
         thresholds = self._fixed_thresholds(Y.shape[1])
         if thresholds is None:
             train, valid = stratified_indices(Y, self.validation_fraction, seed)
-            vectorizer, coef, intercept = self._fit_arrays([texts[i] for i in train], Y[train], seed)
+            train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
+            vectorizer, coef, intercept = self._fit_arrays([texts[i] for i in train], Y[train], seed, train_weight)
             margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
-            thresholds, _ = tune_thresholds(Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES)
-        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed)
+            thresholds, _ = tune_thresholds(
+                Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
+            )
+        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights)
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         self.thresholds_ = thresholds
@@ -364,7 +373,12 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
 
 # -- blending the lexical margins with a network's logits ------------------------------
 def fit_blend(
-    neural_logits: np.ndarray, lexical_margins: np.ndarray, Y: np.ndarray, *, centre: bool = True
+    neural_logits: np.ndarray,
+    lexical_margins: np.ndarray,
+    Y: np.ndarray,
+    *,
+    centre: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights ``(a, b, c)`` and centres of ``a * (neural - centre) + b * lexical + c``.
 
@@ -387,6 +401,9 @@ def fit_blend(
         0/1 targets.
     centre : bool, default=True
         Centre the network's logits (False takes them as they are: the centres are 0).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Weight of each text: of its (text, label) pairs in the regression, and in the
+        mean the centres are.
 
     Returns
     -------
@@ -394,14 +411,15 @@ def fit_blend(
     centres : ndarray of shape (n_labels,)
     """
     neural_logits = np.asarray(neural_logits, dtype=np.float64)
-    centres = neural_logits.mean(axis=0) if centre else np.zeros(neural_logits.shape[1])
+    centres = np.average(neural_logits, axis=0, weights=sample_weight) if centre else np.zeros(neural_logits.shape[1])
     features = np.column_stack([np.ravel(neural_logits - centres), np.ravel(lexical_margins)])
     targets = np.ravel(np.asarray(Y) > 0.5)
+    pair_weight = None if sample_weight is None else np.repeat(np.asarray(sample_weight, float), neural_logits.shape[1])
     if targets.all() or not targets.any():
         return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
     keep = [0, 1]
     for _ in range(2):  # refit without a part that comes out negative
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets)
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets, sample_weight=pair_weight)
         coef = model.coef_.ravel()
         if (coef >= 0).all():
             break

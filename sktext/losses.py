@@ -175,6 +175,8 @@ class RegressionLoss(nn.Module):
         to the outputs (:func:`bounded_output`); None for unbounded outputs.
     delta : float, default=1.0
         Huber's threshold between the quadratic and the linear part.
+    reduction : {"mean", "none"}, default="mean"
+        The mean over samples and targets, or the loss of each element.
 
     Examples
     --------
@@ -189,22 +191,26 @@ class RegressionLoss(nn.Module):
         low: torch.Tensor | None = None,
         high: torch.Tensor | None = None,
         delta: float = 1.0,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
         if kind not in REGRESSION_LOSSES:
             raise ValueError(f"kind must be 'mse' or 'huber', got {kind!r}.")
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
         self.kind = kind
+        self.reduction = reduction
         self.delta = float(delta)
         self.register_buffer("low", None if low is None else torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", None if high is None else torch.as_tensor(high, dtype=torch.float32))
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The mean loss of ``outputs`` against ``targets`` of the same shape."""
+        """The mean loss of ``outputs`` against ``targets`` of the same shape (each with ``reduction="none"``)."""
         predicted = bounded_output(outputs, self.low, self.high)
         targets = targets.to(predicted.dtype)
         if self.kind == "huber":
-            return F.huber_loss(predicted, targets, delta=self.delta)
-        return F.mse_loss(predicted, targets)
+            return F.huber_loss(predicted, targets, delta=self.delta, reduction=self.reduction)
+        return F.mse_loss(predicted, targets, reduction=self.reduction)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, bounded={self.low is not None}"
@@ -231,6 +237,8 @@ class MultiHeadLoss(nn.Module):
     gamma : float or None, default=None
         Focal-loss focusing parameter for the binary targets; None is plain BCE.
         The softmax groups always use cross-entropy.
+    reduction : {"mean", "none"}, default="mean"
+        The mean over samples, or one summed loss per sample.
 
     Examples
     --------
@@ -246,8 +254,12 @@ class MultiHeadLoss(nn.Module):
         groups=(),
         pos_weight: torch.Tensor | None = None,
         gamma: float | None = None,
+        reduction: str = "mean",
     ) -> None:
         super().__init__()
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+        self.reduction = reduction
         self.binary_logits = [int(i) for i in binary_logits]
         self.binary_targets = [int(i) for i in binary_targets]
         self.groups = [tuple(int(v) for v in group) for group in groups]
@@ -258,14 +270,14 @@ class MultiHeadLoss(nn.Module):
         )
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The mean over samples of the summed per-target losses."""
+        """The mean over samples of the summed per-target losses (per sample with ``reduction="none"``)."""
         total = logits.new_zeros(logits.shape[0])
         if self.binary_logits:
             binary = self.binary(logits[:, self.binary_logits], targets[:, self.binary_targets].to(logits.dtype))
             total = total + binary.sum(dim=1)
         for column, start, stop in self.groups:
             total = total + F.cross_entropy(logits[:, start:stop], targets[:, column].long(), reduction="none")
-        return total.mean()
+        return total.mean() if self.reduction == "mean" else total
 
     def extra_repr(self) -> str:
         return f"n_binary={len(self.binary_logits)}, n_softmax_groups={len(self.groups)}"

@@ -39,7 +39,14 @@ from .batching import (
     collate_prebatched,
     sort_by_length,
 )
-from .callbacks import EarlyStopping, FiniteLossGuard, TrainableLayerGroups, TrainingCheckpoint, one_cycle
+from .callbacks import (
+    EarlyStopping,
+    FiniteLossGuard,
+    StopWhenRequested,
+    TrainableLayerGroups,
+    TrainingCheckpoint,
+    one_cycle,
+)
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .precision import autocast
@@ -123,17 +130,23 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         A process whose slice is empty (a batch smaller than the number of processes)
         gets ``(None, 0)``.
         """
+        inputs = dict(inputs)
+        weights = inputs.pop("sample_weight", None)
         n_rows, share = len(targets), 1.0
         if world()[1] > 1:
             rows = shard_slice(n_rows)
             inputs = {name: value[rows] for name, value in inputs.items()}
             targets = targets[rows]
             share = len(targets) / n_rows
+            if weights is not None:  # the shard's share of the batch's weight
+                total = float(weights.sum())
+                weights = weights[rows]
+                share = float(weights.sum()) / total if total > 0 else 0.0
             if not len(targets):
                 return None, torch.zeros((), device=self.device)
         with self._autocast():
             logits = self.infer(inputs, **fit_params)
-        loss = self.get_loss(logits, targets, X=inputs, training=training)
+        loss = self.get_loss(logits, targets, X=inputs, training=training, sample_weight=weights)
         return logits, loss if share == 1.0 else loss * share
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -156,9 +169,24 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
             if parameter.requires_grad:
                 yield name, parameter
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
+        """The criterion's loss, as a (weighted) mean over the samples of the batch.
+
+        A criterion built with ``reduction="none"`` (as the estimators build theirs)
+        returns per-sample or per-element losses: each sample's is the mean over its
+        elements, and the batch's the mean over samples, weighted by ``sample_weight``
+        when given (a weight of 2 counts a text as twice in the batch). A criterion
+        that reduces by itself is taken as it is.
+        """
         y_true = y_true.to(self.device, dtype=torch.float32, non_blocking=True)
-        return self.criterion_(y_pred.float(), y_true)
+        loss = self.criterion_(y_pred.float(), y_true)
+        if loss.ndim == 0:
+            return loss
+        per_sample = loss.reshape(len(y_true), -1).mean(dim=1)
+        if sample_weight is None:
+            return per_sample.mean()
+        weights = sample_weight.to(self.device, dtype=torch.float32, non_blocking=True)
+        return (per_sample * weights).sum() / weights.sum().clamp_min(torch.finfo(torch.float32).tiny)
 
 
 class LanguageModelNet(TextNet):
@@ -250,6 +278,19 @@ class LanguageModelNet(TextNet):
         return loss
 
 
+#: Names of the callbacks :func:`make_callbacks` builds.
+BUILT_IN_CALLBACKS = (
+    "trainable_groups",
+    "schedule",
+    "clip",
+    "early_stopping",
+    "progress",
+    "finite_loss",
+    "stop",
+    "checkpoint",
+)
+
+
 def make_callbacks(
     *,
     total_steps: int,
@@ -267,6 +308,7 @@ def make_callbacks(
     n_trainable_groups: int | None = None,
     lr_parameter: tuple[str, float | None] | None = None,
     checkpoint=None,
+    extra=None,
 ) -> list:
     """The callbacks of one training run: schedule, clipping, early stopping, progress.
 
@@ -305,12 +347,21 @@ def make_callbacks(
     checkpoint : path-like or None, default=None
         A file: the run saves its state there each epoch and resumes from it
         (:class:`~sktext.callbacks.TrainingCheckpoint`).
+    extra : list of skorch callbacks or (name, callback) pairs, optional
+        The user's own (an estimator's ``callbacks`` parameter), run after sktext's and
+        before the checkpoint; an unnamed one is named after its class.
 
     Returns
     -------
     list of (str, skorch.callbacks.Callback)
         Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``,
-        ``finite_loss``, ``checkpoint``.
+        ``finite_loss``, then the ``extra`` ones, then ``stop`` (which ends the run when
+        early stopping asks) and ``checkpoint``.
+
+    Raises
+    ------
+    ValueError
+        An ``extra`` callback's name is taken by one of sktext's or by another one.
     """
     callbacks = []
     if layer_groups is not None:
@@ -337,9 +388,28 @@ def make_callbacks(
     if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
     callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
+    callbacks += _named_extra_callbacks(extra or [], taken=set(BUILT_IN_CALLBACKS))
+    if has_validation and patience:  # after the user's: they see the epoch early stopping ends on
+        callbacks.append(("stop", StopWhenRequested()))
     if checkpoint is not None:  # last: it restores what the others reset at the start
         callbacks.append(("checkpoint", TrainingCheckpoint(checkpoint)))
     return callbacks
+
+
+def _named_extra_callbacks(extra, taken: set[str]) -> list:
+    """``extra`` as (name, callback) pairs; a name sktext or another callback has is refused."""
+    named = []
+    for entry in extra:
+        name, callback = entry if isinstance(entry, tuple) else (type(entry).__name__, entry)
+        if name in taken:
+            raise ValueError(
+                f"callbacks: the name {name!r} is taken"
+                + (" by one of sktext's own callbacks" if name in BUILT_IN_CALLBACKS else " by another callback")
+                + "; pass the callback as a (name, callback) pair with another name."
+            )
+        taken.add(name)
+        named.append((name, callback))
+    return named
 
 
 def predict_batched(
@@ -357,7 +427,7 @@ def predict_batched(
     weights are bf16 already; the module is put in eval mode and the rows of the
     result (logits, or vectors for the embedders) are put back in the original order.
     """
-    ordered, order = sort_by_length(dataset)
+    ordered, order = sort_by_length(dataset.with_targets(None))  # no targets, no weights
     loader = data_loader(ordered, batch_size, training=False, seed=0, device=device)
     module.eval()
     if next(module.parameters()).dtype == torch.bfloat16:

@@ -186,6 +186,9 @@ def _encode_params(estimator) -> tuple[dict[str, Any], dict[str, str]]:
             if value is not None:
                 dropped[name] = "a folder of the machine that fitted the model, not saved"
             continue
+        if name == "callbacks" and value is not None:
+            dropped[name] = "skorch callbacks observe a fit and hold live objects; not saved"
+            continue
         if name in _DATA_PARAMETERS and not isinstance(value, (str, os.PathLike, type(None))):
             dropped[name] = "training data (a sequence of texts), not a setting; pass a path to keep it"
             continue

@@ -34,7 +34,7 @@ from .base import TextEstimatorBase
 from .losses import REGRESSION_LOSSES, RegressionLoss, bounded_output
 from .reliability import fit_transaction
 from .splits import ShuffleValidSplit
-from .validation import Options, Types, check_n_labels, check_regression_targets, check_texts
+from .validation import Options, Types, check_n_labels, check_regression_targets, check_sample_weight, check_texts
 
 __all__ = ["TextRegressorBase"]
 
@@ -91,7 +91,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
 
     # -- fit ------------------------------------------------------------------------
     @fit_transaction
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the regressor on texts and one or several continuous targets.
 
         Parameters
@@ -101,6 +101,11 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Finite numbers (a pandas Series or DataFrame works too). ``predict``
             returns the same number of dimensions.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each text: it multiplies the text's loss (a weight
+            of 2 counts the text twice) and its share of the targets' mean and scale.
+            With metadata routing on, request it with
+            ``set_fit_request(sample_weight=True)``.
 
         Returns
         -------
@@ -109,6 +114,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         """
         texts = check_texts(X)
         Y, one_dimensional = check_regression_targets(y, len(texts))
+        weights = check_sample_weight(sample_weight, len(texts))
         self._validate_params()
         bounds = self._output_bounds()
         if bounds is not None:
@@ -120,8 +126,8 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
                     f"output_range=({low}, {high}) bounds the predictions, but y holds "
                     f"{value!r} outside it; widen output_range or set it to None."
                 )
-        mean = Y.mean(axis=0)
-        scale = Y.std(axis=0)
+        mean = np.average(Y, axis=0, weights=weights)
+        scale = np.sqrt(np.average((Y - mean) ** 2, axis=0, weights=weights))
         scale[scale == 0] = 1.0
         self.target_mean_ = mean
         self.target_scale_ = scale
@@ -132,7 +138,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         limits = self._standardised_bounds()
         if limits is not None:
             criterion_kwargs = {"low": limits[0], "high": limits[1]}
-        self._fit_module(texts, standardised, criterion_kwargs)
+        self._fit_module(texts, standardised, criterion_kwargs, weights)
         self._release_cuda_cache()
         return self
 
@@ -145,7 +151,7 @@ class TextRegressorBase(RegressorMixin, TextEstimatorBase):
         high = (bounds[1] - self.target_mean_) / self.target_scale_
         return (torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32))
 
-    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray) -> None:
+    def _init_output_bias(self, module: torch.nn.Module, Y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """Start the prediction at the training mean of each target."""
         bias = np.zeros(Y.shape[1])
         limits = self._standardised_bounds()

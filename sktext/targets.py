@@ -101,17 +101,19 @@ class OutputLayout:
                 indicators[np.arange(len(Y)), target.start + Y[:, index].astype(np.int64)] = 1.0
         return indicators
 
-    def bias_prior(self, Y: np.ndarray) -> np.ndarray:
-        """Output-layer bias at the training priors: log-odds (binary), log-priors (softmax)."""
+    def bias_prior(self, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """Output-layer bias at the (weighted) training priors: log-odds (binary), log-priors (softmax)."""
         bias = np.zeros(self.n_logits)
         indicators = self.indicator_matrix(Y)
+        weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        total = weights.sum()
         for target in self.targets:
-            counts = indicators[:, target.start : target.stop].sum(axis=0)
+            counts = weights @ indicators[:, target.start : target.stop]
             if target.kind == BINARY:
-                prior = (counts + 0.5) / (len(Y) + 1.0)
+                prior = (counts + 0.5) / (total + 1.0)
                 bias[target.start] = np.log(prior / (1 - prior))[0]
             else:
-                prior = (counts + 0.5) / (len(Y) + 0.5 * len(counts))
+                prior = (counts + 0.5) / (total + 0.5 * len(counts))
                 bias[target.start : target.stop] = np.log(prior)
         return bias
 

@@ -26,13 +26,12 @@ def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
     return (np.asarray(y_proba) >= np.asarray(thresholds)).astype(np.int64)
 
 
-def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold: float) -> tuple:
-    """True positives, false positives and false negatives of each label at ``threshold``."""
+def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold: float, weights: np.ndarray | None) -> tuple:
+    """(Weighted) true positives, false positives and false negatives of each label at ``threshold``."""
     predicted = apply_thresholds(y_proba, threshold).astype(bool)
-    true_positives = (predicted & y_true).sum(axis=0)
-    false_positives = (predicted & ~y_true).sum(axis=0)
-    false_negatives = (~predicted & y_true).sum(axis=0)
-    return true_positives, false_positives, false_negatives
+    if weights is None:
+        return (predicted & y_true).sum(axis=0), (predicted & ~y_true).sum(axis=0), (~predicted & y_true).sum(axis=0)
+    return weights @ (predicted & y_true), weights @ (predicted & ~y_true), weights @ (~predicted & y_true)
 
 
 def _middle_of_best(scores: np.ndarray, candidates: np.ndarray) -> float:
@@ -48,6 +47,7 @@ def tune_thresholds(
     min_positives: int = MIN_THRESHOLD_POSITIVES,
     shrinkage: float = 2.0,
     candidates: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Per-label thresholds that maximise F1 on held-out predictions.
 
@@ -77,6 +77,10 @@ def tune_thresholds(
         own optimum.
     candidates : array-like, default=None
         Thresholds to try; ``0.01, 0.02, ..., 0.99`` by default.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each sample in the F1 counts. Whether a label has ``min_positives``
+        and how much its own optimum weighs still count positives unweighted: they
+        measure how much evidence there is, which weights do not add.
 
     Returns
     -------
@@ -90,10 +94,11 @@ def tune_thresholds(
             f"y_true and y_proba must both have shape (n_samples, n_labels); got {y_true.shape} and {y_proba.shape}."
         )
     candidates = DEFAULT_CANDIDATES if candidates is None else np.asarray(candidates, float)
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     label_f1 = np.zeros((len(candidates), y_true.shape[1]))
     micro_f1 = np.zeros(len(candidates))
     for k, threshold in enumerate(candidates):
-        tp, fp, fn = _confusion_counts(y_true, y_proba, threshold)
+        tp, fp, fn = _confusion_counts(y_true, y_proba, threshold, weights)
         denominator = 2 * tp + fp + fn
         label_f1[k] = np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
         total = denominator.sum()

@@ -268,6 +268,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         interrupted or crashed ``fit``, called again with the same parameters and
         data, resumes there and ends where an uninterrupted one would. None
         (default) writes nothing.
+    callbacks : list of skorch callbacks or None, default=None
+        Your own skorch callbacks (``TensorBoard``, ``MlflowLogger``, ``WandbLogger``,
+        ``Checkpoint``, a :class:`skorch.callbacks.Callback` of your own), each alone
+        or as a ``(name, callback)`` pair, added to the training run after sktext's
+        own (schedule, clipping, early stopping, ...). They see the run as skorch
+        runs it: ``on_epoch_end`` with ``train_loss`` and ``valid_loss`` in the
+        history. Not saved in a model folder; cloned like any parameter.
 
     Attributes
     ----------
@@ -340,6 +347,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         random_state=None,
         verbose: int = 0,
         checkpoint_dir=None,
+        callbacks=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -365,6 +373,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
 
     def export_onnx(self, path, *, quantize: str | None = None, overwrite: bool = False):
         """Write the fitted classifier as an ONNX folder that predicts without torch.
@@ -466,6 +475,13 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         interrupted or crashed ``fit``, called again with the same parameters and
         data, resumes there and ends where an uninterrupted one would. None
         (default) writes nothing.
+    callbacks : list of skorch callbacks or None, default=None
+        Your own skorch callbacks (``TensorBoard``, ``MlflowLogger``, ``WandbLogger``,
+        ``Checkpoint``, a :class:`skorch.callbacks.Callback` of your own), each alone
+        or as a ``(name, callback)`` pair, added to the training run after sktext's
+        own (schedule, clipping, early stopping, ...). They see the run as skorch
+        runs it: ``on_epoch_end`` with ``train_loss`` and ``valid_loss`` in the
+        history. Not saved in a model folder; cloned like any parameter.
 
     Attributes
     ----------
@@ -518,6 +534,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         random_state=None,
         verbose: int = 0,
         checkpoint_dir=None,
+        callbacks=None,
     ) -> None:
         self.model_name_or_path = model_name_or_path
         self.max_length = max_length
@@ -540,6 +557,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
 
 
 __all__ = [

@@ -532,6 +532,15 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         data, resumes there and ends where an uninterrupted one would. The
         language-model stage is not saved: it runs again (it is seeded). None
         (default) writes nothing.
+    callbacks : list of skorch callbacks or None, default=None
+        Your own skorch callbacks (``TensorBoard``, ``MlflowLogger``, ``WandbLogger``,
+        ``Checkpoint``, a :class:`skorch.callbacks.Callback` of your own), each alone
+        or as a ``(name, callback)`` pair, added after sktext's own. They see the
+        classifier's training: each stage of gradual unfreezing is a skorch run of
+        its own, so ``on_train_begin`` / ``on_train_end`` come once per stage (and
+        epochs count from 1 in each; ``history_`` numbers them through). The
+        language-model fine-tuning (``lm_epochs``) is not a run they see. Not saved in
+        a model folder; cloned like any parameter.
 
     Attributes
     ----------
@@ -629,6 +638,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         random_state=None,
         verbose: int = 0,
         checkpoint_dir=None,
+        callbacks=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -663,6 +673,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
 
 
 @register_estimator
@@ -753,6 +764,15 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         data, resumes there and ends where an uninterrupted one would. The
         language-model stage is not saved: it runs again (it is seeded). None
         (default) writes nothing.
+    callbacks : list of skorch callbacks or None, default=None
+        Your own skorch callbacks (``TensorBoard``, ``MlflowLogger``, ``WandbLogger``,
+        ``Checkpoint``, a :class:`skorch.callbacks.Callback` of your own), each alone
+        or as a ``(name, callback)`` pair, added after sktext's own. They see the
+        classifier's training: each stage of gradual unfreezing is a skorch run of
+        its own, so ``on_train_begin`` / ``on_train_end`` come once per stage (and
+        epochs count from 1 in each; ``history_`` numbers them through). The
+        language-model fine-tuning (``lm_epochs``) is not a run they see. Not saved in
+        a model folder; cloned like any parameter.
 
     Attributes
     ----------
@@ -817,6 +837,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         random_state=None,
         verbose: int = 0,
         checkpoint_dir=None,
+        callbacks=None,
     ) -> None:
         self.language_model = language_model
         self.preset = preset
@@ -848,6 +869,7 @@ class ULMFiTRegressor(ULMFiTModelMixin, TextRegressorBase):
         self.random_state = random_state
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
 
 
 __all__ = ["ULMFiTClassifier", "ULMFiTModelMixin", "ULMFiTRegressor", "read_unlabeled_texts"]

@@ -4,11 +4,11 @@ Each check says what was expected, what arrived and how to fix it, so that bad i
 fails here, in ``fit`` or ``predict``, and never deep inside torch.
 
 - Texts and targets: :func:`check_texts`, :func:`check_label_matrix`,
-  :func:`check_regression_targets`, :func:`check_n_labels`.
+  :func:`check_regression_targets`, :func:`check_n_labels`, :func:`check_sample_weight`.
 - Parameters: each estimator class declares ``_parameter_constraints``, a dict from
   parameter name to a list of allowed kinds (:class:`Interval`, :class:`Options`,
   :class:`Types`, ``None``, ``"boolean"``, ``"array-like"``, ``"random_state"``,
-  ``"device"``); :func:`validate_parameters` checks them all at once, at the start of
+  ``"device"``, ``"callbacks"``); :func:`validate_parameters` checks them all at once, at the start of
   ``fit`` and when a model folder is loaded, and fails with one message shape:
   ``The 'lr' parameter of TransformerMultiLabelClassifier must be a finite float > 0.
   Got inf instead.``
@@ -255,6 +255,35 @@ def check_n_labels(y, n_labels: int, *, what: str = "labels") -> None:
         raise ValueError(f"y has {n_columns} columns but the estimator was fitted on {n_labels} {what}.")
 
 
+def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """``sample_weight`` of ``fit`` as a float64 array of shape (n_samples,), or None.
+
+    Weights must be finite and non-negative, with at least one above zero.
+    """
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"sample_weight must be numbers, one per text; got {type(sample_weight).__name__} holding something else."
+        ) from None
+    if weights.ndim == 0:
+        weights = np.full(n_samples, float(weights))
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must hold one weight per text, i.e. shape ({n_samples},); got shape {weights.shape}."
+        )
+    invalid = np.flatnonzero(~np.isfinite(weights) | (weights < 0))
+    if len(invalid):
+        raise ValueError(
+            f"sample_weight must be finite and >= 0; got {float(weights[invalid[0]])!r} at position {int(invalid[0])}."
+        )
+    if not weights.any():
+        raise ValueError("sample_weight is zero everywhere; at least one text needs a weight above 0.")
+    return weights
+
+
 def resolve_device(device, *, cuda_fallback: bool = False) -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a torch.device into a device.
 
@@ -458,8 +487,28 @@ class _Device(Constraint):
         return "'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device"
 
 
+class _Callbacks(Constraint):
+    """A list of skorch callbacks, each alone or as a ``(name, callback)`` pair."""
+
+    def is_satisfied_by(self, value) -> bool:
+        from skorch.callbacks import Callback
+
+        if not isinstance(value, (list, tuple)):
+            return False
+        for entry in value:
+            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+                entry = entry[1]
+            if not isinstance(entry, Callback):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        return "a list of skorch callbacks or (name, callback) pairs"
+
+
 _NAMED = {
     None: _NoneConstraint(),
+    "callbacks": _Callbacks(),
     "boolean": _Boolean(),
     "array-like": _ArrayLike(),
     "random_state": _RandomState(),

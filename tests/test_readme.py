@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 import sktext.datasets
 import sktext.pretrained
 
@@ -36,3 +38,33 @@ def test_ci_runs_the_readme_commands():
     assert readme_block("<!-- ci: setup -->").endswith("python3 -m sktext.demo")
     tests = readme_block("<!-- ci: tests -->")
     assert tests == "python3 -m ruff check . && python3 -m ruff format --check . && python3 -m pytest"
+
+
+def test_mlflow_example_writes_runs_we_read_back(monkeypatch, tiny_bert, tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    real_loader = sktext.datasets.load_debtags_sample
+
+    def small_sample(**kwargs):
+        bunch = real_loader(**kwargs)
+        bunch.texts, bunch.labels = bunch.texts[:80], bunch.labels[:80]
+        return bunch
+
+    monkeypatch.setattr(sktext.datasets, "load_debtags_sample", small_sample)
+    monkeypatch.setattr(sktext.pretrained, "resolve_model_path", lambda name: tiny_bert)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(readme_block("<!-- example: mlflow -->"), "README.md", "exec"), namespace)
+    clf = namespace["clf"]
+
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("sktext")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    for metric in ("train_loss", "valid_loss"):
+        logged = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+        assert [m.step for m in logged] == list(range(1, len(clf.history_) + 1))
+        assert [m.value for m in logged] == pytest.approx([row[metric] for row in clf.history_])
+    assert "valid_loss [" in capsys.readouterr().out
