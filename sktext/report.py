@@ -57,7 +57,10 @@ def evaluation_metrics(
         (by label) and ``classification_report`` (scikit-learn's, as a dict).
     """
     predicted = apply_thresholds(proba, thresholds)
-    report = classification_report(Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0)
+    if Y.shape[1] == 1:
+        report = _one_label_report(np.asarray(Y)[:, 0], predicted[:, 0], str(label_names[0]))
+    else:
+        report = classification_report(Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0)
     return {
         "n_samples": int(Y.shape[0]),
         "n_labels": int(Y.shape[1]),
@@ -71,6 +74,20 @@ def evaluation_metrics(
         "thresholds": {name: float(value) for name, value in zip(label_names, thresholds)},
         "classification_report": _plain(report),
     }
+
+
+def _one_label_report(y_true: np.ndarray, y_pred: np.ndarray, name: str) -> dict[str, Any]:
+    """``classification_report`` of a single label, with the rows it has for several.
+
+    scikit-learn reads one 0/1 column as the binary classes 0 and 1, so the label is
+    reported as its positive class; per sample, precision, recall and F1 are then 1
+    where the label is both true and predicted and 0 elsewhere (``zero_division=0``),
+    which is what the samples average of a multi-label report would hold.
+    """
+    report = classification_report(y_true, y_pred, labels=[1], target_names=[name], output_dict=True, zero_division=0)
+    both = float(np.mean((y_true == 1) & (y_pred == 1)))
+    report["samples avg"] = {"precision": both, "recall": both, "f1-score": both, "support": report[name]["support"]}
+    return report
 
 
 def _plain(value: Any) -> Any:
