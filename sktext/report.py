@@ -5,6 +5,11 @@ labels and the predicted probabilities; :func:`write_report` adds the charts (dr
 with matplotlib's Agg canvas, imported only there: ``pip install "sktext[report]"``)
 and writes ``report.html``, ``metrics.json``, ``f1_by_label.png`` and
 ``threshold_curves.png`` to a folder.
+
+Target columns (categorical or numeric, one prediction per column) get a plain-text
+report instead: :func:`categorical_report` (scikit-learn's ``classification_report``
+of one column) and :func:`regression_metrics` (R², MAE, RMSE of one column), which
+:func:`write_target_report` writes to ``report.txt`` and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -17,14 +22,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, classification_report
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    mean_absolute_error,
+    r2_score,
+    root_mean_squared_error,
+)
 
 from .thresholds import apply_thresholds
 
-__all__ = ["evaluation_metrics", "threshold_curves", "require_matplotlib", "write_report"]
+__all__ = [
+    "evaluation_metrics",
+    "threshold_curves",
+    "require_matplotlib",
+    "write_report",
+    "categorical_report",
+    "regression_metrics",
+    "regression_table",
+    "write_target_report",
+]
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
+TARGET_REPORT_FILE = "report.txt"
 F1_CHART_FILE = "f1_by_label.png"
 CURVES_CHART_FILE = "threshold_curves.png"
 #: Labels drawn in the per-label F1 chart (the most frequent ones).
@@ -57,7 +78,10 @@ def evaluation_metrics(
         (by label) and ``classification_report`` (scikit-learn's, as a dict).
     """
     predicted = apply_thresholds(proba, thresholds)
-    report = classification_report(Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0)
+    if Y.shape[1] == 1:
+        report = _one_label_report(np.asarray(Y)[:, 0], predicted[:, 0], str(label_names[0]))
+    else:
+        report = classification_report(Y, predicted, target_names=list(label_names), output_dict=True, zero_division=0)
     return {
         "n_samples": int(Y.shape[0]),
         "n_labels": int(Y.shape[1]),
@@ -71,6 +95,20 @@ def evaluation_metrics(
         "thresholds": {name: float(value) for name, value in zip(label_names, thresholds)},
         "classification_report": _plain(report),
     }
+
+
+def _one_label_report(y_true: np.ndarray, y_pred: np.ndarray, name: str) -> dict[str, Any]:
+    """``classification_report`` of a single label, with the rows it has for several.
+
+    scikit-learn reads one 0/1 column as the binary classes 0 and 1, so the label is
+    reported as its positive class; per sample, precision, recall and F1 are then 1
+    where the label is both true and predicted and 0 elsewhere (``zero_division=0``),
+    which is what the samples average of a multi-label report would hold.
+    """
+    report = classification_report(y_true, y_pred, labels=[1], target_names=[name], output_dict=True, zero_division=0)
+    both = float(np.mean((y_true == 1) & (y_pred == 1)))
+    report["samples avg"] = {"precision": both, "recall": both, "f1-score": both, "support": report[name]["support"]}
+    return report
 
 
 def _plain(value: Any) -> Any:
@@ -391,3 +429,99 @@ def write_report(
     (folder / REPORT_FILE).write_text(render_html(metrics, dict(context or {}), files), encoding="utf-8")
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
+
+
+# -- target columns ----------------------------------------------------------------------
+def categorical_report(y_true: Sequence[str], y_pred: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """Scores of one categorical target column, as a dict and as scikit-learn's text.
+
+    Parameters
+    ----------
+    y_true, y_pred : sequence of str of length n_samples
+        True and predicted classes.
+
+    Returns
+    -------
+    metrics : dict
+        ``kind`` ("categorical"), ``n_samples``, ``accuracy`` and
+        ``classification_report`` (scikit-learn's, as a dict).
+    text : str
+        ``classification_report`` as scikit-learn prints it.
+    """
+    report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    metrics = {
+        "kind": "categorical",
+        "n_samples": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "classification_report": _plain(report),
+    }
+    return metrics, classification_report(y_true, y_pred, zero_division=0)
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """R², mean absolute error and root mean squared error of one numeric target column.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n_samples,)
+
+    Returns
+    -------
+    metrics : dict
+        ``kind`` ("regression"), ``n_samples``, ``r2``, ``mae`` and ``rmse``.
+    """
+    return {
+        "kind": "regression",
+        "n_samples": len(y_true),
+        "r2": float(r2_score(y_true, y_pred)),
+        "mae": float(mean_absolute_error(y_true, y_pred)),
+        "rmse": float(root_mean_squared_error(y_true, y_pred)),
+    }
+
+
+def regression_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line of R², MAE and RMSE per column (``{column: regression_metrics(...)}``)."""
+    width = max(len("column"), *(len(str(column)) for column in metrics))
+    lines = [f"{'column':<{width}}  {'R2':>9}  {'MAE':>9}  {'RMSE':>9}"]
+    lines += [
+        f"{column:<{width}}  {values['r2']:>9.3f}  {values['mae']:>9.4g}  {values['rmse']:>9.4g}"
+        for column, values in metrics.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_target_report(
+    folder: str | os.PathLike,
+    targets: Mapping[str, Mapping[str, Any]],
+    text: str,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the target columns' ``report.txt`` and ``metrics.json`` to ``folder``.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Created if missing.
+    targets : mapping
+        ``{column: metrics}`` of :func:`categorical_report` or :func:`regression_metrics`.
+    text : str
+        The report as printed, written to ``report.txt``.
+    metrics : mapping, optional
+        Other metrics of the same evaluation (those :func:`write_report` returned, for
+        a model that also predicts labels); ``metrics.json`` holds them too.
+
+    Returns
+    -------
+    metrics : dict
+        What ``metrics.json`` holds: ``metrics``, the targets under ``"targets"``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    combined = dict(metrics or {})
+    combined.setdefault("n_samples", next(iter(targets.values()))["n_samples"])
+    combined["targets"] = {str(column): _plain(values) for column, values in targets.items()}
+    combined["files"] = {**combined.get("files", {}), "target_report": TARGET_REPORT_FILE}
+    (folder / TARGET_REPORT_FILE).write_text(text, encoding="utf-8")
+    (folder / METRICS_FILE).write_text(json.dumps(combined, indent=2), encoding="utf-8")
+    return combined

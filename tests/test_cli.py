@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from sktext import load_model
+from sktext import load_model, save_model
 from sktext.cli import main
 from sktext.persistence import read_manifest
 
@@ -195,6 +195,20 @@ def test_evaluate_warns_about_unknown_labels(csv_model, tmp_path, capsys):
     args = ["evaluate", str(csv_model), str(data), "--out", str(tmp_path / "r"), "--labels-column", "labels"]
     assert main(args) == 0
     assert "1 label(s) in" in capsys.readouterr().err
+
+
+def test_a_folder_from_before_target_columns_works_as_then(csv_model, files, tmp_path):
+    # Folders written before --task and --target-column have neither in their metadata.
+    saved = read_manifest(csv_model)["metadata"]["cli"]
+    old = {key: value for key, value in saved.items() if key not in ("task", "target_columns")}
+    folder = tmp_path / "old_model"
+    save_model(load_model(csv_model), folder, metadata={"cli": old})
+    for model in (csv_model, folder):
+        out = tmp_path / f"{model.name}.csv"
+        assert main(["predict", str(model), str(files["test_csv"]), "--out", str(out), "--proba"]) == 0
+    assert (tmp_path / "old_model.csv").read_text() == (tmp_path / "csv_model.csv").read_text()
+    assert main(["evaluate", str(folder), str(files["test_csv"]), "--out", str(tmp_path / "report")]) == 0
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["n_samples"] == 60
 
 
 def test_module_entry_point_and_help(capsys):
