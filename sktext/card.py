@@ -86,16 +86,22 @@ def _plain(value: Any) -> Any:
 
 
 def _cell(text: Any) -> str:
-    """``text`` safe inside a markdown table cell."""
+    """``text`` as markdown that stays inside its table cell (pipes escaped, no HTML)."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
+def _inline_code(text: Any) -> str:
+    """``text`` as inline code that stays inside its table cell (code shows ``<`` and ``\\`` as they are)."""
+    text = str(text).replace("|", "\\|").replace("\n", " ")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def _code(value: Any) -> str:
-    """A JSON value as inline code for a table cell, cut at :data:`MAX_VALUE_CHARS`."""
+    """A JSON value as inline code, cut at :data:`MAX_VALUE_CHARS`."""
     text = json.dumps(_plain(value), ensure_ascii=False)
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return f"`{_cell(text)}`".replace("``", "` `")
+    return _inline_code(text)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -152,7 +158,7 @@ class _EstimatorCard:
     # -- what the model is -----------------------------------------------------------------
     def tags(self) -> list[str]:
         if self.is_embedder:
-            task = ["feature-extraction", "sentence-embeddings"]
+            task = ["feature-extraction"]
         elif self.is_regressor:
             task = ["text-regression"]
         else:
@@ -220,7 +226,7 @@ class _EstimatorCard:
 
     def _base_model(self) -> str:
         if self.family == "transformer":
-            base = f"`{_cell(self.params.get('model_name_or_path'))}`"
+            base = _inline_code(self.params.get("model_name_or_path"))
             config = self._encoder_config()
             if config:
                 parts = [str(config.get("model_type", "")), *self._sizes(config)]
@@ -234,7 +240,7 @@ class _EstimatorCard:
             return f"a language model given as an object, {_NOT_RECORDED}{shape}"
         if source is None:
             return f"none: the language model was learned from scratch in the language-model stage{shape}"
-        return f"`{_cell(json.dumps(source, ensure_ascii=False))}`{shape}"
+        return f"{_code(source)}{shape}"
 
     @staticmethod
     def _sizes(config: Mapping) -> list[str]:
@@ -392,7 +398,9 @@ class _EstimatorCard:
             lines.append(self._language_model_stage())
         if "n_samples" in (self.metadata.get("cli") or {}):
             cli = self.metadata["cli"]
-            lines.append(f"- Fitted by `sktext fit` on {cli['n_samples']} rows of `{_cell(cli.get('data_file'))}`.")
+            lines.append(
+                f"- Fitted by `sktext fit` on {cli['n_samples']} rows of {_inline_code(cli.get('data_file'))}."
+            )
         return lines
 
     def _epochs(self) -> str:
@@ -515,7 +523,7 @@ class _EstimatorCard:
             text_column = (self.metadata.get("cli") or {}).get("text_column") or "text"
             lines += [
                 "",
-                f"From the command line, for a CSV or JSONL file with a `{_cell(text_column)}` column:",
+                f"From the command line, for a CSV or JSONL file with a {_inline_code(text_column)} column:",
                 "",
                 "```bash",
                 f"sktext predict {self.name} texts.jsonl --out predictions.jsonl --proba",
