@@ -28,7 +28,7 @@ from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
-from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, tune_thresholds
+from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, f1_at_thresholds, tune_thresholds
 from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
@@ -124,11 +124,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 UserWarning,
                 stacklevel=3,
             )
-        for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_"):
+        for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_", "validation_scores_"):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
+        self.label_support_ = Y[:, binary].sum(axis=0).astype(np.int64)
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
@@ -146,6 +147,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                     min_positives=MIN_THRESHOLD_POSITIVES,
                     sample_weight=None if weights is None else weights[valid],
                 )
+            if len(binary):
+                self.validation_scores_ = f1_at_thresholds(Y[valid][:, binary], expit(logits), thresholds)
         if thresholds is None:
             thresholds = np.zeros(0)
         self.thresholds_ = thresholds

@@ -13,6 +13,10 @@ The folder holds
     classes or thresholds (null there), ``target_mean_``, ``target_scale_`` and
     ``one_dimensional_``), what the module is rebuilt from,
     and the caller's ``metadata``.
+``README.md``
+    The model card (:mod:`sktext.card`), generated from the manifest; loading never
+    reads it. ``sktext.json`` also records the versions of the libraries that saved
+    the folder (``versions``).
 ``model.safetensors``
     The module's state dict, written by ``safetensors.torch.save_model``, which stores
     a tensor shared by several names (tied weights) once; ``load_model`` ties it back.
@@ -48,6 +52,7 @@ come from the saved weights.
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import json
 import math
@@ -63,6 +68,7 @@ import torch
 from sklearn.base import TransformerMixin
 
 from ._version import __version__
+from .card import CARD_FILE, model_card
 from .fastai_weights import load_untied_state
 from .language_model import LanguageModel
 from .models.awd_lstm import AWDLSTMConfig, AWDLSTMLanguageModel
@@ -123,6 +129,8 @@ _SPECIAL_ATTRIBUTES = frozenset(
     }
 )
 _ARRAY_TAG = "__ndarray__"
+# The libraries whose versions a manifest records (``versions``), beside sktext's own.
+_VERSIONED_LIBRARIES = ("torch", "transformers", "tokenizers", "scikit-learn", "skorch", "safetensors")
 
 
 # -- JSON values -------------------------------------------------------------------------
@@ -320,6 +328,23 @@ def _carry_other_files(folder: Path, staging: Path) -> None:
             shutil.copy2(entry, staging / entry.name, follow_symlinks=False)
 
 
+def _library_versions() -> dict[str, str | None]:
+    """The installed versions of the libraries a model folder depends on (None: not installed)."""
+    versions = {}
+    for name in _VERSIONED_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _write_card(manifest: Mapping, staging: Path, folder: Path) -> None:
+    """The model card (:mod:`sktext.card`), ``README.md``, generated from the manifest."""
+    card = model_card(manifest, name=folder.resolve().name, folder=staging)
+    (staging / CARD_FILE).write_text(card, encoding="utf-8")
+
+
 def _parameter_dtype(module: torch.nn.Module) -> str:
     dtypes = {parameter.dtype for parameter in module.parameters()}
     if len(dtypes) != 1:
@@ -383,6 +408,7 @@ def save_model(
     # place: a full disk or a Ctrl-C mid-save leaves the old model as it was.
     with atomic_folder(folder) as staging:
         manifest = _write_model(estimator, staging, layout, params, dropped, attributes, unsaved, metadata)
+        _write_card(manifest, staging, folder)
         # Written last: a folder without it is an unfinished save.
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         if (folder / MANIFEST_FILE).is_file():
@@ -402,6 +428,7 @@ def _write_model(estimator, folder: Path, layout, params, dropped, attributes, u
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "sktext_version": __version__,
+        "versions": _library_versions(),
         "estimator": type(estimator).__name__,
         "params": params,
         "dropped_params": dropped,
@@ -626,6 +653,7 @@ def _save_language_model(language_model, folder: Path, *, metadata: Mapping | No
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "sktext_version": __version__,
+        "versions": _library_versions(),
         "kind": LANGUAGE_MODEL_KIND,
         "class": type(language_model).__name__,
         "config": model.config.to_dict(),
@@ -641,6 +669,7 @@ def _save_language_model(language_model, folder: Path, *, metadata: Mapping | No
         # safetensors stores the decoder weight tied to the embedding once, and ties it back.
         save_weights(model, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
         language_model.vocabulary.save(staging / VOCABULARY_FILE)
+        _write_card(manifest, staging, folder)
         # Written last: a folder without it is an unfinished save.
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         if (folder / MANIFEST_FILE).is_file():

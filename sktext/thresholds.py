@@ -111,3 +111,37 @@ def tune_thresholds(
         weight = positives[label] / (positives[label] + shrinkage)
         thresholds[label] = weight * own + (1 - weight) * global_threshold
     return thresholds, global_threshold
+
+
+def f1_at_thresholds(y_true: np.ndarray, y_proba: np.ndarray, thresholds) -> dict:
+    """Micro and macro F1 of the decisions ``proba >= thresholds``, with each label's support.
+
+    What a classifier keeps as ``validation_scores_``: scikit-learn's
+    ``f1_score(average="micro" / "macro", zero_division=0)`` of
+    :func:`apply_thresholds`'s decisions (a label with neither a positive nor a
+    prediction scores 0 in the macro average).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicators.
+    y_proba : array-like of shape (n_samples, n_labels)
+    thresholds : float or array-like of shape (n_labels,)
+
+    Returns
+    -------
+    scores : dict
+        ``f1_micro`` and ``f1_macro`` (floats), ``n_samples`` and ``support`` (the
+        positives of each label, a list of ints).
+    """
+    y_true = np.asarray(y_true) > 0.5
+    tp, fp, fn = _confusion_counts(y_true, np.asarray(y_proba), thresholds)
+    denominator = 2 * tp + fp + fn
+    label_f1 = np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
+    total = denominator.sum()
+    return {
+        "f1_micro": float(2 * tp.sum() / total) if total else 0.0,
+        "f1_macro": float(label_f1.mean()) if len(label_f1) else 0.0,
+        "n_samples": int(y_true.shape[0]),
+        "support": [int(count) for count in y_true.sum(axis=0)],
+    }

@@ -294,6 +294,13 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         The number of epochs the run was given (``max_epochs``, resolved).
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
+    label_support_ : ndarray of shape (n_labels,)
+        Positives of each label (each 0/1 target column) in the ``y`` given to ``fit``.
+    validation_scores_ : dict
+        Only when the fit predicted its validation split (``threshold="auto"`` or a
+        lexical part): ``f1_micro`` and ``f1_macro`` there at ``thresholds_``,
+        ``n_samples`` and each label's ``support``
+        (:func:`sktext.thresholds.f1_at_thresholds`).
     output_layout_ : OutputLayout
         Only after a fit on categorical targets: each target's name, kind
         (``"binary"``: one sigmoid logit; ``"categorical"``: a softmax group), classes

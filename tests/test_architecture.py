@@ -16,6 +16,7 @@ from sktext.validation import parameter_constraints
 
 PACKAGE = Path(sktext.__file__).parent
 LEAVES = {
+    "sktext.card",
     "sktext.persistence",
     "sktext.export",
     "sktext.deploy",

@@ -39,7 +39,12 @@ def test_training_is_reproducible_with_random_state():
 
 def test_save_and_load_give_identical_outputs(trained, tmp_path):
     folder = trained.save(tmp_path / "lm", metadata={"corpus": "toy"})
-    assert {path.name for path in folder.iterdir()} == {"sktext.json", "vocabulary.json", "model.safetensors"}
+    assert {path.name for path in folder.iterdir()} == {
+        "sktext.json",
+        "vocabulary.json",
+        "model.safetensors",
+        "README.md",
+    }
     manifest = json.loads((folder / "sktext.json").read_text())
     assert manifest["kind"] == "language_model" and manifest["metadata"] == {"corpus": "toy"}
     assert manifest["config"]["n_layers"] == 2 and manifest["config"]["embedding_dim"] == 32

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from test_sklearn_contract import FACTORIES
 
 from sktext import TransformerMultiLabelClassifier, ULMFiTClassifier, load_model, save_model
+from sktext.card import CARD_FILE
 from sktext.classification import MultiLabelTextClassifierBase
 from sktext.models.awd_lstm import AWDLSTMLanguageModel
 from sktext.persistence import (
@@ -100,6 +101,16 @@ def test_ulmfit_folder_holds_vocabulary_and_architecture(tmp_path):
     assert manifest["classes"] == {"type": "int", "values": [0, 1, 2]}
     restored = ULMFiTClassifier.load(folder)
     assert restored.vocabulary_ == fitted.vocabulary_ and restored.classes_.dtype.kind == "i"
+
+
+def test_folder_has_a_model_card(fitted, folder):
+    card = (folder / CARD_FILE).read_text(encoding="utf-8")
+    assert f"`{type(fitted).__name__}`, a multi-label text classifier of 3 labels" in card
+    for index, (label, threshold) in enumerate(zip(LABELS, fitted.thresholds_)):
+        support = f"{fitted.label_support_[index]} | {fitted.validation_scores_['support'][index]}"
+        assert f"| {index} | {label} | {support} | {threshold:.3f} |" in card
+    assert f"| micro F1 | {fitted.validation_scores_['f1_micro']:.4f} |" in card
+    assert f"| macro F1 | {fitted.validation_scores_['f1_macro']:.4f} |" in card
 
 
 def test_folder_holds_no_pickle(folder):

@@ -1,9 +1,11 @@
 """The README's grid-search example runs as written, with a tiny model and fewer texts."""
 
+import warnings
 from pathlib import Path
 
 import pytest
 
+import sktext.base
 import sktext.datasets
 import sktext.pretrained
 
@@ -17,7 +19,9 @@ def readme_block(marker: str) -> str:
     return "\n".join(lines[start:end])
 
 
-def test_grid_search_example_runs(monkeypatch, tiny_bert, capsys):
+@pytest.fixture
+def small_and_tiny(monkeypatch, tiny_bert):
+    """The bundled sample cut to 150 texts, and the tiny BERT for the default model."""
     real_loader = sktext.datasets.load_debtags_sample
 
     def small_sample(**kwargs):
@@ -27,9 +31,35 @@ def test_grid_search_example_runs(monkeypatch, tiny_bert, capsys):
 
     monkeypatch.setattr(sktext.datasets, "load_debtags_sample", small_sample)
     monkeypatch.setattr(sktext.pretrained, "resolve_model_path", lambda name: tiny_bert)
-    exec(compile(readme_block("<!-- example: grid-search -->"), "README.md", "exec"), {})
+
+
+def run_readme_block(marker: str) -> None:
+    exec(compile(readme_block(marker), "README.md", "exec"), {})
+
+
+def test_grid_search_example_runs(small_and_tiny, capsys):
+    run_readme_block("<!-- example: grid-search -->")
     printed = capsys.readouterr().out
     assert "clf__lr" in printed and "micro avg" in printed and "role::program" in printed
+
+
+def test_optuna_search_example_runs(small_and_tiny, monkeypatch, capsys):
+    pytest.importorskip("optuna_integration")
+    monkeypatch.setattr(sktext.base, "MAX_AUTO_EPOCHS", 3)  # "auto" on 150 texts: 3 epochs, not 40
+    optuna = pytest.importorskip("optuna")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # OptunaSearchCV's
+        warnings.simplefilter("ignore", FutureWarning)  # optuna's own deprecations
+        run_readme_block("<!-- example: optuna-search -->")
+    printed = capsys.readouterr().out
+    assert "'lr'" in printed and "'max_epochs'" in printed
+
+
+def test_halving_search_example_runs(small_and_tiny, capsys):
+    run_readme_block("<!-- example: halving-search -->")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "[1, 3] [3, 1]"
+    assert "'max_epochs': 3" in printed[1]
 
 
 def test_ci_runs_the_readme_commands():
