@@ -26,7 +26,7 @@ def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
     return (np.asarray(y_proba) >= np.asarray(thresholds)).astype(np.int64)
 
 
-def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold: float, weights: np.ndarray | None) -> tuple:
+def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold, weights: np.ndarray | None = None) -> tuple:
     """(Weighted) true positives, false positives and false negatives of each label at ``threshold``."""
     predicted = apply_thresholds(y_proba, threshold).astype(bool)
     if weights is None:
