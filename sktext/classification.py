@@ -50,7 +50,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
     _parameter_constraints: dict = {
         "threshold": [Options(["auto"]), FRACTION, "array-like"],
         "pos_weight": [None, Options(["balanced"]), "array-like"],
-        "loss": [Options(LOSSES, hint="'bce' is binary cross-entropy, 'focal' the focal loss for imbalanced labels")],
+        "loss": [
+            Options(
+                LOSSES,
+                hint="'bce' is binary cross-entropy, 'focal' the focal loss and 'asymmetric' the asymmetric loss, both for imbalanced labels",
+            )
+        ],
         "focal_gamma": [NON_NEGATIVE_FLOAT.with_hint("0 gives plain cross-entropy, 2.0 is the usual choice")],
         "lexical": [
             Options(["tfidf"]),
@@ -127,6 +132,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_", "validation_scores_"):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
+        self._criterion()  # a loss these targets cannot take fails here, before any training
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         self.label_support_ = Y[:, binary].sum(axis=0).astype(np.int64)

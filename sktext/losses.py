@@ -1,7 +1,8 @@
 """Training criteria on multi-label logits and regression outputs (torch only).
 
 The estimators train with ``torch.nn.BCEWithLogitsLoss`` by default (``loss="bce"``);
-``loss="focal"`` swaps in :class:`FocalLoss`. Both take one ``pos_weight`` per label.
+``loss="focal"`` swaps in :class:`FocalLoss`, ``loss="asymmetric"`` :class:`AsymmetricLoss`.
+All take one ``pos_weight`` per label.
 The regressors train with :class:`RegressionLoss` (``loss="mse"`` or ``"huber"``).
 """
 
@@ -13,6 +14,7 @@ from torch import nn
 
 __all__ = [
     "LOSSES",
+    "AsymmetricLoss",
     "criterion_for_layout",
     "REGRESSION_LOSSES",
     "FocalLoss",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 #: The values of the estimators' ``loss`` parameter.
-LOSSES = ("bce", "focal")
+LOSSES = ("bce", "focal", "asymmetric")
 
 
 class FocalLoss(nn.Module):
@@ -92,25 +94,106 @@ class FocalLoss(nn.Module):
         return f"gamma={self.gamma}, reduction={self.reduction!r}"
 
 
+class AsymmetricLoss(nn.Module):
+    """Asymmetric loss for multi-label logits (Ridnik et al., 2021, "ASL").
+
+    Positives and negatives are focused differently, and easy negatives are shifted
+    away altogether. With ``p = sigmoid(z)`` and the shifted probability
+    ``p_m = max(p - clip, 0)`` of a negative::
+
+        positive:  -(1 - p) ** gamma_pos * log(p)
+        negative:  -p_m ** gamma_neg * log(1 - p_m)
+
+    A negative the model already puts below ``clip`` costs nothing, and the many
+    confidently-absent labels of a many-label problem stop swamping the few present
+    ones. ``gamma_neg=gamma_pos=clip=0`` is binary cross-entropy. The defaults are the
+    paper's for multi-label data.
+
+    Parameters
+    ----------
+    gamma_neg : float, default=4.0
+    gamma_pos : float, default=0.0
+    clip : float, default=0.05
+        Probability margin below which a negative is discarded, in [0, 1).
+    pos_weight : Tensor of shape (n_labels,), optional
+        Weight of the positive term of each label.
+    reduction : {"mean", "sum", "none"}, default="mean"
+
+    Examples
+    --------
+    >>> loss = AsymmetricLoss(gamma_neg=0.0, gamma_pos=0.0, clip=0.0)
+    >>> round(float(loss(torch.tensor([[0.0]]), torch.tensor([[1.0]]))), 4)  # log(2)
+    0.6931
+    """
+
+    def __init__(
+        self,
+        gamma_neg: float = 4.0,
+        gamma_pos: float = 0.0,
+        clip: float = 0.05,
+        pos_weight: torch.Tensor | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
+        if not 0.0 <= clip < 1.0:
+            raise ValueError(f"clip must be in [0, 1), got {clip!r}.")
+        self.gamma_neg = float(gamma_neg)
+        self.gamma_pos = float(gamma_pos)
+        self.clip = float(clip)
+        self.reduction = reduction
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight))
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` against 0/1 ``targets`` of the same shape."""
+        targets = targets.to(logits.dtype)
+        # Positive term from logsigmoid (stable for any logit); (1 - p) = sigmoid(-z).
+        positive = -F.logsigmoid(logits)
+        if self.gamma_pos:
+            positive = torch.exp(self.gamma_pos * F.logsigmoid(-logits)) * positive
+        if self.pos_weight is not None:
+            positive = positive * self.pos_weight
+        # Negative term on the shifted probability; log(1 - p_m) >= log(clip) stays finite.
+        shifted = (torch.sigmoid(logits) - self.clip).clamp(min=0.0) if self.clip else torch.sigmoid(logits)
+        if self.clip:
+            negative = -torch.log1p(-shifted)
+        else:
+            negative = -F.logsigmoid(-logits)
+        if self.gamma_neg:
+            negative = shifted.pow(self.gamma_neg) * negative
+        loss = targets * positive + (1.0 - targets) * negative
+        if self.reduction == "mean":
+            return loss.mean()
+        if self.reduction == "sum":
+            return loss.sum()
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"gamma_neg={self.gamma_neg}, gamma_pos={self.gamma_pos}, clip={self.clip}, reduction={self.reduction!r}"
+
+
 def criterion_for(loss: str, *, focal_gamma: float) -> tuple[type[nn.Module], dict]:
     """The criterion class and its extra keyword arguments for an estimator's ``loss``.
 
     Parameters
     ----------
-    loss : {"bce", "focal"}
+    loss : {"bce", "focal", "asymmetric"}
     focal_gamma : float
         Used with ``"focal"`` only.
 
     Returns
     -------
     criterion : type
-        ``torch.nn.BCEWithLogitsLoss`` or :class:`FocalLoss`.
+        ``torch.nn.BCEWithLogitsLoss``, :class:`FocalLoss` or :class:`AsymmetricLoss`.
     kwargs : dict
         ``{"gamma": focal_gamma}`` for the focal loss, else empty; ``pos_weight`` is
         added by the caller.
     """
     if loss == "focal":
         return FocalLoss, {"gamma": float(focal_gamma)}
+    if loss == "asymmetric":
+        return AsymmetricLoss, {}
     return nn.BCEWithLogitsLoss, {}
 
 
@@ -125,7 +208,8 @@ def criterion_for_layout(layout, loss: str, *, focal_gamma: float) -> tuple[type
     Parameters
     ----------
     layout : sktext.targets.OutputLayout
-    loss : {"bce", "focal"}
+    loss : {"bce", "focal", "asymmetric"}
+        ``"asymmetric"`` only for an all-binary layout.
     focal_gamma : float
 
     Returns
@@ -135,6 +219,11 @@ def criterion_for_layout(layout, loss: str, *, focal_gamma: float) -> tuple[type
     """
     if layout.is_multilabel:
         return criterion_for(loss, focal_gamma=focal_gamma)
+    if loss == "asymmetric":
+        raise ValueError(
+            "loss='asymmetric' is made for many 0/1 labels; these targets include categorical "
+            "columns (softmax heads). Use loss='bce' or loss='focal' for them."
+        )
     return MultiHeadLoss, {
         "binary_logits": layout.binary_logits.tolist(),
         "binary_targets": layout.binary_targets.tolist(),

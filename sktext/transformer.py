@@ -237,11 +237,14 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Weight of positive examples in the loss; ``"balanced"`` uses
         ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
         it acts as the focal loss's alpha (``pos_weight = alpha / (1 - alpha)``).
-    loss : {"bce", "focal"}, default="bce"
+    loss : {"bce", "focal", "asymmetric"}, default="bce"
         ``"bce"``: binary cross-entropy on each label's logit. ``"focal"``: binary
         focal loss (:class:`~sktext.losses.FocalLoss`), which down-weights the
         easy, confidently right examples by ``(1 - p_t) ** focal_gamma``, for
-        labels with few positives.
+        labels with few positives. ``"asymmetric"``: the asymmetric loss
+        (:class:`~sktext.losses.AsymmetricLoss`, the paper's settings), which
+        focuses negatives harder than positives and drops the easiest negatives;
+        multi-label targets only.
     focal_gamma : float, default=2.0
         Focusing parameter of the focal loss (>= 0; 0 is cross-entropy); only read
         with ``loss="focal"``.

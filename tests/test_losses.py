@@ -10,7 +10,8 @@ import torch
 from sklearn.metrics import f1_score
 from test_sklearn_contract import FACTORIES
 
-from sktext.losses import FocalLoss, criterion_for
+from sktext import TransformerMultiLabelClassifier
+from sktext.losses import AsymmetricLoss, FocalLoss, criterion_for
 
 from conftest import make_toy_data
 
@@ -103,7 +104,7 @@ def test_focal_gamma_zero_trains_like_bce(make):
     [
         (
             {"loss": "hinge"},
-            "'loss' parameter of .* must be one of {'bce', 'focal'} \\('bce' is binary cross-entropy.*Got 'hinge' instead",
+            "'loss' parameter of .* must be one of {'bce', 'focal', 'asymmetric'} \\('bce' is binary cross-entropy.*Got 'hinge' instead",
         ),
         ({"loss": None}, "'loss' parameter .* Got None instead"),
         (
@@ -119,3 +120,47 @@ def test_bad_loss_params_fail_in_fit_not_init(make, params, match):
     X, Y = make_toy_data(40, seed=0)
     with pytest.raises(ValueError, match=match):
         estimator.fit(X, Y)
+
+
+# -- the asymmetric loss -------------------------------------------------------------------
+def test_asymmetric_loss_without_focusing_or_clipping_is_cross_entropy():
+    logits = torch.randn(8, 5) * 4
+    targets = (torch.rand(8, 5) > 0.5).float()
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    loss = AsymmetricLoss(gamma_neg=0.0, gamma_pos=0.0, clip=0.0)(logits, targets)
+    torch.testing.assert_close(loss, plain)
+
+
+def test_asymmetric_loss_follows_the_papers_formula():
+    logits = torch.tensor([[-3.0, -0.2, 0.5, 2.0]])
+    targets = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    p = torch.sigmoid(logits)
+    shifted = (p - 0.05).clamp(min=0)
+    expected = torch.where(
+        targets > 0.5, -((1 - p) ** 1.0) * torch.log(p), -(shifted**4.0) * torch.log(1 - shifted)
+    ).mean()
+    loss = AsymmetricLoss(gamma_neg=4.0, gamma_pos=1.0, clip=0.05)(logits, targets)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_asymmetric_loss_drops_easy_negatives_and_stays_finite():
+    criterion = AsymmetricLoss(reduction="none")
+    easy_negative = criterion(torch.tensor([[-4.0]]), torch.tensor([[0.0]]))  # p = 0.018 < clip
+    assert float(easy_negative) == 0.0
+    logits = torch.tensor([[-200.0, 200.0, -200.0, 200.0]], requires_grad=True)
+    loss = criterion(logits, torch.tensor([[1.0, 0.0, 0.0, 1.0]])).sum()
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_classifier_trains_with_the_asymmetric_loss(tiny_bert):
+    texts, Y = make_toy_data(80)
+    clf = TransformerMultiLabelClassifier(tiny_bert, loss="asymmetric", max_epochs=2, batch_size=16, random_state=0)
+    assert clf.fit(texts, Y).predict(texts[:4]).shape == (4, Y.shape[1])
+
+
+def test_asymmetric_loss_on_categorical_targets_is_refused_before_training(tiny_bert):
+    texts, _ = make_toy_data(40)
+    y = np.array([["a", "x"], ["b", "y"]] * 20)
+    with pytest.raises(ValueError, match="loss='asymmetric' is made for many 0/1 labels"):
+        TransformerMultiLabelClassifier(tiny_bert, loss="asymmetric", max_epochs=1).fit(texts, y)
