@@ -70,19 +70,10 @@ def test_ci_runs_the_readme_commands():
     assert tests == "python3 -m ruff check . && python3 -m ruff format --check . && python3 -m pytest"
 
 
-def test_mlflow_example_writes_runs_we_read_back(monkeypatch, tiny_bert, tmp_path, capsys):
+def test_mlflow_example_writes_runs_we_read_back(small_and_tiny, monkeypatch, tmp_path, capsys):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    real_loader = sktext.datasets.load_debtags_sample
-
-    def small_sample(**kwargs):
-        bunch = real_loader(**kwargs)
-        bunch.texts, bunch.labels = bunch.texts[:80], bunch.labels[:80]
-        return bunch
-
-    monkeypatch.setattr(sktext.datasets, "load_debtags_sample", small_sample)
-    monkeypatch.setattr(sktext.pretrained, "resolve_model_path", lambda name: tiny_bert)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
