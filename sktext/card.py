@@ -519,14 +519,15 @@ class _EstimatorCard:
             "",
             "Loading runs no pickled code: the folder holds JSON, safetensors and tokenizer files only.",
         ]
-        if self.is_classifier and self.layout is None:
+        if not self.is_embedder:
             text_column = (self.metadata.get("cli") or {}).get("text_column") or "text"
             lines += [
                 "",
                 f"From the command line, for a CSV or JSONL file with a {_inline_code(text_column)} column:",
                 "",
                 "```bash",
-                f"sktext predict {self.name} texts.jsonl --out predictions.jsonl --proba",
+                f"sktext predict {self.name} texts.jsonl --out predictions.jsonl"
+                + (" --proba" if self.is_classifier else ""),
                 "```",
             ]
         return lines

@@ -226,7 +226,7 @@ def test_a_regressors_card(resources, tmp_path, monkeypatch, capsys):
     model = _run_load_snippet(card, folder, monkeypatch)["model"]
     assert str(regressor.predict(["an example text"])) in capsys.readouterr().out
     assert type(model) is type(regressor)
-    assert "sktext predict" not in card  # the command line serves multi-label classifiers
+    assert "sktext predict regressor texts.jsonl --out predictions.jsonl\n" in card  # no --proba for a regressor
 
 
 def test_an_embedders_card(resources, tmp_path, monkeypatch):
