@@ -3,10 +3,12 @@
 One run, one model, the same texts and threads for every contender:
 
 1. **Training.** ``TransformerMultiLabelClassifier`` (the bundled all-MiniLM-L6-v2) is
-   fitted on the bundled sample's train split twice, at ``precision="fp32"`` and
-   ``precision="bf16"``, with the same seed and number of epochs. Both are scored on
-   the sample's test split (the F1 cost of bf16 at equal epochs) and timed (training
-   samples/s: skorch's epoch durations, and the whole ``fit``).
+   fitted on the bundled sample's train split at ``precision="fp32"`` and
+   ``precision="bf16"``, with the same seed and number of epochs, once per seed of
+   ``--train-seeds`` (0 1 2). All are scored on the sample's test split (the F1 cost of
+   bf16 at equal epochs: the mean of the paired per-seed differences, as one fit's F1
+   varies by about 0.01 with its seed) and timed (training samples/s: skorch's epoch
+   durations, and the whole ``fit``; means over the seeds).
 2. **Prediction.** The fp32-trained model predicts ``--n-texts`` texts of the full
    debtags test split (scored on the sample's 40 labels) with each contender, each in
    its own process (so peak memory is that contender's alone, model loading included):
@@ -30,13 +32,13 @@ One run, one model, the same texts and threads for every contender:
 
 Examples
 --------
-Full run (5,000 texts; about 15 minutes on two idle cores)::
+Full run (5,000 texts, three paired fits; about 25 minutes on two idle cores)::
 
     python benchmarks/inference.py
 
 Smaller::
 
-    python benchmarks/inference.py --n-texts 1000 --n-train 1000 --n-latency 50
+    python benchmarks/inference.py --n-texts 1000 --n-train 1000 --n-latency 50 --train-seeds 0
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ COLUMNS = [
 ]
 TRAIN_COLUMNS = [
     "precision",
+    "n_seeds",
     "epoch_samples_per_s",
     "fit_samples_per_s",
     "fit_s",
@@ -109,6 +112,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--n-train", type=int, default=3000, help="bundled-sample train texts the model is fitted on (at most 3000)"
     )
     parser.add_argument("--epochs", type=int, default=1, help="training epochs, both precisions")
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="seeds of the paired fp32 / bf16 fits (F1 differences are averaged over them)",
+    )
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
@@ -272,8 +282,10 @@ def _f1(Y_true: np.ndarray, proba: np.ndarray, thresholds: np.ndarray) -> dict[s
 
 
 def train_both(args: argparse.Namespace, threads: int) -> tuple[list[dict[str, Any]], Any]:
-    """Fit at fp32 and bf16 on the bundled sample; score on its test split. Returns rows and the fp32 model.
+    """Fit at fp32 and bf16 on the bundled sample, once per ``--train-seeds`` seed; score on its test split.
 
+    Returns one row per precision (speeds and F1 averaged over the seeds; the per-seed
+    F1 and the paired bf16 - fp32 differences with them) and the first seed's fp32 model.
     The network alone (``lexical=None``): the plain loop and the HF pipeline have no
     lexical part, and the recorded results predate it.
     """
@@ -286,41 +298,54 @@ def train_both(args: argparse.Namespace, threads: int) -> tuple[list[dict[str, A
     X_train, Y_train = load_debtags_sample(subset="train", return_X_y=True)
     X_test, Y_test = load_debtags_sample(subset="test", return_X_y=True)
     X_train, Y_train = subsample(X_train, Y_train, args.n_train, random_state=args.seed)
-    rows, models = [], {}
-    for precision in ("fp32", "bf16"):
-        clf = TransformerMultiLabelClassifier(
-            args.model,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            max_epochs=args.epochs,
-            patience=None,
-            device="cpu",
-            precision=precision,
-            lexical=None,
-            random_state=args.seed,
-        )
-        start = time.perf_counter()
-        clf.fit(X_train, Y_train)
-        fit_s = time.perf_counter() - start
-        n_fit = int(round(len(X_train) * (1 - clf.validation_fraction)))
-        epoch_s = sum(record["dur"] for record in clf.history_)
-        row = {
-            "precision": precision,
-            "fit_s": fit_s,
-            "epoch_s": epoch_s,
-            "epoch_samples_per_s": n_fit * args.epochs / epoch_s,
-            "fit_samples_per_s": len(X_train) * args.epochs / fit_s,
-            **_f1(Y_test, clf.predict_proba(X_test), clf.thresholds_),
-        }
-        fp32_predicted = clf.set_params(precision="fp32").predict_proba(X_test)
-        row["micro_f1_fp32_prediction"] = _f1(Y_test, fp32_predicted, clf.thresholds_)["micro_f1"]
+    runs: dict[str, list[dict[str, Any]]] = {"fp32": [], "bf16": []}
+    first_fp32 = None
+    for seed in args.train_seeds:
+        for precision in ("fp32", "bf16"):
+            clf = TransformerMultiLabelClassifier(
+                args.model,
+                max_length=args.max_length,
+                batch_size=args.batch_size,
+                max_epochs=args.epochs,
+                patience=None,
+                device="cpu",
+                precision=precision,
+                lexical=None,
+                random_state=seed,
+            )
+            start = time.perf_counter()
+            clf.fit(X_train, Y_train)
+            fit_s = time.perf_counter() - start
+            n_fit = int(round(len(X_train) * (1 - clf.validation_fraction)))
+            epoch_s = sum(record["dur"] for record in clf.history_)
+            run = {
+                "seed": seed,
+                "fit_s": fit_s,
+                "epoch_s": epoch_s,
+                "epoch_samples_per_s": n_fit * args.epochs / epoch_s,
+                "fit_samples_per_s": len(X_train) * args.epochs / fit_s,
+                **_f1(Y_test, clf.predict_proba(X_test), clf.thresholds_),
+            }
+            fp32_predicted = clf.set_params(precision="fp32").predict_proba(X_test)
+            run["micro_f1_fp32_prediction"] = _f1(Y_test, fp32_predicted, clf.thresholds_)["micro_f1"]
+            runs[precision].append(run)
+            if first_fp32 is None and precision == "fp32":
+                first_fp32 = clf
+            print(f"fitted at {precision}, seed {seed}: {fit_s:.1f} s, micro-F1 {run['micro_f1']:.4f}", flush=True)
+    rows = []
+    for precision, seeds in runs.items():
+        row = {"precision": precision, "n_seeds": len(seeds)}
+        for key in ("fit_s", "epoch_s", "epoch_samples_per_s", "fit_samples_per_s", "micro_f1", "macro_f1"):
+            row[key] = float(np.mean([run[key] for run in seeds]))
+        row["micro_f1_fp32_prediction"] = float(np.mean([run["micro_f1_fp32_prediction"] for run in seeds]))
+        row["runs"] = seeds
         rows.append(row)
-        models[precision] = clf
-        print(f"fitted at {precision}: {fit_s:.1f} s, micro-F1 {row['micro_f1']:.4f}", flush=True)
     for row in rows:
-        row["d_micro_f1"] = row["micro_f1"] - rows[0]["micro_f1"]
-        row["d_macro_f1"] = row["macro_f1"] - rows[0]["macro_f1"]
-    return rows, models["fp32"].set_params(precision="auto")
+        for average in ("micro", "macro"):
+            paired = [run[f"{average}_f1"] - base[f"{average}_f1"] for run, base in zip(row["runs"], runs["fp32"])]
+            row[f"d_{average}_f1"] = float(np.mean(paired))
+            row[f"d_{average}_f1_per_seed"] = paired
+    return rows, first_fp32.set_params(precision="auto")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -385,7 +410,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     print("\nprediction (speedup: against torch_fp32_loop; deltas: against sktext_fp32)")
     print(format_table(table, COLUMNS))
-    print(f"\ntraining on {args.n_train} bundled-sample texts, {args.epochs} epoch(s), scored on its 1,000 test texts")
+    print(
+        f"\ntraining on {args.n_train} bundled-sample texts, {args.epochs} epoch(s), seeds {args.train_seeds}, "
+        "scored on its 1,000 test texts (means over the seeds)"
+    )
     print(format_table(training, TRAIN_COLUMNS))
     ratios = {
         "train_bf16_vs_fp32": training[1]["epoch_samples_per_s"] / training[0]["epoch_samples_per_s"],

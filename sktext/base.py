@@ -46,7 +46,7 @@ from sklearn.base import BaseEstimator
 
 from .batching import TokenizedTexts
 from .distributed import broadcast_seed, is_main_process
-from .net import TextNet, make_callbacks, predict_batched
+from .net import TextNet, fused_adamw_available, make_callbacks, predict_batched
 from .precision import PrecisionMixin
 from .registry import model_folder_format
 from .reliability import check_finite_outputs, check_finite_parameters
@@ -367,7 +367,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
         optimizer_kwargs = dict(optimizer_kwargs or {})
-        if self.device_.type == "cuda" and optimizer is torch.optim.AdamW:
+        if optimizer is torch.optim.AdamW and fused_adamw_available(self.device_):
             optimizer_kwargs.setdefault("fused", True)
         net = TextNet(
             module,

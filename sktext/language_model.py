@@ -36,7 +36,7 @@ from .models.awd_lstm import (
     resolve_architecture,
     scaled_dropouts,
 )
-from .net import LanguageModelNet, make_callbacks
+from .net import LanguageModelNet, fused_adamw_available, make_callbacks
 from .registry import model_folder_format
 from .text import PAD_ID, UNKNOWN_ID, Vocabulary, tokenize
 from .validation import (
@@ -552,6 +552,7 @@ def _build_net(
         optimizer__betas=(0.8, 0.99),
         optimizer__eps=1e-5,
         optimizer__weight_decay=weight_decay,
+        **({"optimizer__fused": True} if fused_adamw_available(device) else {}),
         lr=1e-3,
         batch_size=batch_size,
         train_split=None,

@@ -16,6 +16,7 @@ and progress bars are skorch callbacks (:mod:`sktext.callbacks`), assembled for 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -48,6 +49,7 @@ from .callbacks import (
     one_cycle,
 )
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
+from .dropout import FastDropout, eager_attention
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .precision import autocast
 from .reliability import InterruptPropagatingNetMixin
@@ -99,6 +101,13 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     def _autocast(self):
         return autocast(self.device, self.precision) if self.autocast_on_cuda else contextlib.nullcontext()
 
+    def _on_cpu(self) -> bool:
+        return torch.device(self.device).type == "cpu"
+
+    def _dropout(self, training: bool):
+        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
+        return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
+
     def get_iterator(self, dataset, training=False):
         loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
         if training:  # its generator's state is part of a checkpoint
@@ -144,7 +153,7 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
                 share = float(weights.sum()) / total if total > 0 else 0.0
             if not len(targets):
                 return None, torch.zeros((), device=self.device)
-        with self._autocast():
+        with self._autocast(), self._dropout(training):
             logits = self.infer(inputs, **fit_params)
         loss = self.get_loss(logits, targets, X=inputs, training=training, sample_weight=weights)
         return logits, loss if share == 1.0 else loss * share
@@ -158,8 +167,15 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
             torch.manual_seed(self.seed * world_size + rank)
 
     def fit(self, X, y=None, **fit_params):
-        """skorch's ``fit``; data-parallel, every process then holds rank 0's module."""
-        super().fit(X, y, **fit_params)
+        """skorch's ``fit``; data-parallel, every process then holds rank 0's module.
+
+        On a CPU, Hugging Face encoders train with eager attention, whose dropout
+        :class:`~sktext.dropout.FastDropout` draws (:func:`~sktext.dropout.eager_attention`).
+        """
+        module = self.module if isinstance(self.module, torch.nn.Module) else None
+        switching = module is not None and self._on_cpu()
+        with eager_attention(module) if switching else contextlib.nullcontext():
+            super().fit(X, y, **fit_params)
         broadcast_module(self.module_)
         return self
 
@@ -246,6 +262,13 @@ class LanguageModelNet(TextNet):
 
     def fit(self, X, y=None, **fit_params):
         return NeuralNet.fit(self, X, y, **fit_params)
+
+    def _on_cpu(self) -> bool:
+        return torch.device(self.device).type == "cpu"
+
+    def _dropout(self, training: bool):
+        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
+        return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         if isinstance(dataset, LanguageModelBatches):
@@ -412,6 +435,30 @@ def _named_extra_callbacks(extra, taken: set[str]) -> list:
     return named
 
 
+@functools.cache
+def _fused_adamw_runs_on(device_type: str) -> bool:
+    try:  # one step on a one-element parameter: this torch either has the kernel or raises
+        parameter = torch.zeros(1, device=device_type, requires_grad=True)
+        parameter.grad = torch.zeros_like(parameter)
+        torch.optim.AdamW([parameter], fused=True).step()
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return False
+    return True
+
+
+def fused_adamw_available(device) -> bool:
+    """Whether this torch has a fused AdamW kernel for ``device`` (CUDA; CPU from torch 2.4).
+
+    Found by trying it once per device type, not read from a version number. The
+    fused kernel updates all parameters in one pass instead of a dozen per tensor;
+    on a 2-core CPU that was a tenth of a fine-tuning step of all-MiniLM-L6-v2.
+    """
+    device = torch.device(device)
+    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        return False
+    return _fused_adamw_runs_on(device.type)
+
+
 def predict_batched(
     module: torch.nn.Module,
     dataset: TokenizedTexts,
@@ -443,4 +490,12 @@ def predict_batched(
     return result
 
 
-__all__ = ["LanguageModelNet", "TextNet", "autocast", "data_loader", "make_callbacks", "predict_batched"]
+__all__ = [
+    "LanguageModelNet",
+    "TextNet",
+    "autocast",
+    "data_loader",
+    "fused_adamw_available",
+    "make_callbacks",
+    "predict_batched",
+]
