@@ -158,7 +158,9 @@ def test_cli_fit_interrupted_by_sigint(tiny_bert, data, tmp_path):
             handle.write(json.dumps({"text": text, "labels": [str(j) for j in np.flatnonzero(row)]}) + "\n")
     out = tmp_path / "model"
     command = [sys.executable, "-m", "sktext", "fit", str(train), "--labels-column", "labels", "--model", "transformer"]
-    command += ["--param", f"model_name_or_path={tiny_bert}", "max_epochs=500", "--out", str(out), "--quiet"]
+    # no early stopping: the fit is still running when the signal comes, however loaded the machine
+    command += ["--param", f"model_name_or_path={tiny_bert}", "max_epochs=500", "patience=None"]
+    command += ["--out", str(out), "--quiet"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
     lines = []
     for line in process.stderr:
