@@ -48,8 +48,8 @@ from .callbacks import (
     TrainingCheckpoint,
     one_cycle,
 )
-from .cpu_training import FastDropout, training_attention
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
+from .dropout import FastDropout, eager_attention
 from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .precision import autocast
 from .reliability import InterruptPropagatingNetMixin
@@ -105,7 +105,7 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         return torch.device(self.device).type == "cpu"
 
     def _dropout(self, training: bool):
-        """:class:`~sktext.cpu_training.FastDropout` for a training step on a CPU, else nothing."""
+        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
         return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
@@ -169,12 +169,12 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     def fit(self, X, y=None, **fit_params):
         """skorch's ``fit``; data-parallel, every process then holds rank 0's module.
 
-        On a CPU, Hugging Face encoders train with an attention whose dropout
-        :class:`~sktext.cpu_training.FastDropout` draws (:func:`~sktext.cpu_training.training_attention`).
+        On a CPU, Hugging Face encoders train with eager attention, whose dropout
+        :class:`~sktext.dropout.FastDropout` draws (:func:`~sktext.dropout.eager_attention`).
         """
         module = self.module if isinstance(self.module, torch.nn.Module) else None
         switching = module is not None and self._on_cpu()
-        with training_attention(module) if switching else contextlib.nullcontext():
+        with eager_attention(module) if switching else contextlib.nullcontext():
             super().fit(X, y, **fit_params)
         broadcast_module(self.module_)
         return self
@@ -262,6 +262,13 @@ class LanguageModelNet(TextNet):
 
     def fit(self, X, y=None, **fit_params):
         return NeuralNet.fit(self, X, y, **fit_params)
+
+    def _on_cpu(self) -> bool:
+        return torch.device(self.device).type == "cpu"
+
+    def _dropout(self, training: bool):
+        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
+        return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         if isinstance(dataset, LanguageModelBatches):

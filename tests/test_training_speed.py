@@ -1,4 +1,4 @@
-"""CPU training speed-ups: the four-to-a-word dropout masks, the training attention, fused AdamW."""
+"""CPU training speed-ups: the four-to-a-word dropout masks, eager attention while training, fused AdamW."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import pytest
 import torch
 from transformers import AutoModel
 
-import sktext.cpu_training as cpu_training
 import sktext.net as net
 from sktext import TransformerMultiLabelClassifier
-from sktext.cpu_training import PLAIN_ATTENTION, FastDropout, dropout, training_attention
+from sktext.dropout import FastDropout, dropout, eager_attention
 from sktext.net import fused_adamw_available
 
 from conftest import make_toy_data
@@ -66,61 +65,31 @@ def test_fast_dropout_takes_training_dropout_only():
     assert abs(float((in_place == 0).float().mean()) - 0.25) < 0.03  # torch's own, still dropout
 
 
-def test_training_attention_switches_sdpa_models_and_always_switches_back(tiny_bert, monkeypatch):
+def test_eager_attention_switches_sdpa_models_and_always_switches_back(tiny_bert):
     module = torch.nn.ModuleDict({"encoder": AutoModel.from_pretrained(tiny_bert, attn_implementation="sdpa")})
     encoder = module["encoder"]
-    with training_attention(module):
-        assert encoder.config._attn_implementation == PLAIN_ATTENTION  # a BERT
-    assert encoder.config._attn_implementation == "sdpa"
-    with pytest.raises(KeyboardInterrupt), training_attention(module):
-        raise KeyboardInterrupt
-    assert encoder.config._attn_implementation == "sdpa"
-    monkeypatch.setattr(cpu_training, "PLAIN_ATTENTION_MODEL_TYPES", frozenset())  # a family not checked
-    with training_attention(module):
+    with eager_attention(module):
         assert encoder.config._attn_implementation == "eager"
     assert encoder.config._attn_implementation == "sdpa"
+    with pytest.raises(KeyboardInterrupt), eager_attention(module):
+        raise KeyboardInterrupt
+    assert encoder.config._attn_implementation == "sdpa"
 
 
-@pytest.mark.parametrize("implementation", [PLAIN_ATTENTION, "eager"])
-def test_training_attentions_compute_what_sdpa_computes(tiny_bert, implementation):
+def test_eager_and_sdpa_attention_agree(tiny_bert):
     encoder = AutoModel.from_pretrained(tiny_bert, attn_implementation="sdpa").eval()
     ids = torch.randint(5, 90, (3, 12))
     mask = torch.ones_like(ids)
     mask[1, 7:] = 0
-    mask[2, 3:] = 0
     with torch.no_grad():
         sdpa = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        unmasked = encoder(input_ids=ids).last_hidden_state
-        with training_attention(encoder):
-            encoder.set_attn_implementation(implementation)
-            other = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            other_unmasked = encoder(input_ids=ids).last_hidden_state
-    keep = mask.bool()  # padding positions' states are not used
-    assert torch.allclose(sdpa[keep], other[keep], atol=1e-5)
-    assert torch.allclose(unmasked, other_unmasked, atol=1e-5)
+        with eager_attention(encoder):
+            eager = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(sdpa, eager, atol=1e-5)
 
 
-def test_plain_attention_stays_in_bf16_under_autocast(tiny_bert):
-    encoder = AutoModel.from_pretrained(tiny_bert, attn_implementation="sdpa").eval()
-    attention = encoder.encoder.layer[0].attention.self
-    seen = []
-    ids = torch.randint(5, 90, (2, 10))
-    mask = torch.ones_like(ids)
-    mask[0, 6:] = 0
-    hook = attention.register_forward_hook(lambda module, args, output: seen.append(output[1]))
-    with torch.no_grad(), training_attention(encoder), torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = encoder(input_ids=ids, attention_mask=mask, output_attentions=True).last_hidden_state
-    hook.remove()
-    with torch.no_grad():
-        fp32 = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-    assert seen and seen[0].dtype == torch.bfloat16  # the attention weights never went to fp32
-    assert torch.allclose(seen[0][0, :, :, 6:].float(), torch.zeros(1))  # padding keys get no weight
-    keep = mask.bool()
-    assert torch.allclose(bf16.float()[keep], fp32[keep], atol=0.1)
-
-
-def test_cpu_training_uses_fast_dropout_the_training_attention_and_fused_adamw(tiny_bert, monkeypatch):
-    """What a CPU fit runs: its training steps inside FastDropout, with the plain attention, a fused AdamW."""
+def test_cpu_training_uses_fast_dropout_eager_attention_and_fused_adamw(tiny_bert, monkeypatch):
+    """What a CPU fit runs: its training steps inside FastDropout, with eager attention, a fused AdamW."""
     seen = {"modes": [], "attention": set(), "fused": []}
     infer = net.TextNet.infer
 
@@ -138,7 +107,7 @@ def test_cpu_training_uses_fast_dropout_the_training_attention_and_fused_adamw(t
     ).fit(X, Y)
     assert any(seen["modes"])  # training steps
     assert not all(seen["modes"])  # validation steps run torch's dropout-free eval path
-    assert seen["attention"] == {PLAIN_ATTENTION}
+    assert seen["attention"] == {"eager"}
     assert clf.module_.encoder.config._attn_implementation == "sdpa"  # back for prediction and saving
     assert set(seen["fused"]) == {True if fused_adamw_available("cpu") else None}
 
