@@ -19,13 +19,20 @@ from conftest import make_toy_data
 LABELS = ["game", "editor", "audio"]
 
 
-@pytest.fixture(scope="module")
-def model_folder(tiny_bert, tmp_path_factory):
+def _fitted_folder(tiny_bert, folder, precision):
     texts, Y = make_toy_data(120, seed=0)
-    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=2, batch_size=16, lr=3e-3, random_state=0)
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=2, batch_size=16, lr=3e-3, precision=precision, random_state=0
+    )
     clf.fit(texts, Y)
     clf.classes_ = np.asarray(LABELS, dtype=object)
-    return clf.save(tmp_path_factory.mktemp("streaming") / "model")
+    return clf.save(folder / "model")
+
+
+@pytest.fixture(scope="module")
+def model_folder(tiny_bert, tmp_path_factory):
+    """fp32: a text's probabilities do not depend on the texts that share its batch (bf16's do, slightly)."""
+    return _fitted_folder(tiny_bert, tmp_path_factory.mktemp("streaming"), "fp32")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +47,24 @@ def data(tmp_path_factory):
         writer.writerow(["id", "text"])
         writer.writerows(enumerate(texts))
     return {"folder": folder, "texts": texts}
+
+
+def _predict_proba_file(folder, source, out, chunk_size) -> np.ndarray:
+    assert (
+        main(["predict", str(folder), str(source), "--out", str(out), "--proba", "--chunk-size", str(chunk_size)]) == 0
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    return np.array([[row["proba"][label] for label in LABELS] for row in rows])
+
+
+def test_chunks_move_default_precision_probabilities_by_less_than_1e_3(tiny_bert, data, tmp_path):
+    """At the default precision (bf16 on a CPU with fast bf16) batches differ with the chunks, and so do the last decimals."""
+    folder = _fitted_folder(tiny_bert, tmp_path, "auto")
+    source = data["folder"] / "texts.jsonl.gz"
+    small = _predict_proba_file(folder, source, tmp_path / "small.jsonl", 7)
+    whole = _predict_proba_file(folder, source, tmp_path / "whole.jsonl", 10_000)
+    assert small.shape == whole.shape == (53, 3)
+    np.testing.assert_allclose(small, whole, atol=1e-3)
 
 
 @pytest.mark.parametrize("name, out", [("texts.jsonl.gz", "p.jsonl"), ("texts.csv", "p.csv.gz")])
