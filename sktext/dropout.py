@@ -14,8 +14,8 @@ alike: a :class:`~torch.overrides.TorchFunctionMode` sees every
 ``torch.nn.functional.dropout`` call); :class:`~sktext.net.TextNet` trains on a CPU
 inside it, with Hugging Face encoders switched from SDPA to eager attention for the
 time (:func:`eager_attention`: SDPA draws its attention dropout inside torch, where
-no mode sees it). Anything it does not take (in-place dropout, ``p`` of 0 or 1, a tensor not on
-the CPU, evaluation mode) goes to torch unchanged.
+no mode sees it). Anything it does not take (in-place dropout, ``p`` of 0 or 1, a
+tensor not on the CPU, evaluation mode) goes to torch unchanged.
 """
 
 from __future__ import annotations

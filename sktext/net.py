@@ -263,13 +263,6 @@ class LanguageModelNet(TextNet):
     def fit(self, X, y=None, **fit_params):
         return NeuralNet.fit(self, X, y, **fit_params)
 
-    def _on_cpu(self) -> bool:
-        return torch.device(self.device).type == "cpu"
-
-    def _dropout(self, training: bool):
-        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
-        return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
-
     def get_iterator(self, dataset, training=False):
         if isinstance(dataset, LanguageModelBatches):
             return dataset
@@ -451,7 +444,8 @@ def fused_adamw_available(device) -> bool:
 
     Found by trying it once per device type, not read from a version number. The
     fused kernel updates all parameters in one pass instead of a dozen per tensor;
-    on a 2-core CPU that was a tenth of a fine-tuning step of all-MiniLM-L6-v2.
+    on a 2-core CPU the for-loop update was 5-8 % of a fine-tuning fit of
+    all-MiniLM-L6-v2 (profiled in fp32 and bf16).
     """
     device = torch.device(device)
     if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
