@@ -460,8 +460,10 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
             info["cuda"] = torch.version.cuda
         else:
             info["device_name"] = platform.processor() or platform.machine()
+            info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     except ImportError:
         pass
+    info.update(_cpu_model())
     for module in ("transformers", "skorch", "accelerate"):
         try:
             info[module] = __import__(module).__version__
@@ -469,6 +471,36 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
             pass
     info["git_commit"] = _git_commit()
     return info
+
+
+#: Flags of /proc/cpuinfo that decide a CPU's low-precision speed (bf16 and int8 arithmetic).
+_SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def _cpu_model() -> dict[str, Any]:
+    """The first CPU's vendor, family, model and speed-relevant flags (Linux), else nothing.
+
+    Two machines that both say "AMD EPYC" can differ by a CPU generation (family 25
+    is Zen 3/4, 26 is Zen 5), and with it by their bf16 throughput.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first CPU's block ends at the first blank line
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_model_name": fields.get("model name"),
+        "cpu_vendor": fields.get("vendor_id"),
+        "cpu_family": fields.get("cpu family"),
+        "cpu_model": fields.get("model"),
+        "cpu_speed_flags": [flag for flag in _SPEED_FLAGS if flag in flags],
+    }
 
 
 def _git_commit() -> str | None:

@@ -14,11 +14,11 @@ Every sktext estimator takes ``precision="auto"``, ``"fp32"`` or ``"bf16"``:
   not guessed from its vendor or model). Without them bf16 is emulated on a CPU and
   slower than fp32, so ``"auto"`` stays fp32 there.
 
-Measured on the bundled model (``benchmarks/inference.py``, README there), on a
-2-core CPU with AVX-512 BF16 / AMX: bf16 costs no measurable F1 at equal epochs, in
-training (micro-F1 -0.0002, three paired seeds) and in prediction (-0.0009 at most),
-predicts 2.6-2.9x as fast as a plain fp32 loop and trains 1.7x as fast as fp32, so
-``"auto"`` picks it there.
+Measured on the bundled model (``benchmarks/inference.py``, README there), on two
+2-core AMD EPYC machines with AVX-512 BF16: bf16 costs no measurable F1 at equal
+epochs, in training (paired micro-F1 +0.0003 and -0.0002, three seeds on each) and in
+prediction (within 0.001). It predicts 2.6-2.9x as fast as a plain fp32 loop and trains
+1.7x (one machine) to 2.6x (the other) as fast as fp32, so ``"auto"`` picks it there.
 
 The fitted model keeps float32 weights whatever the precision, so a model fitted in
 bf16 saves, loads and predicts at fp32 on any machine.
