@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from sktext.baselines import tfidf_logistic_regression as make_tfidf_lr
+from sktext.precision import _cpu_fields_from_proc
 from sktext.thresholds import tune_thresholds
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -483,16 +484,9 @@ def _cpu_model() -> dict[str, Any]:
     Two machines that both say "AMD EPYC" can differ by a CPU generation (family 25
     is Zen 3/4, 26 is Zen 5), and with it by their bf16 throughput.
     """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    fields = _cpu_fields_from_proc()
+    if fields is None:
         return {}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            break  # the first CPU's block ends at the first blank line
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
     flags = set(fields.get("flags", "").split())
     return {
         "cpu_model_name": fields.get("model name"),

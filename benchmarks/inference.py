@@ -88,6 +88,16 @@ COLUMNS = [
     "latency_p99_ms",
     "tokenize_s",
 ]
+#: Per-fit figures that a training row gives as their mean over ``--train-seeds``.
+AVERAGED_OVER_SEEDS = (
+    "fit_s",
+    "epoch_s",
+    "epoch_samples_per_s",
+    "fit_samples_per_s",
+    "micro_f1",
+    "macro_f1",
+    "micro_f1_fp32_prediction",
+)
 TRAIN_COLUMNS = [
     "precision",
     "n_seeds",
@@ -335,8 +345,7 @@ def train_both(args: argparse.Namespace, threads: int) -> tuple[list[dict[str, A
     rows = []
     for precision, seeds in runs.items():
         row = {"precision": precision, "n_seeds": len(seeds)}
-        averaged = ("fit_s", "epoch_s", "epoch_samples_per_s", "fit_samples_per_s", "micro_f1", "macro_f1")
-        for key in (*averaged, "micro_f1_fp32_prediction"):
+        for key in AVERAGED_OVER_SEEDS:
             row[key] = float(np.mean([run[key] for run in seeds]))
         row["runs"] = seeds
         rows.append(row)

@@ -69,17 +69,29 @@ def check_precision(precision, owner: str = "resolve_precision") -> None:
     check_parameter(owner, "precision", precision, [PRECISION_CONSTRAINT])
 
 
-def _cpu_flags_from_proc() -> set[str] | None:
-    """The feature flags of the first CPU in ``/proc/cpuinfo``; None where there is no such file."""
+def _cpu_fields_from_proc() -> dict[str, str] | None:
+    """``/proc/cpuinfo`` as ``{field: value}``, each field's first occurrence (the first CPU's).
+
+    None where there is no such file. The benchmarks record the CPU from it too.
+    """
     try:
         text = _CPUINFO.read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
+    fields: dict[str, str] = {}
     for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+        key, separator, value = line.partition(":")
+        if separator:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _cpu_flags_from_proc() -> set[str] | None:
+    """The feature flags of the first CPU in ``/proc/cpuinfo``; None where there is no such file."""
+    fields = _cpu_fields_from_proc()
+    if fields is None:
+        return None
+    return set(fields.get("flags", fields.get("Features", "")).split())
 
 
 @functools.lru_cache(maxsize=1)
