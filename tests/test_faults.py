@@ -74,18 +74,46 @@ def _edit_manifest(folder: Path, edit) -> None:
     path.write_text(json.dumps(manifest), encoding="utf-8")
 
 
-def _sigint_on_batch(monkeypatch, net_class, batch: int) -> None:
-    """Send this process a real SIGINT from inside the ``batch``-th training step."""
-    original = net_class.train_step_single
-    calls = []
+# A process started in the background of a non-interactive shell (``nohup pytest ... &``, a CI
+# step) inherits SIGINT as ignored, and Python then installs no KeyboardInterrupt handler: a
+# SIGINT would be dropped. The tests that send one therefore set the handler they rely on, in
+# this process (the fixture below) and in the child they start (``SKTEXT_WITH_SIGINT_HANDLER``).
+@pytest.fixture
+def sigint_raises_keyboard_interrupt():
+    """For the test's duration, SIGINT raises ``KeyboardInterrupt`` here, as at a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if previous is not None:  # None: a handler not set from Python, which cannot be put back
+        signal.signal(signal.SIGINT, previous)
 
-    def step(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == batch:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(net_class, "train_step_single", step)
+@pytest.fixture
+def sigint_on_batch(monkeypatch, sigint_raises_keyboard_interrupt):
+    """``sigint_on_batch(net_class, batch)``: a real SIGINT to this process in the ``batch``-th step."""
+
+    def arm(net_class, batch: int) -> None:
+        original = net_class.train_step_single
+        calls = []
+
+        def step(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == batch:
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(net_class, "train_step_single", step)
+
+    return arm
+
+
+# ``python -m sktext``, in a child that sets Python's SIGINT handler itself: a child inherits
+# SIGINT as ignored from an ignoring parent (and exec resets the parent's handler, whatever it is).
+SKTEXT_WITH_SIGINT_HANDLER = [
+    sys.executable,
+    "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('sktext', run_name='__main__', alter_sys=True)",
+]
 
 
 def _state(estimator) -> dict:
@@ -97,10 +125,10 @@ def _env() -> dict:
 
 
 # -- 1. interrupts -------------------------------------------------------------------------------
-def test_sigint_mid_epoch_propagates_and_keeps_the_previous_model(fitted, data, monkeypatch):
+def test_sigint_mid_epoch_propagates_and_keeps_the_previous_model(fitted, data, sigint_on_batch):
     X, Y = data
     before, proba = _state(fitted), fitted.predict_proba(X)
-    _sigint_on_batch(monkeypatch, TextNet, batch=3)
+    sigint_on_batch(TextNet, batch=3)
     with pytest.raises(KeyboardInterrupt):
         fitted.fit(X, Y)
     assert _state(fitted).keys() == before.keys()
@@ -108,11 +136,11 @@ def test_sigint_mid_epoch_propagates_and_keeps_the_previous_model(fitted, data, 
     np.testing.assert_array_equal(fitted.predict_proba(X), proba)
 
 
-def test_an_interrupted_first_fit_leaves_an_unfitted_estimator(tiny_bert, data, monkeypatch):
+def test_an_interrupted_first_fit_leaves_an_unfitted_estimator(tiny_bert, data, sigint_on_batch):
     X, Y = data
     estimator = TransformerMultiLabelClassifier(tiny_bert, **FIT)
     before = _state(estimator)
-    _sigint_on_batch(monkeypatch, TextNet, batch=2)
+    sigint_on_batch(TextNet, batch=2)
     with pytest.raises(KeyboardInterrupt):
         estimator.fit(X, Y)
     assert _state(estimator) == before
@@ -121,10 +149,10 @@ def test_an_interrupted_first_fit_leaves_an_unfitted_estimator(tiny_bert, data, 
 
 
 @pytest.mark.parametrize("stage", ["language model", "classifier"])
-def test_ulmfit_interrupted_in_either_stage(data, monkeypatch, stage):
+def test_ulmfit_interrupted_in_either_stage(data, sigint_on_batch, stage):
     X, Y = data
     estimator = ULMFiTClassifier(**{**ULMFIT_DEFAULTS, "max_epochs": 2})
-    _sigint_on_batch(monkeypatch, LanguageModelNet if stage == "language model" else TextNet, batch=2)
+    sigint_on_batch(LanguageModelNet if stage == "language model" else TextNet, batch=2)
     with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="from scratch"):
         estimator.fit(X, Y)
     assert not hasattr(estimator, "module_") and not hasattr(estimator, "vocabulary_")
@@ -157,7 +185,7 @@ def test_cli_fit_interrupted_by_sigint(tiny_bert, data, tmp_path):
         for text, row in zip(X, Y):
             handle.write(json.dumps({"text": text, "labels": [str(j) for j in np.flatnonzero(row)]}) + "\n")
     out = tmp_path / "model"
-    command = [sys.executable, "-m", "sktext", "fit", str(train), "--labels-column", "labels", "--model", "transformer"]
+    command = [*SKTEXT_WITH_SIGINT_HANDLER, "fit", str(train), "--labels-column", "labels", "--model", "transformer"]
     # no early stopping: the fit is still running when the signal comes, however loaded the machine
     command += ["--param", f"model_name_or_path={tiny_bert}", "max_epochs=500", "patience=None"]
     command += ["--out", str(out), "--quiet"]
