@@ -34,10 +34,13 @@ family (:mod:`sktext.transformer`, :mod:`sktext.ulmfit`) supplies, through a mix
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import io
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -213,27 +216,39 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
 
     # -- fit ------------------------------------------------------------------------
     def _fit_module(
-        self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, sample_weight: np.ndarray | None = None
+        self,
+        texts: list[str],
+        Y: np.ndarray,
+        criterion_kwargs: dict,
+        sample_weight: np.ndarray | None = None,
+        before_training: Callable[[ShuffleValidSplit | None, TokenizedTexts], None] | None = None,
     ):
-        """Seed, encode, build, train; set ``device_``, ``history_`` and ``module_``.
+        """Seed, encode, build, train; set ``device_``, ``history_``, ``module_`` and ``fit_seconds_``.
 
         ``sample_weight`` (checked, or None) weighs each text's loss, in training and
-        in the validation loss. Returns the training dataset and the validation split
-        (None without one), for the task's post-processing (e.g. threshold tuning).
+        in the validation loss. ``before_training(split, dataset)``, if given, is called
+        once the validation split is known, just before the network trains (the task
+        starts work there that needs the split but not the network). Returns the
+        training dataset and the validation split (None without one), for the task's
+        post-processing (e.g. threshold tuning).
         """
         for attribute in ("module_", "history_", "_bf16_module"):
             self.__dict__.pop(attribute, None)
+        self.fit_seconds_ = {}
         self.device_ = resolve_device(self.device)
         self.precision_ = "bf16" if self._compute_dtype() == torch.bfloat16 else "fp32"
         self._checkpoint_run = self._checkpoint_folder(texts, Y, sample_weight)
         try:
-            return self._fit_seeded(texts, Y, criterion_kwargs, sample_weight, self._checkpoint_seed())
+            return self._fit_seeded(texts, Y, criterion_kwargs, sample_weight, self._checkpoint_seed(), before_training)
         finally:
             del self._checkpoint_run
 
-    def _fit_seeded(self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, sample_weight, seed: int):
+    def _fit_seeded(
+        self, texts: list[str], Y: np.ndarray, criterion_kwargs: dict, sample_weight, seed: int, before_training=None
+    ):
         with seeded(seed, self.device_) as seed:
-            dataset, pretrained = self._fit_encoding(texts)
+            with self._fit_stage("encoding"):
+                dataset, pretrained = self._fit_encoding(texts)
             dataset = dataset.with_targets(Y, sample_weight)
             module = self._build_module(self._n_logits(Y), pretrained)
             if self.freeze_encoder:
@@ -242,10 +257,23 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             module.to(self.device_)
             split = self._valid_split(seed) if self.validation_fraction is not None else None
             self.n_epochs_ = self._resolve_epochs(self._n_train(dataset, split))
-            self.history_ = self._train(module, dataset, split, criterion_kwargs, seed)
+            if before_training is not None:
+                before_training(split, dataset)
+            with self._fit_stage("training"):
+                self.history_ = self._train(module, dataset, split, criterion_kwargs, seed)
         check_finite_parameters(module, source="training")
         self.module_ = module.eval()
         return dataset, split
+
+    @contextlib.contextmanager
+    def _fit_stage(self, name: str):
+        """Add the seconds the block takes to ``fit_seconds_[name]`` (where a fit's time goes)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = self.__dict__.setdefault("fit_seconds_", {})
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
 
     # -- checkpoints ------------------------------------------------------------------
     def _checkpoint_folder(self, texts: list[str], Y: np.ndarray, sample_weight: np.ndarray | None) -> Path | None:
@@ -404,14 +432,24 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         return net
 
     # -- predict --------------------------------------------------------------------
-    def _logits(self, dataset: TokenizedTexts) -> np.ndarray:
+    def _logits(self, dataset: TokenizedTexts, *, by_tokens: bool = True) -> np.ndarray:
+        """The module's outputs for ``dataset``, in length-sorted batches.
+
+        A batch holds as many texts as ``2 * batch_size`` texts of the longest one
+        would take (``by_tokens``): the longest texts run ``2 * batch_size`` to a batch as
+        before, so no batch is larger than that, and short texts run many to a batch
+        (on 5,693 debtags texts with a 2-layer encoder, 0.6 s in batches of 64 against
+        0.3 s; ``by_tokens=False`` is the old way, for the benchmarks).
+        """
         dtype = self._compute_dtype()
+        longest = int(dataset.lengths.max(initial=1))
         logits = predict_batched(
             self._inference_module(dtype),
             dataset,
             batch_size=2 * self.batch_size,
             device=self.device_,
             precision=dtype,
+            max_tokens=2 * self.batch_size * max(longest, 1) if by_tokens else None,
         )
         return check_finite_outputs(logits)
 

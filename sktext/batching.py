@@ -169,6 +169,35 @@ class SequentialBatchSampler(Sampler):
             yield list(range(start, min(start + self.batch_size, self.n_samples)))
 
 
+class TokenBudgetBatchSampler(Sampler):
+    """Consecutive batches of a dataset sorted by decreasing length, each at most ``max_tokens`` padded tokens.
+
+    A batch is padded to its first (longest) text, so it takes texts while
+    ``n_texts * longest <= max_tokens`` (at least one text). Short texts then run
+    many to a batch, and the per-batch cost of a forward pass is paid fewer times.
+    """
+
+    def __init__(self, lengths: np.ndarray, max_tokens: int) -> None:
+        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+        self.max_tokens = int(max_tokens)
+        self._bounds = self._plan()
+
+    def _plan(self) -> list[tuple[int, int]]:
+        bounds, start, n = [], 0, len(self.lengths)
+        while start < n:
+            size = max(1, self.max_tokens // int(self.lengths[start]))
+            bounds.append((start, min(n, start + size)))
+            start += size
+        return bounds
+
+    def __len__(self) -> int:
+        return len(self._bounds)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for start, stop in self._bounds:
+            yield list(range(start, stop))
+
+
 def sort_by_length(dataset: TokenizedTexts) -> tuple[TokenizedTexts, np.ndarray]:
     """Return the dataset sorted by decreasing length and the permutation used."""
     order = np.argsort(-dataset.lengths, kind="stable")

@@ -13,7 +13,9 @@ list per target for multi-output, as scikit-learn's ``MultiOutputClassifier``).
 from __future__ import annotations
 
 import numbers
+import threading
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +25,7 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .base import TextEstimatorBase
-from .lexical import TfidfLinearClassifier, apply_blend, fit_blend
+from .lexical import TfidfLinearClassifier, apply_blend, available_cores, fit_blend
 from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
@@ -62,6 +64,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             None,
             Types(TfidfLinearClassifier, description="a sktext.lexical.TfidfLinearClassifier"),
         ],
+        "lexical_refit": ["boolean"],
     }
 
     def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
@@ -140,21 +143,30 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
         lexical = self._lexical_model() if len(binary) else None
-        dataset, split = self._fit_module(texts, Y, criterion_kwargs, weights)
-        if split is not None and (thresholds is None or lexical is not None):
-            train, valid = split.indices(dataset.y)
-            logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
-            if lexical is not None:
-                logits = self._fit_lexical(lexical, texts, Y[:, binary], train, valid, logits, weights)
-            if thresholds is None:
-                thresholds, _ = tune_thresholds(
-                    Y[valid][:, binary],
-                    expit(logits),
-                    min_positives=MIN_THRESHOLD_POSITIVES,
-                    sample_weight=None if weights is None else weights[valid],
-                )
-            if len(binary):
-                self.validation_scores_ = f1_at_thresholds(Y[valid][:, binary], expit(logits), thresholds)
+        job = _LexicalJob(lexical, texts, Y[:, binary], weights) if lexical is not None else None
+        try:
+            dataset, split = self._fit_module(
+                texts, Y, criterion_kwargs, weights, before_training=self._lexical_starter(job)
+            )
+            if split is not None and (thresholds is None or lexical is not None):
+                train, valid = split.indices(dataset.y)
+                with self._fit_stage("validation_logits"):
+                    logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
+                if job is not None:
+                    logits = self._fit_lexical(job, train, valid, logits)
+                if thresholds is None:
+                    with self._fit_stage("thresholds"):
+                        thresholds, _ = tune_thresholds(
+                            Y[valid][:, binary],
+                            expit(logits),
+                            min_positives=MIN_THRESHOLD_POSITIVES,
+                            sample_weight=None if weights is None else weights[valid],
+                        )
+                if len(binary):
+                    self.validation_scores_ = f1_at_thresholds(Y[valid][:, binary], expit(logits), thresholds)
+        finally:
+            if job is not None:
+                job.cancel()
         if thresholds is None:
             thresholds = np.zeros(0)
         self.thresholds_ = thresholds
@@ -163,45 +175,66 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
 
     # -- the lexical part ---------------------------------------------------------------
     def _lexical_model(self) -> TfidfLinearClassifier | None:
-        """The unfitted lexical model the ``lexical`` parameter asks for, or None."""
+        """The unfitted lexical model the ``lexical`` parameter asks for, or None.
+
+        The default (``"tfidf"``) fits its labels on every core this process may use
+        (threads); a model passed in keeps its own ``n_jobs``.
+        """
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            return TfidfLinearClassifier(class_weight="balanced", random_state=0)
+            return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=available_cores())
         return clone(self.lexical)
 
-    def _fit_lexical(self, lexical, texts, Y, train, valid, neural_logits, sample_weight=None) -> np.ndarray:
+    def _overlap_lexical(self) -> bool:
+        """Whether the lexical part trains in a worker thread while the network trains.
+
+        Where the network trains on an accelerator, the CPU cores are idle meanwhile;
+        on a CPU they are the network's, and the lexical part runs after it instead.
+        """
+        return self.device_.type != "cpu"
+
+    def _lexical_starter(self, job: _LexicalJob | None):
+        """``before_training`` for :meth:`_fit_module`: start ``job`` in a thread where it overlaps."""
+
+        def start(split, dataset) -> None:
+            if job is not None and split is not None and self._overlap_lexical():
+                job.start(*split.indices(dataset.y), n_jobs_left_for_torch=1)
+
+        return start
+
+    def _fit_lexical(self, job: _LexicalJob, train, valid, neural_logits) -> np.ndarray:
         """Fit ``lexical_``, ``blend_weights_`` and ``blend_centre_``; return the validation part's blend.
 
-        The lexical model learns from the network's training part; the blend weights
-        come from both models' outputs on the validation part, which is also what the
-        thresholds are tuned on; the lexical model is then refitted on all the texts, as a
-        linear model profits from every example. (Its margins on the validation part
-        after that refit are in-sample, too confident to tune thresholds on.) Where the
-        texts have no words, a warning says so and the network's logits come back as
-        they were.
+        The lexical model learns from the network's training part (in a worker thread
+        during training where :meth:`_overlap_lexical`, else now); the blend weights come
+        from both models' outputs on the validation part, which is also what the
+        thresholds are tuned on. So the blend and the thresholds are fitted to the very
+        models that predict, each on texts neither has seen. With ``lexical_refit=True``
+        the lexical model is then fitted again on all the texts (sktext 0.1's
+        behaviour: a second fit of every label, for a lexical model that has seen the
+        validation texts too). Where the texts have no words, a warning says so and the
+        network's logits come back as they were.
         """
-        train_weight, valid_weight = (
-            (None, None) if sample_weight is None else (sample_weight[train], sample_weight[valid])
-        )
-        lexical.set_params(threshold=0.5)
-        try:
-            lexical.fit([texts[i] for i in train], Y[train], sample_weight=train_weight)
-        except ValueError as error:
-            warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
-            return neural_logits
-        margins = lexical.decision_function([texts[i] for i in valid])
-        self.blend_weights_, self.blend_centre_ = fit_blend(
-            neural_logits, margins, Y[valid], sample_weight=valid_weight
-        )
-        self.lexical_ = lexical.fit(texts, Y, sample_weight=sample_weight)
+        with self._fit_stage("lexical"):
+            if not job.started:
+                job.start(train, valid)
+            try:
+                lexical = job.result()
+            except ValueError as error:
+                warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
+                return neural_logits
+            margins = lexical.decision_function([job.texts[i] for i in valid])
+        with self._fit_stage("blend"):
+            valid_weight = None if job.sample_weight is None else job.sample_weight[valid]
+            self.blend_weights_, self.blend_centre_ = fit_blend(
+                neural_logits, margins, job.Y[valid], sample_weight=valid_weight
+            )
+        if self.lexical_refit:
+            with self._fit_stage("lexical"):
+                lexical = lexical.fit(job.texts, job.Y, sample_weight=job.sample_weight)
+        self.lexical_ = lexical
         return apply_blend(self.blend_weights_, self.blend_centre_, neural_logits, margins)
-
-    def _blend(self, binary_logits: np.ndarray, texts: list[str]) -> np.ndarray:
-        """The network's 0/1 logits blended with the lexical model's margins on ``texts``."""
-        return apply_blend(
-            self.blend_weights_, self.blend_centre_, binary_logits, self.lexical_.decision_function(texts)
-        )
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
         if isinstance(self.threshold, str):
@@ -256,10 +289,18 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """
         check_is_fitted(self, "module_")
         texts = check_texts(X)
-        logits = self._logits(self._encode(texts))
-        if self.__dict__.get("lexical_") is not None:
+        lexical = self.__dict__.get("lexical_")
+        if lexical is None:
+            return self._logits(self._encode(texts))
+        # The TF-IDF margins (Python, mostly) are computed in a thread while the
+        # tokenizer and the network (native code, without the GIL) run here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sktext-lexical") as pool:
+            margins = pool.submit(lexical.decision_function, texts)
+            logits = self._logits(self._encode(texts))
             columns = self.output_layout_.binary_logits
-            logits[:, columns] = self._blend(logits[:, columns], texts)
+            logits[:, columns] = apply_blend(
+                self.blend_weights_, self.blend_centre_, logits[:, columns], margins.result()
+            )
         return logits
 
     def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
@@ -354,3 +395,55 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
         return tags
+
+
+class _LexicalJob:
+    """The lexical part's fit on the training part, now or in a worker thread.
+
+    Parameters
+    ----------
+    lexical : TfidfLinearClassifier
+        Unfitted; its threshold is set to 0.5 (the deep classifier tunes its own on
+        the blend), so it is fitted once.
+    texts, Y, sample_weight
+        All the fit's texts, 0/1 targets and weights (or None); the job fits on the
+        rows ``train``.
+    """
+
+    def __init__(self, lexical: TfidfLinearClassifier, texts: list[str], Y: np.ndarray, sample_weight) -> None:
+        self.lexical = lexical.set_params(threshold=0.5)
+        self.texts, self.Y, self.sample_weight = texts, Y, sample_weight
+        self.started = False
+        self._stop = threading.Event()
+        self._future: Future | None = None
+        self._value: TfidfLinearClassifier | None = None
+
+    def _fit(self, train: np.ndarray) -> TfidfLinearClassifier:
+        weight = None if self.sample_weight is None else self.sample_weight[train]
+        return self.lexical._fit([self.texts[i] for i in train], self.Y[train], weight, stop=self._stop)
+
+    def start(self, train: np.ndarray, valid: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
+        """Fit on ``train``: in a worker thread when ``n_jobs_left_for_torch`` is given, else here.
+
+        In a thread the default lexical model keeps that many cores free (the one
+        that feeds the accelerator).
+        """
+        self.started = True
+        if n_jobs_left_for_torch is None:
+            self._value = self._fit(train)
+            return
+        if self.lexical.n_jobs is not None and self.lexical.n_jobs > 1:
+            self.lexical.set_params(n_jobs=max(1, self.lexical.n_jobs - n_jobs_left_for_torch))
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sktext-lexical")
+        self._future = executor.submit(self._fit, train)
+        executor.shutdown(wait=False)
+
+    def result(self) -> TfidfLinearClassifier:
+        """The fitted lexical model (waits for the thread; its exception is raised here)."""
+        if self._future is not None:
+            return self._future.result()
+        return self._value
+
+    def cancel(self) -> None:
+        """Have a thread still fitting stop at its next label (the fit it served has ended)."""
+        self._stop.set()

@@ -12,11 +12,18 @@ validation split). It serves twice:
 
 The fitted model is plain arrays (vocabulary, idf, one coefficient row and intercept
 per label), so it needs no pickle to be saved and costs one sparse product to apply.
+
+The per-label models are fitted in threads (``n_jobs``): liblinear releases the GIL,
+so threads share the one TF-IDF matrix without copying it to worker processes. On all
+of debtags (24,607 texts, 326 labels) two threads fitted 40 labels' SVMs in 20 s
+against 35 s in one (2-core AMD EPYC).
 """
 
 from __future__ import annotations
 
 import numbers
+import os
+import threading
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,8 +56,30 @@ LOSSES = ("squared_hinge", "log_loss")
 CONSTANT_MARGIN = 8.0
 
 
-def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int, sample_weight=None):
+class LexicalFitCancelled(RuntimeError):
+    """Raised inside a lexical fit whose ``stop`` event was set (the fit it served has ended)."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _fit_label(
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    loss: str,
+    C: float,
+    class_weight,
+    seed: int,
+    sample_weight=None,
+    stop: threading.Event | None = None,
+):
     """Coefficients and intercept of one label's linear model (a constant when y is)."""
+    if stop is not None and stop.is_set():
+        raise LexicalFitCancelled("the lexical fit was cancelled")
     if y.min() == y.max():
         return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
     if loss == "squared_hinge":
@@ -94,7 +123,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     validation_fraction : float, default=0.1
         Share of the texts held out to tune thresholds when ``threshold="auto"``.
     n_jobs : int, default=None
-        Labels fitted in parallel (joblib).
+        Labels fitted in parallel, in threads (joblib's threading backend: liblinear
+        releases the GIL). None is 1 unless in a ``joblib.parallel_config`` context;
+        -1 uses every core.
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split and the solvers.
 
@@ -179,7 +210,14 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             dtype=np.float32,
         )
 
-    def _fit_arrays(self, texts: list[str], Y: np.ndarray, seed: int, sample_weight: np.ndarray | None):
+    def _fit_arrays(
+        self,
+        texts: list[str],
+        Y: np.ndarray,
+        seed: int,
+        sample_weight: np.ndarray | None,
+        stop: threading.Event | None = None,
+    ):
         vectorizer = self._vectorizer(len(texts))
         try:
             X = vectorizer.fit_transform(texts)
@@ -188,9 +226,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} found no words in X ({error}); the texts need words "
                 "for TF-IDF features. Pass lexical=None to a deep classifier to go without."
             ) from None
-        X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
-        fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight)
+        X.sort_indices()  # liblinear sorts in place: sorted first, the threads share X read-only
+        fitted = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight, stop)
             for j in range(Y.shape[1])
         )
         coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
@@ -214,6 +252,10 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
+        return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight=None, stop: threading.Event | None = None):
+        """:meth:`fit`; setting ``stop`` (from another thread) ends it with :class:`LexicalFitCancelled`."""
         texts = check_texts(X)
         Y, classes = check_label_matrix(y, len(texts))
         weights = check_sample_weight(sample_weight, len(texts))
@@ -223,12 +265,14 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         if thresholds is None:
             train, valid = stratified_indices(Y, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
-            vectorizer, coef, intercept = self._fit_arrays([texts[i] for i in train], Y[train], seed, train_weight)
+            vectorizer, coef, intercept = self._fit_arrays(
+                [texts[i] for i in train], Y[train], seed, train_weight, stop
+            )
             margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
             thresholds, _ = tune_thresholds(
                 Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
             )
-        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights)
+        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights, stop)
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         self.thresholds_ = thresholds

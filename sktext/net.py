@@ -36,6 +36,7 @@ from .batching import (
     LanguageModelBatches,
     LengthBucketSampler,
     SequentialBatchSampler,
+    TokenBudgetBatchSampler,
     TokenizedTexts,
     collate_prebatched,
     sort_by_length,
@@ -55,14 +56,20 @@ from .precision import autocast
 from .reliability import InterruptPropagatingNetMixin
 
 
-def data_loader(dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device) -> DataLoader:
+def data_loader(
+    dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device, max_tokens: int | None = None
+) -> DataLoader:
     """A loader of padded batches: length-bucketed and shuffled for training, in order otherwise.
 
-    Collation is vectorised in the dataset, so worker processes do not pay; pinned
-    memory does on CUDA.
+    Out of training, ``max_tokens`` sizes the batches by padded tokens instead of
+    ``batch_size`` (for a dataset sorted by decreasing length). Collation is
+    vectorised in the dataset, so worker processes do not pay; pinned memory does
+    on CUDA.
     """
     if training:
         sampler = LengthBucketSampler(dataset.lengths, batch_size, seed=seed)
+    elif max_tokens is not None:
+        sampler = TokenBudgetBatchSampler(dataset.lengths, max_tokens)
     else:
         sampler = SequentialBatchSampler(len(dataset), batch_size)
     return DataLoader(
@@ -460,6 +467,7 @@ def predict_batched(
     batch_size: int,
     device,
     precision: torch.dtype | None = None,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
     """``module(input_ids, attention_mask)`` for every text, in dataset order, as float32.
 
@@ -467,9 +475,12 @@ def predict_batched(
     when ``precision`` is bf16 (None: on CUDA), bf16 autocast, unless the module's
     weights are bf16 already; the module is put in eval mode and the rows of the
     result (logits, or vectors for the embedders) are put back in the original order.
+    A batch holds ``batch_size`` texts or, with ``max_tokens``, as many as fit in
+    that many padded tokens (:class:`~sktext.batching.TokenBudgetBatchSampler`).
+    Outputs stay on the device until the last batch, so the host waits once.
     """
     ordered, order = sort_by_length(dataset.with_targets(None))  # no targets, no weights
-    loader = data_loader(ordered, batch_size, training=False, seed=0, device=device)
+    loader = data_loader(ordered, batch_size, training=False, seed=0, device=device, max_tokens=max_tokens)
     module.eval()
     if next(module.parameters()).dtype == torch.bfloat16:
         precision = torch.float32  # weights already bf16: nothing left for autocast to do
@@ -477,8 +488,8 @@ def predict_batched(
     with torch.inference_mode(), autocast(device, precision):
         for inputs, _ in loader:
             inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-            outputs.append(module(**inputs).float().cpu())
-    stacked = torch.cat(outputs).numpy()
+            outputs.append(module(**inputs).float())
+    stacked = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
     result = np.empty_like(stacked)
     result[order] = stacked
     return result

@@ -487,12 +487,18 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         becomes ``a * (network - centre) + b * lexical + c``: the network's logits
         centred per label on the validation split (``blend_centre_``, so that rare
         labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there
-        by logistic regression (``blend_weights_``); the lexical model is then refitted
-        on all texts. Thresholds are tuned on the blend, and ``predict_proba`` is its
+        by logistic regression (``blend_weights_``). Thresholds are tuned on the blend, and ``predict_proba`` is its
         logistic function (calibrated on average over the labels, not label by label). It helps most with few texts,
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
+    lexical_refit : bool, default=False
+        Fit the lexical model a second time, on all texts, once the blend is fitted
+        (sktext 0.1's behaviour). False (default) keeps the model fitted on
+        the network's training part, so the blend and the thresholds are fitted to the
+        models that predict and every label's linear model is fitted once: half the
+        lexical part's cost, which on an accelerator runs in a worker thread while the
+        network trains.
     validation_fraction : float or None, default=0.1
         Share of the training data held out (multi-label stratified) for early
         stopping and threshold tuning. None trains on everything.
@@ -555,6 +561,12 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Number of labels (or of target columns).
     lexical_ : TfidfLinearClassifier or None
         The fitted lexical model (absent when ``lexical`` is off).
+    fit_seconds_ : dict of str to float
+        Where the last fit's time went, in seconds: ``"encoding"`` (tokenizing; for
+        ULMFiT also the vocabulary and the language-model stage), ``"training"`` (the
+        network's epochs, validation included), ``"validation_logits"``,
+        ``"lexical"`` (what the lexical part added to the fit: its wait when it ran
+        beside the network), ``"blend"``, ``"thresholds"``.
     blend_weights_ : ndarray of shape (3,)
         ``(a, b, c)`` of the blend ``a * (network - blend_centre_) + b * lexical + c``.
     blend_centre_ : ndarray of shape (n_labels,)
@@ -637,6 +649,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         warmup_fraction: float = 0.25,
         threshold="auto",
         lexical="tfidf",
+        lexical_refit: bool = False,
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
         pos_weight=None,
@@ -672,6 +685,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.warmup_fraction = warmup_fraction
         self.threshold = threshold
         self.lexical = lexical
+        self.lexical_refit = lexical_refit
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.pos_weight = pos_weight

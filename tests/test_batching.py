@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from sktext.batching import LengthBucketSampler, TokenizedTexts, sort_by_length
+from sktext.batching import LengthBucketSampler, TokenBudgetBatchSampler, TokenizedTexts, sort_by_length
 
 
 def _dataset():
@@ -48,3 +48,44 @@ def test_bucket_sampler_covers_all_groups_similar_lengths_and_reshuffles():
     assert spread < 0.2 * np.ptp(lengths)  # random batches would spread about 0.9 of the range
     same_seed = LengthBucketSampler(lengths, batch_size=10, chunk_batches=20, seed=1)
     assert list(same_seed) == first
+
+
+def test_token_budget_batches_cover_every_text_once_within_the_budget():
+    rng = np.random.default_rng(0)
+    lengths = np.sort(rng.integers(0, 300, size=500))[::-1]
+    sampler = TokenBudgetBatchSampler(lengths, max_tokens=2048)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert [i for batch in batches for i in batch] == list(range(500))
+    for batch in batches:
+        longest = max(int(lengths[batch[0]]), 1)
+        assert len(batch) == 1 or len(batch) * longest <= 2048
+    # short texts run many to a batch, long ones few
+    assert len(batches[-1]) > len(batches[0])
+
+
+def test_token_budget_keeps_a_text_longer_than_the_budget_alone():
+    assert list(TokenBudgetBatchSampler(np.array([600, 500, 10, 10]), max_tokens=512)) == [[0], [1], [2, 3]]
+
+
+def test_prediction_by_tokens_equals_prediction_by_count():
+    from sktext.net import predict_batched
+
+    torch.manual_seed(0)
+
+    class MeanOfEmbeddings(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(20, 4)
+
+        def forward(self, input_ids, attention_mask):
+            mask = attention_mask.unsqueeze(-1).float()
+            return (self.embedding(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    rng = np.random.default_rng(1)
+    sequences = [list(rng.integers(1, 20, size=rng.integers(1, 40))) for _ in range(200)]
+    dataset = TokenizedTexts.from_sequences(sequences, pad_id=0)
+    module = MeanOfEmbeddings()
+    by_count = predict_batched(module, dataset, batch_size=8, device="cpu", precision=torch.float32)
+    by_tokens = predict_batched(module, dataset, batch_size=8, device="cpu", precision=torch.float32, max_tokens=64)
+    np.testing.assert_allclose(by_tokens, by_count, atol=1e-6)

@@ -167,3 +167,105 @@ def test_balanced_class_weight_raises_the_margins_of_a_rare_label():
 def test_default_lexical_part_is_cost_sensitive(tiny_bert, toy):
     (X, Y), _ = toy
     assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight == "balanced"
+
+
+# -- the lexical part's cost: fitted once, in threads, beside the network on an accelerator --
+def _count_label_fits(monkeypatch) -> list[str]:
+    """Spy on the per-label fits: each call appends the name of the thread that ran it."""
+    import threading
+
+    from sktext import lexical
+
+    calls: list[str] = []
+    real = lexical._fit_label
+
+    def spy(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lexical, "_fit_label", spy)
+    return calls
+
+
+def test_lexical_part_fits_each_label_once_unless_refit_asked(tiny_bert, toy, monkeypatch):
+    (X, Y), (X_test, _) = toy
+    calls = _count_label_fits(monkeypatch)
+    once = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert len(calls) == Y.shape[1]
+    # The model that predicts was fitted on the network's training part: it has not
+    # seen the validation texts, whose margins fitted the blend.
+    assert len(once.lexical_.vectorizer_.idf_) > 0
+    calls.clear()
+    refit = _untrained_transformer(tiny_bert, lexical_refit=True).fit(X, Y)
+    assert len(calls) == 2 * Y.shape[1]
+    np.testing.assert_allclose(refit.blend_weights_, once.blend_weights_, rtol=1e-3)  # same split, same network
+    assert not np.allclose(refit.decision_function(X_test), once.decision_function(X_test))
+
+
+def test_lexical_part_beside_the_network_gives_the_same_model(tiny_bert, toy, monkeypatch):
+    (X, Y), (X_test, _) = toy
+    after = _untrained_transformer(tiny_bert).fit(X, Y)
+    calls = _count_label_fits(monkeypatch)
+    monkeypatch.setattr(TransformerMultiLabelClassifier, "_overlap_lexical", lambda self: True)
+    beside = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert calls and all(name.startswith("sktext-lexical") or "ThreadPool" in name for name in calls)
+    np.testing.assert_allclose(beside.predict_proba(X_test), after.predict_proba(X_test), atol=1e-6)
+    np.testing.assert_array_equal(beside.thresholds_, after.thresholds_)
+
+
+def test_a_failed_fit_stops_the_lexical_thread(tiny_bert, toy, monkeypatch):
+    import threading
+    import time
+
+    from skorch.callbacks import Callback
+
+    from sktext import lexical
+
+    class Explode(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise RuntimeError("boom")
+
+    fitted: list[int] = []
+    real = lexical._fit_label
+
+    def slow(*args, **kwargs):  # 60 labels of 0.1 s: still under way when the epoch ends
+        time.sleep(0.1)
+        result = real(*args, **kwargs)
+        fitted.append(1)
+        return result
+
+    monkeypatch.setattr(lexical, "_fit_label", slow)
+    monkeypatch.setattr(TransformerMultiLabelClassifier, "_overlap_lexical", lambda self: True)
+    (X, Y), _ = toy
+    Y = np.tile(Y, 20)
+    clf = _untrained_transformer(tiny_bert, callbacks=[Explode()])
+    with pytest.raises(RuntimeError, match="boom"):
+        clf.fit(X, Y)
+    deadline = time.monotonic() + 30
+    while any(t.name.startswith("sktext-lexical") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name.startswith("sktext-lexical") for t in threading.enumerate())
+    assert len(fitted) < Y.shape[1]  # it stopped at a label, not after all of them
+    assert not hasattr(clf, "lexical_")
+
+
+def test_threads_fit_the_same_linear_models(toy):
+    (X, Y), (X_test, _) = toy
+    one = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1).fit(X, Y)
+    two = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=2).fit(X, Y)
+    np.testing.assert_array_equal(two.coef_, one.coef_)
+    np.testing.assert_array_equal(two.predict(X_test), one.predict(X_test))
+
+
+def test_fit_says_where_its_seconds_went(tiny_bert, toy):
+    import time
+
+    (X, Y), _ = toy
+    start = time.perf_counter()
+    clf = _untrained_transformer(tiny_bert).fit(X, Y)
+    wall = time.perf_counter() - start
+    stages = clf.fit_seconds_
+    assert {"encoding", "training", "validation_logits", "lexical", "blend", "thresholds"} <= set(stages)
+    assert all(seconds >= 0 for seconds in stages.values())
+    assert sum(stages.values()) <= wall
+    assert stages["training"] >= sum(row["dur"] for row in clf.history_) * 0.9
