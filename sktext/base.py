@@ -257,6 +257,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             module.to(self.device_)
             split = self._valid_split(seed) if self.validation_fraction is not None else None
             self.n_epochs_ = self._resolve_epochs(self._n_train(dataset, split))
+            if self.verbose:
+                print(self._plan(dataset, split), flush=True)
             if before_training is not None:
                 before_training(split, dataset)
             with self._fit_stage("training"):
@@ -264,6 +266,25 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         check_finite_parameters(module, source="training")
         self.module_ = module.eval()
         return dataset, split
+
+    def _plan(self, dataset: TokenizedTexts, split: ShuffleValidSplit | None) -> str:
+        """What the fit is about to do, for ``verbose >= 1``: texts, tokens, truncation, steps, device."""
+        lengths = dataset.lengths
+        n_train = self._n_train(dataset, split)
+        steps_per_epoch = -(-n_train // self.batch_size)
+        limit = int(lengths.max(initial=0))
+        truncated = int((lengths >= limit).sum()) if limit >= getattr(self, "max_length", np.inf) else 0
+        lines = [
+            f"{type(self).__name__} fit plan: {len(dataset)} texts ({n_train} to train on, "
+            f"{len(dataset) - n_train} held out for validation) on {self.device_} at {self.precision_}.",
+            f"Tokens per text: median {int(np.median(lengths)) if len(lengths) else 0}, "
+            f"95th percentile {int(np.percentile(lengths, 95)) if len(lengths) else 0}, longest {limit}"
+            + (f"; {truncated} texts ({truncated / max(len(lengths), 1):.0%}) cut at {limit}." if truncated else "."),
+            f"Training: {self.n_epochs_} epochs of {steps_per_epoch} steps of {self.batch_size} texts = "
+            f"{self.n_epochs_ * steps_per_epoch} steps"
+            + (", early stopping on the validation loss." if split is not None and self.patience else "."),
+        ]
+        return "\n".join(lines)
 
     @contextlib.contextmanager
     def _fit_stage(self, name: str):

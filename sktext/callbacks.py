@@ -12,6 +12,8 @@
   (the user's too) have seen the epoch: :class:`StopWhenRequested` raises it.
 - :class:`TrainingCheckpoint`: writes the training state at the end of every epoch
   and, when its file exists, resumes the run from it.
+- :class:`TrainingTimeEstimate`: at ``verbose >= 1``, times a few training steps once
+  they are warm and prints how long the run's remaining steps will take.
 
 Clipping and progress bars are skorch's own callbacks; ``net.make_callbacks``
 assembles all of them for a run.
@@ -23,6 +25,7 @@ import io
 import json
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -346,3 +349,53 @@ class TrainingCheckpoint(Callback):
     def on_train_end(self, net, **kwargs):
         self._write(self._state(net, complete=True))
         net.max_epochs = self.max_epochs_
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``7.5 min`` or ``2.1 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class TrainingTimeEstimate(Callback):
+    """Print how long a run's training will take, from a few timed steps.
+
+    The first ``skip_steps`` training steps are not timed (kernels are chosen and
+    memory is laid out then); the next ``timed_steps`` are, and their mean times the
+    steps left is printed once. Runs of fewer steps print nothing.
+
+    Parameters
+    ----------
+    total_steps : int
+        Optimizer steps the run is planned for (early stopping may end it sooner).
+    skip_steps : int, default=2
+    timed_steps : int, default=5
+    """
+
+    def __init__(self, total_steps: int, skip_steps: int = 2, timed_steps: int = 5) -> None:
+        self.total_steps = total_steps
+        self.skip_steps = skip_steps
+        self.timed_steps = timed_steps
+
+    def on_train_begin(self, net, **kwargs) -> None:
+        self.steps_, self.started_, self.reported_ = 0, None, False
+
+    def on_batch_end(self, net, training=None, **kwargs) -> None:
+        if not training or self.reported_:
+            return
+        self.steps_ += 1
+        if self.steps_ == self.skip_steps:
+            self.started_ = time.perf_counter()
+        elif self.steps_ == self.skip_steps + self.timed_steps and self.started_ is not None:
+            per_step = (time.perf_counter() - self.started_) / self.timed_steps
+            left = max(self.total_steps - self.steps_, 0)
+            print(
+                f"Training: {per_step:.2f} s a step over {self.timed_steps} timed steps; the {left} steps "
+                f"left take about {format_seconds(per_step * left)} (plus a validation pass each epoch; "
+                "early stopping may end the run sooner).",
+                flush=True,
+            )
+            self.reported_ = True

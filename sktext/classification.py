@@ -186,6 +186,18 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=available_cores())
         return clone(self.lexical)
 
+    def _plan(self, dataset, split) -> str:
+        plan = super()._plan(dataset, split)
+        lexical = self._lexical_model() if len(self.output_layout_.binary_targets) else None
+        if lexical is None or split is None:
+            return plan
+        where = "beside the network" if self._overlap_lexical() else "after the network"
+        fits = "twice (training part, then all texts)" if self.lexical_refit else "once, on the training part"
+        return (
+            f"{plan}\nLexical part: a TF-IDF linear model for each of {len(self.output_layout_.binary_targets)} "
+            f"labels, fitted {fits}, {lexical.n_jobs or 1} thread(s), {where}."
+        )
+
     def _overlap_lexical(self) -> bool:
         """Whether the lexical part trains in a worker thread while the network trains.
 

@@ -47,6 +47,7 @@ from .callbacks import (
     StopWhenRequested,
     TrainableLayerGroups,
     TrainingCheckpoint,
+    TrainingTimeEstimate,
     one_cycle,
 )
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
@@ -304,6 +305,7 @@ class LanguageModelNet(TextNet):
 #: Names of the callbacks :func:`make_callbacks` builds.
 BUILT_IN_CALLBACKS = (
     "trainable_groups",
+    "time_estimate",
     "schedule",
     "clip",
     "early_stopping",
@@ -378,7 +380,7 @@ def make_callbacks(
     -------
     list of (str, skorch.callbacks.Callback)
         Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``,
-        ``finite_loss``, then the ``extra`` ones, then ``stop`` (which ends the run when
+        ``time_estimate`` (with ``verbose``), ``finite_loss``, then the ``extra`` ones, then ``stop`` (which ends the run when
         early stopping asks) and ``checkpoint``.
 
     Raises
@@ -410,6 +412,8 @@ def make_callbacks(
         callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
     if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
+    if verbose:
+        callbacks.append(("time_estimate", TrainingTimeEstimate(total_steps)))
     callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
     callbacks += _named_extra_callbacks(extra or [], taken=set(BUILT_IN_CALLBACKS))
     if has_validation and patience:  # after the user's: they see the epoch early stopping ends on

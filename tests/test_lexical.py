@@ -269,3 +269,23 @@ def test_fit_says_where_its_seconds_went(tiny_bert, toy):
     assert all(seconds >= 0 for seconds in stages.values())
     assert sum(stages.values()) <= wall
     assert stages["training"] >= sum(row["dur"] for row in clf.history_) * 0.9
+
+
+def test_verbose_fit_says_what_it_will_cost_before_it_runs(tiny_bert, toy, capsys):
+    (X, Y), _ = toy
+    TransformerMultiLabelClassifier(tiny_bert, max_epochs=2, batch_size=16, verbose=1, random_state=0).fit(X, Y)
+    out = capsys.readouterr().out
+    plan = out[: out.index("Training: 2 epochs")]
+    assert "fit plan: 240 texts (216 to train on, 24 held out for validation)" in plan
+    assert "Tokens per text: median" in plan
+    assert "Training: 2 epochs of 14 steps of 16 texts = 28 steps" in out
+    assert "Lexical part: a TF-IDF linear model for each of 3 labels, fitted once" in out
+    # the estimate comes from timed steps, before the run's first epoch ends
+    estimate = out.index("s a step over 5 timed steps; the 21 steps left take about")
+    assert estimate < out.index("valid_loss")
+
+
+def test_quiet_fit_prints_nothing(tiny_bert, toy, capsys):
+    (X, Y), _ = toy
+    _untrained_transformer(tiny_bert).fit(X, Y)
+    assert capsys.readouterr().out == ""
