@@ -854,6 +854,27 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_command(args: argparse.Namespace) -> int:
+    """``sktext serve``: the model folder behind HTTP until SIGTERM / Ctrl-C (:mod:`sktext.serve`)."""
+    try:
+        from .serve import run_server
+    except ImportError as error:
+        raise CommandLineError(f'sktext serve needs {error.name}: pip install "sktext[serve]"') from None
+    return run_server(
+        args.model_dir,
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_texts_per_request=args.max_texts_per_request,
+        max_text_chars=args.max_text_chars,
+        max_body_bytes=args.max_body_bytes,
+        queue_size=args.queue_size,
+        log_level=args.log_level,
+    )
+
+
 # -- the parser -------------------------------------------------------------------------------
 def _positive_int(text: str) -> int:
     try:
@@ -965,6 +986,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="the columns of the true targets, one per target column of the model, in order (default: as in fit)",
     )
     evaluate.set_defaults(handler=evaluate_command)
+
+    serve = commands.add_parser(
+        "serve", help="serve a model folder over HTTP (dynamic batching, limits, metrics); needs sktext[serve]"
+    )
+    serve.add_argument(
+        "model_dir", help="folder written by 'sktext fit' (or an export_onnx folder with --backend onnx)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (a model folder) or onnx (an export_onnx folder, served without torch)",
+    )
+    serve.add_argument(
+        "--max-batch-size", type=_positive_int, default=64, metavar="TEXTS", help="texts per model call (default 64)"
+    )
+    serve.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        metavar="MS",
+        help="how long a request waits for others to join its batch (default 5)",
+    )
+    serve.add_argument("--max-texts-per-request", type=_positive_int, default=1000, metavar="N", help="default 1000")
+    serve.add_argument(
+        "--max-text-chars", type=_positive_int, default=100_000, metavar="N", help="characters a text (default 100000)"
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=10 * 2**20,
+        metavar="BYTES",
+        help="bytes of a request body; beyond it 413 (default 10485760, 10 MiB)",
+    )
+    serve.add_argument(
+        "--queue-size",
+        type=_positive_int,
+        default=64,
+        metavar="REQUESTS",
+        help="requests waiting for a batch; beyond it 503 with Retry-After (default 64)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="info",
+        help="uvicorn's (default info: one line per request; warning: none)",
+    )
+    serve.set_defaults(handler=serve_command)
     return parser
 
 

@@ -26,6 +26,12 @@ LEAVES = {
     "sktext.__main__",
     "sktext.streaming",
     "sktext.dask",
+    "sktext.serve",
+    "sktext.serve.app",
+    "sktext.serve.backends",
+    "sktext.serve.batcher",
+    "sktext.serve.metrics",
+    "sktext.serve.server",
 }
 
 
