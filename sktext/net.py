@@ -464,6 +464,11 @@ def fused_adamw_available(device) -> bool:
     return _fused_adamw_runs_on(device.type)
 
 
+#: Output elements (float32) ``predict_batched`` keeps on the device before copying them
+#: to the host in one transfer: 64 M, 256 MB.
+_OUTPUTS_KEPT_ON_DEVICE = 64 * 2**20
+
+
 def predict_batched(
     module: torch.nn.Module,
     dataset: TokenizedTexts,
@@ -481,19 +486,26 @@ def predict_batched(
     result (logits, or vectors for the embedders) are put back in the original order.
     A batch holds ``batch_size`` texts or, with ``max_tokens``, as many as fit in
     that many padded tokens (:class:`~sktext.batching.TokenBudgetBatchSampler`).
-    Outputs stay on the device until the last batch, so the host waits once.
+    Outputs stay on the device and come to the host in one transfer per 256 MB (once,
+    for most calls), not one per batch.
     """
     ordered, order = sort_by_length(dataset.with_targets(None))  # no targets, no weights
     loader = data_loader(ordered, batch_size, training=False, seed=0, device=device, max_tokens=max_tokens)
     module.eval()
     if next(module.parameters()).dtype == torch.bfloat16:
         precision = torch.float32  # weights already bf16: nothing left for autocast to do
-    outputs = []
+    on_host, pending, pending_elements = [], [], 0
     with torch.inference_mode(), autocast(device, precision):
         for inputs, _ in loader:
             inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-            outputs.append(module(**inputs).float())
-    stacked = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
+            pending.append(module(**inputs).float())
+            pending_elements += pending[-1].numel()
+            if pending_elements >= _OUTPUTS_KEPT_ON_DEVICE:  # bounds the device memory they take
+                on_host.append(torch.cat(pending).cpu())
+                pending, pending_elements = [], 0
+    if pending:
+        on_host.append(torch.cat(pending).cpu())
+    stacked = torch.cat(on_host).numpy() if on_host else np.zeros((0, 0), np.float32)
     result = np.empty_like(stacked)
     result[order] = stacked
     return result

@@ -68,7 +68,8 @@ def test_token_budget_keeps_a_text_longer_than_the_budget_alone():
     assert list(TokenBudgetBatchSampler(np.array([600, 500, 10, 10]), max_tokens=512)) == [[0], [1], [2, 3]]
 
 
-def test_prediction_by_tokens_equals_prediction_by_count():
+def test_prediction_by_tokens_equals_prediction_by_count(monkeypatch):
+    from sktext import net
     from sktext.net import predict_batched
 
     torch.manual_seed(0)
@@ -89,3 +90,6 @@ def test_prediction_by_tokens_equals_prediction_by_count():
     by_count = predict_batched(module, dataset, batch_size=8, device="cpu", precision=torch.float32)
     by_tokens = predict_batched(module, dataset, batch_size=8, device="cpu", precision=torch.float32, max_tokens=64)
     np.testing.assert_allclose(by_tokens, by_count, atol=1e-6)
+    monkeypatch.setattr(net, "_OUTPUTS_KEPT_ON_DEVICE", 20)  # copied to the host every few batches
+    in_parts = predict_batched(module, dataset, batch_size=8, device="cpu", precision=torch.float32, max_tokens=64)
+    np.testing.assert_array_equal(in_parts, by_tokens)
