@@ -25,6 +25,7 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .base import TextEstimatorBase
+from .distributed import world
 from .lexical import TfidfLinearClassifier, apply_blend, available_cores, fit_blend
 from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
@@ -178,12 +179,15 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """The unfitted lexical model the ``lexical`` parameter asks for, or None.
 
         The default (``"tfidf"``) fits its labels on every core this process may use
-        (threads); a model passed in keeps its own ``n_jobs``.
+        (threads), shared out between the processes of a data-parallel fit (which all
+        fit it, on one machine under ``torchrun``); a model passed in keeps its own
+        ``n_jobs``.
         """
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=available_cores())
+            n_jobs = max(1, available_cores() // world()[1])
+            return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=n_jobs)
         return clone(self.lexical)
 
     def _plan(self, dataset, split) -> str:
