@@ -58,6 +58,7 @@ def resolve_model_path(name_or_path: str) -> str:
 
 def load_pretrained(name_or_path: str):
     """Load ``(tokenizer, encoder)`` for a name or folder, with a clear error on failure."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -82,6 +83,11 @@ def load_pretrained(name_or_path: str):
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
+    if any(parameter.dtype != torch.float32 for parameter in encoder.parameters() if parameter.is_floating_point()):
+        # transformers 5 loads a checkpoint in the dtype it was saved in: a model saved
+        # in fp16 or bf16 would train with half-precision master weights. sktext keeps
+        # weights in float32 (precision= decides the compute dtype).
+        encoder = encoder.float()
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             f"The model {name_or_path!r} has no fast (Rust) tokenizer; sktext needs one "

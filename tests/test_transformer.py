@@ -89,3 +89,15 @@ def test_gpu_fit_pickles_to_cpu(tiny_bert):
         torch.cuda.is_available = real
     assert restored.device_.type == "cpu"
     np.testing.assert_allclose(restored.predict_proba(X), expected, atol=2e-2)
+
+
+def test_a_half_precision_checkpoint_trains_with_float32_weights(tiny_bert, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    half = tmp_path / "fp16"
+    AutoModel.from_pretrained(tiny_bert).half().save_pretrained(half)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(half)
+    X, Y = make_toy_data(60)
+    clf = TransformerMultiLabelClassifier(str(half), max_epochs=1, threshold=0.5, validation_fraction=None)
+    clf.fit(X, Y)
+    assert {parameter.dtype for parameter in clf.module_.parameters()} == {torch.float32}
