@@ -56,6 +56,17 @@ from .models.awd_lstm import Hidden, LanguageModelOutput, detach_hidden
 from .precision import autocast
 from .reliability import InterruptPropagatingNetMixin
 
+#: Benchmark and test hook: each CPU training speed-up by name, None where every model
+#: family decides for itself (the default), True / False to force it on / off for all;
+#: ``benchmarks/cpu_speedups.py`` measures each family with each one on and off.
+_CPU_SPEEDUPS: dict[str, bool | None] = {"fast_dropout": None, "eager_attention": None, "fused_adamw": None}
+
+
+def _cpu_speedup(name: str, default: bool) -> bool:
+    """Whether the speed-up ``name`` is on: ``default`` unless :data:`_CPU_SPEEDUPS` forces it."""
+    forced = _CPU_SPEEDUPS[name]
+    return default if forced is None else forced
+
 
 def data_loader(
     dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device, max_tokens: int | None = None
@@ -100,6 +111,10 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
 
     #: Whether training and validation steps run under autocast at ``precision``.
     autocast_on_cuda = True
+    #: Whether CPU training steps run under :class:`~sktext.dropout.FastDropout`. It pays
+    #: where dropout is a large share of the step (the transformers); the AWD-LSTM draws
+    #: its masks with ``bernoulli_`` and has no use for it (``benchmarks/cpu_speedups.py``).
+    fast_dropout = True
 
     def __init__(self, *args, seed: int = 0, precision: torch.dtype | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -113,8 +128,9 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         return torch.device(self.device).type == "cpu"
 
     def _dropout(self, training: bool):
-        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU, else nothing."""
-        return FastDropout() if training and self._on_cpu() else contextlib.nullcontext()
+        """:class:`~sktext.dropout.FastDropout` for a training step on a CPU (where ``fast_dropout``), else nothing."""
+        wanted = _cpu_speedup("fast_dropout", self.fast_dropout)
+        return FastDropout() if wanted and training and self._on_cpu() else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
         loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
@@ -181,7 +197,7 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         :class:`~sktext.dropout.FastDropout` draws (:func:`~sktext.dropout.eager_attention`).
         """
         module = self.module if isinstance(self.module, torch.nn.Module) else None
-        switching = module is not None and self._on_cpu()
+        switching = module is not None and self._on_cpu() and _cpu_speedup("eager_attention", True)
         with eager_attention(module) if switching else contextlib.nullcontext():
             super().fit(X, y, **fit_params)
         broadcast_module(self.module_)
@@ -461,7 +477,7 @@ def fused_adamw_available(device) -> bool:
     device = torch.device(device)
     if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
         return False
-    return _fused_adamw_runs_on(device.type)
+    return _cpu_speedup("fused_adamw", True) and _fused_adamw_runs_on(device.type)
 
 
 #: Output elements (float32) ``predict_batched`` keeps on the device before copying them

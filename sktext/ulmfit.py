@@ -351,6 +351,8 @@ class ULMFiTModelMixin(LanguageModelStageMixin):
                 optimizer_kwargs={"betas": (0.8, 0.99), "eps": 1e-5},
                 checkpoint_name=f"stage-{stage + 1}",
             )
+            # The AWD-LSTM's dropouts draw their own masks: FastDropout would only see its ops.
+            net.fast_dropout = False
             net.fit(dataset, None)
             for record in net.history:
                 history.append({**record, "epoch": len(history) + 1, "stage": stage + 1})

@@ -11,7 +11,7 @@ from sktext import TransformerMultiLabelClassifier
 from sktext.dropout import FastDropout, dropout, eager_attention
 from sktext.net import fused_adamw_available
 
-from conftest import make_toy_data
+from conftest import make_toy_data, ulmfit_factory
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -122,3 +122,51 @@ def test_fused_adamw_is_found_by_trying_it():
     except RuntimeError:
         runs = False
     assert fused_adamw_available("cpu") is runs
+
+
+def _spy_on_training_steps(monkeypatch) -> dict:
+    """Record, for each training step, whether it ran inside FastDropout and its optimizer's ``fused``."""
+    seen = {"modes": [], "fused": []}
+    infer = net.TextNet.infer
+
+    def spying_infer(self, x, **fit_params):
+        if self.module_.training:
+            modes = torch.overrides._get_current_function_mode_stack()
+            seen["modes"].append(any(isinstance(mode, FastDropout) for mode in modes))
+            seen["fused"].append(self.optimizer_.defaults.get("fused"))
+        return infer(self, x, **fit_params)
+
+    monkeypatch.setattr(net.TextNet, "infer", spying_infer)
+    return seen
+
+
+def test_ulmfit_classifier_trains_without_fast_dropout(monkeypatch):
+    """The AWD-LSTM draws its own dropout masks: its CPU training steps run outside FastDropout."""
+    seen = _spy_on_training_steps(monkeypatch)
+    X, Y = make_toy_data(48, seed=1)
+    ulmfit_factory({}, max_epochs=2).fit(X, Y)
+    assert seen["modes"] and not any(seen["modes"])
+    assert set(seen["fused"]) == {True if fused_adamw_available("cpu") else None}
+
+
+def test_cpu_speedups_hook_turns_each_one_off(tiny_bert, monkeypatch):
+    """The switches benchmarks/cpu_speedups.py measures: off, the transformer trains plainly."""
+    for name in net._CPU_SPEEDUPS:
+        monkeypatch.setitem(net._CPU_SPEEDUPS, name, False)
+    seen = _spy_on_training_steps(monkeypatch)
+    attention = set()
+    infer = net.TextNet.infer
+
+    def attention_infer(self, x, **fit_params):
+        attention.add(self.module_.encoder.config._attn_implementation)
+        return infer(self, x, **fit_params)
+
+    monkeypatch.setattr(net.TextNet, "infer", attention_infer)
+    X, Y = make_toy_data(32, seed=1)
+    TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=1, batch_size=16, device="cpu", precision="fp32", random_state=0
+    ).fit(X, Y)
+    assert seen["modes"] and not any(seen["modes"])
+    assert attention == {"sdpa"}
+    assert set(seen["fused"]) == {None}
+    assert fused_adamw_available("cpu") is False
