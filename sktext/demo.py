@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from sklearn.metrics import classification_report, f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -32,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-train", type=int, default=None, help="use only the first N training texts")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch table or progress bar")
+    parser.add_argument(
+        "--save", metavar="FOLDER", default=None, help="also save the fitted model there (e.g. for sktext serve)"
+    )
     return parser.parse_args(argv)
 
 
@@ -75,6 +80,9 @@ def main(argv=None) -> dict:
         macro = f1_score(Y_test, pred, average="macro", zero_division=0)
         results[name] = {"micro_f1": micro, "macro_f1": macro, "fit_seconds": seconds}
         print(f"{name:<42}{micro:>10.3f}{macro:>10.3f}{seconds:>9.1f}")
+    if args.save:
+        clf.classes_ = np.asarray(mlb.classes_, dtype=str)  # debtags names instead of column numbers
+        print(f"\nsaved the model to {clf.save(args.save, overwrite=True)}; serve it with: sktext serve {args.save}")
     return results
 
 
