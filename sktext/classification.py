@@ -45,6 +45,9 @@ from .validation import (
 __all__ = ["MultiLabelTextClassifierBase"]
 
 MAX_POS_WEIGHT = 100.0
+#: Texts predicted at a time by ``predict`` on a sparse fit and by ``predict_top_k``: their
+#: dense probabilities are the only (chunk, n_labels) array made.
+PREDICT_CHUNK_TEXTS = 4096
 
 
 class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
@@ -136,6 +139,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         for attribute in ("thresholds_", "lexical_", "blend_weights_", "blend_centre_", "validation_scores_"):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
+        self.sparse_output_ = bool(sp.issparse(y) and layout.is_multilabel)
         self._criterion()  # a loss these targets cannot take fails here, before any training
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
@@ -319,21 +323,33 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             )
         return logits
 
-    def predict_proba(self, X) -> np.ndarray | list[np.ndarray]:
+    def predict_proba(self, X, top_k: int | None = None) -> np.ndarray | sp.csr_matrix | list[np.ndarray]:
         """Probabilities: of each label (multi-label), or of each class of each target.
 
         Parameters
         ----------
         X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+        top_k : int, default=None
+            Multi-label only: keep each text's ``top_k`` most probable labels, in a
+            sparse matrix built a chunk of texts at a time, so that no dense
+            (n_samples, n_labels) array is made (for many labels; it passes through
+            ``Pipeline.predict_proba(X, top_k=...)``). See also :meth:`predict_top_k`.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_labels), or list of n_outputs_ ndarrays
             Multi-label: each label's sigmoid, independently (rows need not sum to
-            one). Multi-output (scikit-learn's convention, as ``MultiOutputClassifier``):
-            one array of shape (n_samples, n_classes) per target, in the order of
-            ``classes_[j]`` (for a 0/1 target: ``[P(0), P(1)]``).
+            one); with ``top_k``, a CSR matrix of that shape holding ``top_k``
+            probabilities per row. Multi-output (scikit-learn's convention, as
+            ``MultiOutputClassifier``): one array of shape (n_samples, n_classes) per
+            target, in the order of ``classes_[j]`` (for a 0/1 target: ``[P(0), P(1)]``).
         """
+        if top_k is not None:
+            indices, scores = self.predict_top_k(X, k=top_k)
+            n, k = indices.shape
+            return sp.csr_matrix(
+                (scores.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, self.n_outputs_)
+            )
         logits = self.decision_function(X)
         layout = self.output_layout_
         if layout.is_multilabel:
@@ -359,13 +375,17 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples, n_labels) or (n_samples, n_outputs_)
-            int64 0/1 for a multi-label fit; for a multi-output fit the original
-            labels (int64 when every target's classes are ints, else object, e.g.
-            strings).
+        y_pred : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_labels), or ndarray of shape (n_samples, n_outputs_)
+            int64 0/1 for a multi-label fit on a dense ``y``; a CSR matrix of int8 0/1
+            for a fit on a sparse ``y`` (as scikit-learn's ``OneVsRestClassifier``),
+            built a chunk of texts at a time, so no dense (n_samples, n_labels) array
+            is made; for a multi-output fit the original labels (int64 when every
+            target's classes are ints, else object, e.g. strings).
         """
-        logits = self.decision_function(X)
         layout = self.output_layout_
+        if layout.is_multilabel and self.__dict__.get("sparse_output_", False):
+            return self._predict_sparse(check_texts(X))
+        logits = self.decision_function(X)
         decided = apply_thresholds(expit(logits[:, layout.binary_logits]), self.thresholds_)
         if layout.is_multilabel:
             return decided
@@ -382,6 +402,59 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         for j, column in enumerate(columns):
             predicted[:, j] = column
         return predicted
+
+    def _chunks(self, texts: list[str]):
+        """``texts`` in chunks of :data:`PREDICT_CHUNK_TEXTS`, with the multi-label probabilities of each."""
+        for start in range(0, len(texts), PREDICT_CHUNK_TEXTS):
+            chunk = texts[start : start + PREDICT_CHUNK_TEXTS]
+            yield start, expit(self.decision_function(chunk))
+
+    def _predict_sparse(self, texts: list[str]) -> sp.csr_matrix:
+        parts = [sp.csr_matrix(proba >= self.thresholds_, dtype=np.int8) for _, proba in self._chunks(texts)]
+        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_outputs_), dtype=np.int8)
+
+    def predict_top_k(self, X, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable labels of each text, without the dense probability matrix.
+
+        What ranking metrics (precision@k, nDCG@k) and tag suggestions need: the texts
+        are predicted a chunk at a time and only each text's ``k`` best labels are
+        kept, so memory grows with ``n_samples * k``, not ``n_samples * n_labels``.
+        Thresholds play no part; compare the probabilities with ``thresholds_`` to
+        keep only the labels ``predict`` would give. Through a ``Pipeline``, ask
+        ``predict_proba(X, top_k=k)``, which returns the same as a sparse matrix.
+
+        Parameters
+        ----------
+        X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
+        k : int, default=5
+            Labels per text, at most ``n_outputs_`` (more is an error).
+
+        Returns
+        -------
+        indices : ndarray of shape (n_samples, k), dtype=int64
+            Column indices of the labels, most probable first (``classes_[indices]``
+            gives their names).
+        proba : ndarray of shape (n_samples, k)
+            Their probabilities, in the same order.
+        """
+        check_is_fitted(self, "module_")
+        if not self.output_layout_.is_multilabel:
+            raise ValueError(
+                "predict_top_k ranks the labels of a multi-label fit; this model was fitted on "
+                "categorical targets: use predict_proba, whose columns rank each target's classes."
+            )
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= self.n_outputs_:
+            raise ValueError(f"k (top_k) must be an int from 1 to n_outputs_ ({self.n_outputs_}); got {k!r}.")
+        texts = check_texts(X)
+        indices = np.empty((len(texts), k), dtype=np.int64)
+        scores = np.empty((len(texts), k))
+        for start, proba in self._chunks(texts):
+            best = np.argpartition(-proba, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(proba, best, axis=1), axis=1, kind="stable")
+            best = np.take_along_axis(best, order, axis=1)
+            indices[start : start + len(proba)] = best
+            scores[start : start + len(proba)] = np.take_along_axis(proba, best, axis=1)
+        return indices, scores
 
     def score(self, X, y, sample_weight=None) -> float:
         """Subset accuracy (every label, or every target, of a sample right), as scikit-learn's classifiers.
@@ -401,7 +474,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if sp.issparse(y):
             y = y.toarray()
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
-        predicted = self.predict(X).astype(object)
+        predicted = self.predict(X)
+        predicted = (predicted.toarray() if sp.issparse(predicted) else predicted).astype(object)
         correct = np.all(predicted == y, axis=1)
         return float(np.average(correct, weights=sample_weight))
 

@@ -577,6 +577,8 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     label_support_ : ndarray of shape (n_labels,)
         Positives of each label (each 0/1 target column) in the ``y`` given to ``fit``.
+    sparse_output_ : bool
+        Whether ``y`` was a sparse matrix: ``predict`` then returns a CSR matrix.
     validation_scores_ : dict
         Only when the fit predicted its validation split (``threshold="auto"`` or a
         lexical part): ``f1_micro`` and ``f1_macro`` there at ``thresholds_``,

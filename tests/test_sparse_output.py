@@ -1,0 +1,74 @@
+"""Fitted on a sparse label matrix, predict answers sparse; the k best labels without the dense matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from sktext import TransformerMultiLabelClassifier, classification, load_model
+
+from conftest import make_toy_data
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert):
+    X, Y = make_toy_data(200, seed=3)
+    Y = np.column_stack([Y, Y[:, ::-1], Y[:, :1]])  # 7 labels
+    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=2, lr=1e-3, batch_size=16, random_state=0)
+    return clf.fit(X, sp.csr_matrix(Y)), make_toy_data(90, seed=8)[0]
+
+
+def test_sparse_fit_predicts_a_sparse_matrix_equal_to_the_thresholded_probabilities(fitted, monkeypatch):
+    clf, X_test = fitted
+    monkeypatch.setattr(classification, "PREDICT_CHUNK_TEXTS", 32)  # several chunks
+    predicted = clf.predict(X_test)
+    assert sp.issparse(predicted) and predicted.format == "csr" and predicted.dtype == np.int8
+    dense = (clf.predict_proba(X_test) >= clf.thresholds_).astype(np.int8)
+    np.testing.assert_array_equal(predicted.toarray(), dense)
+    assert clf.sparse_output_
+
+
+def test_dense_fit_still_predicts_a_dense_matrix(tiny_bert):
+    X, Y = make_toy_data(120, seed=4)
+    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=1, batch_size=16, random_state=0).fit(X, Y)
+    assert isinstance(clf.predict(X[:5]), np.ndarray) and not clf.sparse_output_
+
+
+def test_sparse_output_survives_a_model_folder_and_scores(fitted, tmp_path):
+    clf, X_test = fitted
+    loaded = load_model(clf.save(tmp_path / "model"))
+    assert sp.issparse(loaded.predict(X_test))
+    np.testing.assert_array_equal(loaded.predict(X_test).toarray(), clf.predict(X_test).toarray())
+    truth = clf.predict(X_test)
+    assert clf.score(X_test, truth) == 1.0
+
+
+def test_top_k_equals_the_dense_ranking(fitted, monkeypatch):
+    clf, X_test = fitted
+    monkeypatch.setattr(classification, "PREDICT_CHUNK_TEXTS", 25)
+    indices, scores = clf.predict_top_k(X_test, k=3)
+    proba = clf.predict_proba(X_test)
+    assert indices.shape == scores.shape == (len(X_test), 3)
+    np.testing.assert_allclose(scores, np.take_along_axis(proba, indices, axis=1))
+    assert (np.diff(scores, axis=1) <= 0).all()  # most probable first
+    np.testing.assert_allclose(scores, -np.sort(-proba, axis=1)[:, :3], rtol=1e-12)
+
+
+def test_top_k_works_through_a_pipeline(fitted):
+    clf, X_test = fitted
+    strip = FunctionTransformer(lambda texts: [text.strip() for text in texts])
+    pipeline = Pipeline([("strip", strip), ("clf", clf)])
+    kept = pipeline.predict_proba(X_test, top_k=2)
+    assert sp.issparse(kept) and kept.shape == (len(X_test), 7) and (kept.getnnz(axis=1) == 2).all()
+    indices, scores = clf.predict_top_k(X_test, k=2)
+    np.testing.assert_allclose(np.take_along_axis(kept.toarray(), indices, axis=1), scores)
+
+
+@pytest.mark.parametrize("k", [0, 8, 2.5, True])
+def test_top_k_names_a_bad_k(fitted, k):
+    clf, X_test = fitted
+    with pytest.raises(ValueError, match="must be an int from 1 to n_outputs_ \\(7\\)"):
+        clf.predict_top_k(X_test, k=k)
