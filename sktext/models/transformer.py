@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .freezing import FreezableEncoderMixin
+from .layer_cache import LowerLayerCache
 
 POOLINGS = ("mean", "cls")
 
@@ -56,7 +57,9 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     under ``torch.no_grad()`` and only the head trains. A frozen encoder maps a text to
     the same vector in every epoch, so inside :meth:`caching_pooled_vectors` each
     text's vector is computed once and looked up afterwards (keyed by its token ids):
-    later epochs cost the head alone.
+    later epochs cost the head alone. Inside :meth:`caching_lower_layers` only the top
+    layers of the encoder train (partial fine-tuning) and its frozen lower half runs
+    once per distinct text (:class:`~sktext.models.layer_cache.LowerLayerCache`).
 
     Parameters
     ----------
@@ -78,6 +81,9 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
         self.output = nn.Linear(encoder.config.hidden_size, n_outputs)
         self._vector_cache: dict[bytes, torch.Tensor] | None = None
 
+    #: Set inside :meth:`caching_lower_layers`; a class default so modules saved before it exist load.
+    _layer_cache: LowerLayerCache | None = None
+
     @property
     def output_layer(self) -> nn.Linear:
         """The final layer, whose bias starts at the label priors."""
@@ -86,10 +92,13 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, n_outputs) for padded ids of shape (batch, length)."""
         with self.encoder_context():
-            if self._vector_cache is None or not self.encoder_frozen:
-                pooled = self._pool(input_ids, attention_mask)
-            else:
+            if self._vector_cache is not None and self.encoder_frozen:
                 pooled = self._cached_pool(input_ids, attention_mask)
+            elif self._layer_cache is not None:
+                hidden = self._layer_cache.last_hidden_state(input_ids, attention_mask)
+                pooled = pool_hidden_states(hidden, attention_mask, self.pooling)
+            else:
+                pooled = self._pool(input_ids, attention_mask)
         return self.output(self.dropout(pooled))
 
     def _pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -119,3 +128,21 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
             yield self
         finally:
             self._vector_cache = None
+
+    @contextlib.contextmanager
+    def caching_lower_layers(self, n_trainable: int):
+        """Within this context only the top ``n_trainable`` encoder layers (and the head) train.
+
+        Every other encoder parameter (the embeddings, the lower layers) is frozen, and
+        the lower layers run once per distinct text, in eval mode; each text's hidden
+        states after them are kept (on the module's device, in the autocast dtype under
+        autocast) and the top layers run on them. On exit the cache is dropped and every
+        parameter trains again, so the module is as one fine-tuned without it.
+        """
+        cache = LowerLayerCache(self.encoder, n_trainable)
+        with cache.frozen():
+            self._layer_cache = cache
+            try:
+                yield self
+            finally:
+                self._layer_cache = None
