@@ -1,0 +1,157 @@
+"""Partial fine-tuning (``trainable_layers``): fit time and F1 on a dev split of debtags train (never the test split).
+
+The default classifier (all-MiniLM-L6-v2, 6 layers, ``max_length=256``,
+``max_epochs="auto"``) fine-tunes every layer. With ``trainable_layers=t`` only the
+top ``t`` layers and the head train; the embeddings and the lower ``6 - t`` layers
+are frozen and run once per text per fit (their states cached), so later epochs cost
+the top layers alone. This benchmark fits the default at each ``--layers`` value
+("all" is None: every layer) and reports the fit's wall time, where it went
+(``fit_seconds_``), the epochs run and the seconds per epoch, dev micro / macro F1,
+and each time as a ratio to the all-layers fit of the same size and seed. The load
+average of the machine before and after each fit is recorded beside it: on shared
+cores, timings move with the neighbours' work.
+
+The dev texts are a fixed ``--n-dev``-text stratified part of debtags train; each size
+draws its training texts from the rest.
+
+Examples
+--------
+::
+
+    python benchmarks/partial_fine_tuning.py                             # 250 texts; all, 1, 2, 3 layers
+    python benchmarks/partial_fine_tuning.py --sizes 250 --layers all 2
+    python benchmarks/partial_fine_tuning.py --sizes 60 --layers all 2 --n-dev 200   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    format_table,
+    load_debtags,
+    machine_info,
+    scores,
+    split_validation,
+    subsample,
+    write_results,
+)
+
+
+def _layers(value: str) -> int | None:
+    return None if value == "all" else int(value)
+
+
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250])
+    parser.add_argument(
+        "--layers", type=_layers, nargs="+", default=[None, 1, 2, 3], help="trainable_layers values; 'all' is None"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--n-dev", type=int, default=1000)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    from sktext import TransformerMultiLabelClassifier
+
+    data = load_debtags(args.data_dir)
+    fraction = args.n_dev / len(data.train_texts)
+    pool_rows, dev_rows = split_validation(data.train_Y, fraction, random_state=0)
+    pool_texts, pool_Y = [data.train_texts[i] for i in pool_rows], data.train_Y[pool_rows]
+    dev_texts, dev_Y = [data.train_texts[i] for i in dev_rows], data.train_Y[dev_rows]
+    rows = []
+    for size in args.sizes:
+        for seed in args.seeds:
+            texts, Y = subsample(pool_texts, pool_Y, size, random_state=seed)
+            for layers in args.layers:
+                clf = TransformerMultiLabelClassifier(trainable_layers=layers, random_state=seed)
+                load_before = _load()
+                start = time.perf_counter()
+                clf.fit(texts, Y)
+                fit_s = time.perf_counter() - start
+                load_after = _load()
+                metrics = scores(dev_Y, clf.predict(dev_texts), clf.predict_proba(dev_texts))
+                epochs = len(clf.history_)
+                rows.append(
+                    {
+                        "n_train": size,
+                        "seed": seed,
+                        "trainable_layers": "all" if layers is None else layers,
+                        "fit_s": fit_s,
+                        "training_s": clf.fit_seconds_["training"],
+                        "epochs": epochs,
+                        "epoch_s": clf.fit_seconds_["training"] / max(epochs, 1),
+                        "fit_seconds_": dict(clf.fit_seconds_),
+                        "precision": clf.precision_,
+                        "micro_f1": metrics["micro_f1"],
+                        "macro_f1": metrics["macro_f1"],
+                        "load_before": load_before,
+                        "load_after": load_after,
+                    }
+                )
+                print(
+                    f"  {size} texts, seed {seed}, trainable_layers={rows[-1]['trainable_layers']}: "
+                    f"fit {fit_s:.1f} s ({epochs} epochs, {rows[-1]['epoch_s']:.1f} s each), micro "
+                    f"{metrics['micro_f1']:.4f} macro {metrics['macro_f1']:.4f}, load {load_before:.1f} -> "
+                    f"{load_after:.1f}",
+                    flush=True,
+                )
+    for row in rows:
+        reference = next(
+            (
+                other
+                for other in rows
+                if other["n_train"] == row["n_train"] and other["seed"] == row["seed"]
+                if other["trainable_layers"] == "all"
+            ),
+            None,
+        )
+        if reference is not None:
+            for column in ("fit_s", "epoch_s"):
+                row[f"{column}_vs_all"] = row[column] / reference[column]
+            for column in ("micro_f1", "macro_f1"):
+                row[f"d_{column}"] = row[column] - reference[column]
+    columns = [
+        "n_train",
+        "seed",
+        "trainable_layers",
+        "fit_s",
+        "fit_s_vs_all",
+        "training_s",
+        "epochs",
+        "epoch_s",
+        "epoch_s_vs_all",
+        "micro_f1",
+        "d_micro_f1",
+        "macro_f1",
+        "d_macro_f1",
+        "load_before",
+        "load_after",
+    ]
+    print(f"\nDefault model; dev F1 on {len(dev_texts)} debtags train texts held out")
+    print(format_table(rows, columns))
+    payload = {
+        "benchmark": "partial_fine_tuning",
+        "machine": machine_info("cpu"),
+        "config": {**vars(args), "layers": ["all" if v is None else v for v in args.layers]},
+        "rows": rows,
+    }
+    path = write_results("partial_fine_tuning_dev", payload, args.out)
+    print(f"\nwrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
