@@ -8,11 +8,11 @@ Two parts, each printing a table and writing JSON to ``benchmarks/results/``:
     train texts; then ``predict_proba`` of the 5,693 test texts. It reports the fit's
     seconds outside the network (the fit's wall time minus skorch's epoch ``dur``), the
     fit's stages (``fit_seconds_``), and ``predict_proba``'s seconds split into
-    tokenizing, the network and the lexical margins. Both beside sktext 0.1's
-    behaviour, set by parameter in the same run: the lexical part fitted twice (the
-    training part, then all texts: ``lexical_refit=True``) on one core
-    (``n_jobs=None``), and prediction in batches of ``2 * batch_size`` texts with the
-    lexical margins after the network.
+    tokenizing, the network and the lexical margins. Beside sktext 0.1's behaviour,
+    set by parameter in the same run (the lexical part's two fits on one core:
+    ``lexical=TfidfLinearClassifier(...)`` with ``n_jobs=None``; prediction in batches
+    of ``2 * batch_size`` texts with the lexical margins after the network), and
+    ``lexical_refit=False`` (one lexical fit).
 
 ``stages``
     Each estimator at its defaults (``TransformerMultiLabelClassifier()``, the same
@@ -129,9 +129,11 @@ def run_proxy(args) -> dict:
     settings = {
         "sktext 0.1": dict(lexical=TfidfLinearClassifier(class_weight="balanced", random_state=0), lexical_refit=True),
         "default": {},
+        "lexical_refit=False": dict(lexical_refit=False),
     }
     rows = []
-    for name, params in settings.items():
+    for name in args.settings:
+        params = settings[name]
         clf = TransformerMultiLabelClassifier(encoder, max_epochs=1, random_state=args.seed, **params)
         _, fit_s = _timed(clf.fit, train_texts, train_Y)
         epochs_s = float(sum(row["dur"] for row in clf.history_))
@@ -145,7 +147,7 @@ def run_proxy(args) -> dict:
         clf.predict_proba(test_texts[:200])  # warm-up
         predict_times, parts = [], []
         for _ in range(args.repeats):
-            if name == "default":
+            if name != "sktext 0.1":
                 proba, seconds = _timed(clf.predict_proba, test_texts)
                 parts.append(_new_predict_parts(clf, test_texts))
             else:
@@ -304,6 +306,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--repeats", type=int, default=3, help="proxy: predict_proba runs (median)")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["sktext 0.1", "default", "lexical_refit=False"],
+        choices=["sktext 0.1", "default", "lexical_refit=False"],
+        help="proxy: which fits to run (sktext 0.1's behaviour set by parameter, the default, one lexical fit)",
+    )
     parser.add_argument("--n-train", type=int, default=250, help="stages: texts per corpus")
     parser.add_argument("--join", type=int, default=6, help="stages: descriptions joined into one long text")
     parser.add_argument("--corpora", nargs="+", default=["short", "long"], choices=["short", "long"])

@@ -148,7 +148,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
         lexical = self._lexical_model() if len(binary) else None
-        job = _LexicalJob(lexical, texts, Y[:, binary], weights) if lexical is not None else None
+        job = _LexicalJob(lexical, texts, Y[:, binary], weights, self.lexical_refit) if lexical is not None else None
         try:
             dataset, split = self._fit_module(
                 texts, Y, criterion_kwargs, weights, before_training=self._lexical_starter(job)
@@ -200,7 +200,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if lexical is None or split is None:
             return plan
         where = "beside the network" if self._overlap_lexical() else "after the network"
-        fits = "twice (training part, then all texts)" if self.lexical_refit else "once, on the training part"
+        fits = "on the training part, then on all texts" if self.lexical_refit else "once, on the training part"
         return (
             f"{plan}\nLexical part: a TF-IDF linear model for each of {len(self.output_layout_.binary_targets)} "
             f"labels, fitted {fits}, {lexical.n_jobs or 1} thread(s), {where}."
@@ -226,34 +226,31 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
     def _fit_lexical(self, job: _LexicalJob, train, valid, neural_logits) -> np.ndarray:
         """Fit ``lexical_``, ``blend_weights_`` and ``blend_centre_``; return the validation part's blend.
 
-        The lexical model learns from the network's training part (in a worker thread
-        during training where :meth:`_overlap_lexical`, else now); the blend weights come
-        from both models' outputs on the validation part, which is also what the
-        thresholds are tuned on. So the blend and the thresholds are fitted to the very
-        models that predict, each on texts neither has seen. With ``lexical_refit=True``
-        the lexical model is then fitted again on all the texts (sktext 0.1's
-        behaviour: a second fit of every label, for a lexical model that has seen the
-        validation texts too). Where the texts have no words, a warning says so and the
-        network's logits come back as they were.
+        The lexical model learns from the network's training part; the blend weights
+        come from both models' outputs on the validation part, which is also what the
+        thresholds are tuned on. With ``lexical_refit`` (the default) a second lexical
+        model, fitted on all the texts, is the one that predicts: a linear model
+        profits from every example (its margins on the validation part are in-sample,
+        too confident to tune on, hence the first model). Both fits run in a worker
+        thread while the network trains where :meth:`_overlap_lexical`, else now. Where
+        the texts have no words, a warning says so and the network's logits come back
+        as they were.
         """
         with self._fit_stage("lexical"):
             if not job.started:
                 job.start(train, valid)
             try:
-                lexical = job.result()
+                part, full = job.result()
             except ValueError as error:
                 warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
                 return neural_logits
-            margins = lexical.decision_function([job.texts[i] for i in valid])
+            margins = part.decision_function([job.texts[i] for i in valid])
         with self._fit_stage("blend"):
             valid_weight = None if job.sample_weight is None else job.sample_weight[valid]
             self.blend_weights_, self.blend_centre_ = fit_blend(
                 neural_logits, margins, job.Y[valid], sample_weight=valid_weight
             )
-        if self.lexical_refit:
-            with self._fit_stage("lexical"):
-                lexical = lexical.fit(job.texts, job.Y, sample_weight=job.sample_weight)
-        self.lexical_ = lexical
+        self.lexical_ = full
         return apply_blend(self.blend_weights_, self.blend_centre_, neural_logits, margins)
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
@@ -488,32 +485,45 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
 
 
 class _LexicalJob:
-    """The lexical part's fit on the training part, now or in a worker thread.
+    """The lexical part's fits, now or in a worker thread: on the training part, then (``refit``) on all texts.
+
+    Neither needs the network, so on an accelerator both run while it trains.
 
     Parameters
     ----------
     lexical : TfidfLinearClassifier
         Unfitted; its threshold is set to 0.5 (the deep classifier tunes its own on
-        the blend), so it is fitted once.
+        the blend), so each fit fits every label once.
     texts, Y, sample_weight
-        All the fit's texts, 0/1 targets and weights (or None); the job fits on the
-        rows ``train``.
+        All the fit's texts, 0/1 targets and weights (or None).
+    refit : bool
+        Fit a second model on all texts (the one that predicts) beside the training
+        part's (whose validation margins fit the blend).
     """
 
-    def __init__(self, lexical: TfidfLinearClassifier, texts: list[str], Y: np.ndarray, sample_weight) -> None:
+    def __init__(
+        self, lexical: TfidfLinearClassifier, texts: list[str], Y: np.ndarray, sample_weight, refit: bool
+    ) -> None:
         self.lexical = lexical.set_params(threshold=0.5)
-        self.texts, self.Y, self.sample_weight = texts, Y, sample_weight
+        self.texts, self.Y, self.sample_weight, self.refit = texts, Y, sample_weight, refit
         self.started = False
         self._stop = threading.Event()
         self._future: Future | None = None
-        self._value: TfidfLinearClassifier | None = None
+        self._value: tuple[TfidfLinearClassifier, TfidfLinearClassifier] | None = None
 
-    def _fit(self, train: np.ndarray) -> TfidfLinearClassifier:
-        weight = None if self.sample_weight is None else self.sample_weight[train]
-        return self.lexical._fit([self.texts[i] for i in train], self.Y[train], weight, stop=self._stop)
+    def _fit_on(self, rows: np.ndarray | None) -> TfidfLinearClassifier:
+        texts = self.texts if rows is None else [self.texts[i] for i in rows]
+        Y, weight = (self.Y, self.sample_weight) if rows is None else (self.Y[rows], self.sample_weight)
+        if rows is not None and weight is not None:
+            weight = weight[rows]
+        return clone(self.lexical)._fit(texts, Y, weight, stop=self._stop)
+
+    def _fit(self, train: np.ndarray) -> tuple[TfidfLinearClassifier, TfidfLinearClassifier]:
+        part = self._fit_on(train)
+        return part, (self._fit_on(None) if self.refit else part)
 
     def start(self, train: np.ndarray, valid: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
-        """Fit on ``train``: in a worker thread when ``n_jobs_left_for_torch`` is given, else here.
+        """Fit: in a worker thread when ``n_jobs_left_for_torch`` is given, else here.
 
         In a thread the default lexical model keeps that many cores free (the one
         that feeds the accelerator).
@@ -528,8 +538,8 @@ class _LexicalJob:
         self._future = executor.submit(self._fit, train)
         executor.shutdown(wait=False)
 
-    def result(self) -> TfidfLinearClassifier:
-        """The fitted lexical model (waits for the thread; its exception is raised here)."""
+    def result(self) -> tuple[TfidfLinearClassifier, TfidfLinearClassifier]:
+        """``(fitted on the training part, the one that predicts)`` (waits for the thread; raises its exception)."""
         if self._future is not None:
             return self._future.result()
         return self._value

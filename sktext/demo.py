@@ -16,7 +16,6 @@ import argparse
 import time
 
 import numpy as np
-
 from sklearn.metrics import classification_report, f1_score
 from sklearn.preprocessing import MultiLabelBinarizer
 

@@ -187,18 +187,17 @@ def _count_label_fits(monkeypatch) -> list[str]:
     return calls
 
 
-def test_lexical_part_fits_each_label_once_unless_refit_asked(tiny_bert, toy, monkeypatch):
+def test_lexical_part_fits_twice_by_default_and_once_without_refit(tiny_bert, toy, monkeypatch):
     (X, Y), (X_test, _) = toy
     calls = _count_label_fits(monkeypatch)
-    once = _untrained_transformer(tiny_bert).fit(X, Y)
-    assert len(calls) == Y.shape[1]
-    # The model that predicts was fitted on the network's training part: it has not
-    # seen the validation texts, whose margins fitted the blend.
-    assert len(once.lexical_.vectorizer_.idf_) > 0
+    refit = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert len(calls) == 2 * Y.shape[1]  # the training part, then all texts
     calls.clear()
-    refit = _untrained_transformer(tiny_bert, lexical_refit=True).fit(X, Y)
-    assert len(calls) == 2 * Y.shape[1]
-    np.testing.assert_allclose(refit.blend_weights_, once.blend_weights_, rtol=1e-3)  # same split, same network
+    once = _untrained_transformer(tiny_bert, lexical_refit=False).fit(X, Y)
+    assert len(calls) == Y.shape[1]
+    # Same split, same network: the blend is fitted on the same validation margins;
+    # only the model that predicts differs (it has not seen the validation texts).
+    np.testing.assert_allclose(refit.blend_weights_, once.blend_weights_, rtol=1e-3)
     assert not np.allclose(refit.decision_function(X_test), once.decision_function(X_test))
 
 
@@ -245,7 +244,7 @@ def test_a_failed_fit_stops_the_lexical_thread(tiny_bert, toy, monkeypatch):
     while any(t.name.startswith("sktext-lexical") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name.startswith("sktext-lexical") for t in threading.enumerate())
-    assert len(fitted) < Y.shape[1]  # it stopped at a label, not after all of them
+    assert len(fitted) < 2 * Y.shape[1]  # it stopped at a label, not after every fit
     assert not hasattr(clf, "lexical_")
 
 
@@ -279,7 +278,7 @@ def test_verbose_fit_says_what_it_will_cost_before_it_runs(tiny_bert, toy, capsy
     assert "fit plan: 240 texts (216 to train on, 24 held out for validation)" in plan
     assert "Tokens per text: median" in plan
     assert "Training: 2 epochs of 14 steps of 16 texts = 28 steps" in out
-    assert "Lexical part: a TF-IDF linear model for each of 3 labels, fitted once" in out
+    assert "Lexical part: a TF-IDF linear model for each of 3 labels, fitted on the training part, then on" in out
     # the estimate comes from timed steps, before the run's first epoch ends
     estimate = out.index("s a step over 5 timed steps; the 21 steps left take about")
     assert estimate < out.index("valid_loss")
