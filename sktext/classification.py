@@ -183,7 +183,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """The unfitted lexical model the ``lexical`` parameter asks for, or None.
 
         The default (``"tfidf"``) fits its labels on every core this process may use
-        (threads), shared out between the processes of a data-parallel fit (which all
+        (worker processes), shared out between the processes of a data-parallel fit (which all
         fit it, on one machine under ``torchrun``); a model passed in keeps its own
         ``n_jobs``.
         """
@@ -203,7 +203,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         fits = "on the training part, then on all texts" if self.lexical_refit else "once, on the training part"
         return (
             f"{plan}\nLexical part: a TF-IDF linear model for each of {len(self.output_layout_.binary_targets)} "
-            f"labels, fitted {fits}, {lexical.n_jobs or 1} thread(s), {where}."
+            f"labels, fitted {fits}, {lexical.n_jobs or 1} at a time, {where}."
         )
 
     def _overlap_lexical(self) -> bool:
@@ -379,6 +379,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             is made; for a multi-output fit the original labels (int64 when every
             target's classes are ints, else object, e.g. strings).
         """
+        check_is_fitted(self, "module_")
         layout = self.output_layout_
         if layout.is_multilabel and self.__dict__.get("sparse_output_", False):
             return self._predict_sparse(check_texts(X))

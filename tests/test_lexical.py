@@ -170,8 +170,13 @@ def test_default_lexical_part_is_cost_sensitive(tiny_bert, toy):
 
 
 # -- the lexical part's cost: fitted once, in threads, beside the network on an accelerator --
+def _one_process_lexical() -> TfidfLinearClassifier:
+    """The default lexical part, its labels fitted in this process (where a spy sees them)."""
+    return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1)
+
+
 def _count_label_fits(monkeypatch) -> list[str]:
-    """Spy on the per-label fits: each call appends the name of the thread that ran it."""
+    """Spy on the per-label fits in this process: each call appends the name of the thread that ran it."""
     import threading
 
     from sktext import lexical
@@ -190,10 +195,10 @@ def _count_label_fits(monkeypatch) -> list[str]:
 def test_lexical_part_fits_twice_by_default_and_once_without_refit(tiny_bert, toy, monkeypatch):
     (X, Y), (X_test, _) = toy
     calls = _count_label_fits(monkeypatch)
-    refit = _untrained_transformer(tiny_bert).fit(X, Y)
+    refit = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
     assert len(calls) == 2 * Y.shape[1]  # the training part, then all texts
     calls.clear()
-    once = _untrained_transformer(tiny_bert, lexical_refit=False).fit(X, Y)
+    once = _untrained_transformer(tiny_bert, lexical=_one_process_lexical(), lexical_refit=False).fit(X, Y)
     assert len(calls) == Y.shape[1]
     # Same split, same network: the blend is fitted on the same validation margins;
     # only the model that predicts differs (it has not seen the validation texts).
@@ -206,7 +211,7 @@ def test_lexical_part_beside_the_network_gives_the_same_model(tiny_bert, toy, mo
     after = _untrained_transformer(tiny_bert).fit(X, Y)
     calls = _count_label_fits(monkeypatch)
     monkeypatch.setattr(TransformerMultiLabelClassifier, "_overlap_lexical", lambda self: True)
-    beside = _untrained_transformer(tiny_bert).fit(X, Y)
+    beside = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
     assert calls and all(name.startswith("sktext-lexical") or "ThreadPool" in name for name in calls)
     np.testing.assert_allclose(beside.predict_proba(X_test), after.predict_proba(X_test), atol=1e-6)
     np.testing.assert_array_equal(beside.thresholds_, after.thresholds_)
@@ -237,7 +242,7 @@ def test_a_failed_fit_stops_the_lexical_thread(tiny_bert, toy, monkeypatch):
     monkeypatch.setattr(TransformerMultiLabelClassifier, "_overlap_lexical", lambda self: True)
     (X, Y), _ = toy
     Y = np.tile(Y, 20)
-    clf = _untrained_transformer(tiny_bert, callbacks=[Explode()])
+    clf = _untrained_transformer(tiny_bert, lexical=_one_process_lexical(), callbacks=[Explode()])
     with pytest.raises(RuntimeError, match="boom"):
         clf.fit(X, Y)
     deadline = time.monotonic() + 30
@@ -248,7 +253,7 @@ def test_a_failed_fit_stops_the_lexical_thread(tiny_bert, toy, monkeypatch):
     assert not hasattr(clf, "lexical_")
 
 
-def test_threads_fit_the_same_linear_models(toy):
+def test_parallel_workers_fit_the_same_linear_models(toy):
     (X, Y), (X_test, _) = toy
     one = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1).fit(X, Y)
     two = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=2).fit(X, Y)
@@ -279,6 +284,7 @@ def test_verbose_fit_says_what_it_will_cost_before_it_runs(tiny_bert, toy, capsy
     assert "Tokens per text: median" in plan
     assert "Training: 2 epochs of 14 steps of 16 texts = 28 steps" in out
     assert "Lexical part: a TF-IDF linear model for each of 3 labels, fitted on the training part, then on" in out
+    assert "at a time, after the network" in out
     # the estimate comes from timed steps, before the run's first epoch ends
     estimate = out.index("s a step over 5 timed steps; the 21 steps left take about")
     assert estimate < out.index("valid_loss")
