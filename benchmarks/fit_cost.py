@@ -287,7 +287,7 @@ def run_stages(args) -> dict:
             }
             rows.append(row)
             print(f"  {name} on {corpus} texts: fit {fit_s:.1f} s", flush=True)
-            if name != "ulmfit" and args.layer_steps:
+            if name == "transformer" and args.layer_steps:  # the frozen encoder takes no backward
                 for layer in layer_seconds(clf, texts, Y, args.layer_steps):
                     layers.append({"estimator": name, "texts": corpus, **layer})
     columns = ["estimator", "texts", "words", "fit_s", *[f"{s}_s" for s in STAGES], "epochs", "epoch_s", "save_s"]

@@ -48,6 +48,10 @@ MAX_POS_WEIGHT = 100.0
 #: Texts predicted at a time by ``predict`` on a sparse fit and by ``predict_top_k``: their
 #: dense probabilities are the only (chunk, n_labels) array made.
 PREDICT_CHUNK_TEXTS = 4096
+#: (text, label) pairs from which the default lexical part fits its labels in worker
+#: processes: below, their start (seconds) outweighs the work (the bundled sample's
+#: 3,000 texts x 40 labels stay in one process; debtags' 3,000 x 326 go parallel).
+LEXICAL_PARALLEL_MIN_PAIRS = 500_000
 
 
 class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
@@ -147,7 +151,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
-        lexical = self._lexical_model() if len(binary) else None
+        lexical = self._lexical_model(len(texts) * len(binary)) if len(binary) else None
         job = _LexicalJob(lexical, texts, Y[:, binary], weights, self.lexical_refit) if lexical is not None else None
         try:
             dataset, split = self._fit_module(
@@ -179,24 +183,27 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         return self
 
     # -- the lexical part ---------------------------------------------------------------
-    def _lexical_model(self) -> TfidfLinearClassifier | None:
+    def _lexical_model(self, n_pairs: int) -> TfidfLinearClassifier | None:
         """The unfitted lexical model the ``lexical`` parameter asks for, or None.
 
-        The default (``"tfidf"``) fits its labels on every core this process may use
-        (worker processes), shared out between the processes of a data-parallel fit (which all
-        fit it, on one machine under ``torchrun``); a model passed in keeps its own
-        ``n_jobs``.
+        The default (``"tfidf"``) fits its labels in worker processes on every core
+        this process may use, shared out between the processes of a data-parallel fit
+        (which all fit it, on one machine under ``torchrun``); in this process when the
+        fit has fewer than :data:`LEXICAL_PARALLEL_MIN_PAIRS` (text, label) pairs,
+        where starting the workers would cost more than it saves. A model passed in
+        keeps its own ``n_jobs``.
         """
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            n_jobs = max(1, available_cores() // world()[1])
+            n_jobs = max(1, available_cores() // world()[1]) if n_pairs >= LEXICAL_PARALLEL_MIN_PAIRS else 1
             return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=n_jobs)
         return clone(self.lexical)
 
     def _plan(self, dataset, split) -> str:
         plan = super()._plan(dataset, split)
-        lexical = self._lexical_model() if len(self.output_layout_.binary_targets) else None
+        n_labels = len(self.output_layout_.binary_targets)
+        lexical = self._lexical_model(len(dataset) * n_labels) if n_labels else None
         if lexical is None or split is None:
             return plan
         where = "beside the network" if self._overlap_lexical() else "after the network"

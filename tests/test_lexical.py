@@ -294,3 +294,16 @@ def test_quiet_fit_prints_nothing(tiny_bert, toy, capsys):
     (X, Y), _ = toy
     _untrained_transformer(tiny_bert).fit(X, Y)
     assert capsys.readouterr().out == ""
+
+
+def test_default_lexical_part_goes_parallel_only_when_the_work_pays_for_the_workers(tiny_bert, toy, monkeypatch):
+    from sktext import classification
+    from sktext.lexical import available_cores
+
+    (X, Y), (X_test, _) = toy
+    small = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert small.lexical_.n_jobs == 1  # 240 texts x 3 labels: in this process
+    monkeypatch.setattr(classification, "LEXICAL_PARALLEL_MIN_PAIRS", 1)
+    parallel = _untrained_transformer(tiny_bert).fit(X, Y)
+    assert parallel.lexical_.n_jobs == available_cores()
+    np.testing.assert_array_equal(parallel.lexical_.coef_, small.lexical_.coef_)
