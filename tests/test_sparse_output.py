@@ -17,7 +17,11 @@ from conftest import make_toy_data
 def fitted(tiny_bert):
     X, Y = make_toy_data(200, seed=3)
     Y = np.column_stack([Y, Y[:, ::-1], Y[:, :1]])  # 7 labels
-    clf = TransformerMultiLabelClassifier(tiny_bert, max_epochs=2, lr=1e-3, batch_size=16, random_state=0)
+    # fp32: chunks batch the texts differently from one call over all of them, and bf16
+    # rounds differently in other batches (about 2e-4), which could flip a label at its threshold
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=2, lr=1e-3, batch_size=16, precision="fp32", random_state=0
+    )
     return clf.fit(X, sp.csr_matrix(Y)), make_toy_data(90, seed=8)[0]
 
 
@@ -52,9 +56,9 @@ def test_top_k_equals_the_dense_ranking(fitted, monkeypatch):
     indices, scores = clf.predict_top_k(X_test, k=3)
     proba = clf.predict_proba(X_test)
     assert indices.shape == scores.shape == (len(X_test), 3)
-    np.testing.assert_allclose(scores, np.take_along_axis(proba, indices, axis=1))
+    np.testing.assert_allclose(scores, np.take_along_axis(proba, indices, axis=1), atol=1e-6)
     assert (np.diff(scores, axis=1) <= 0).all()  # most probable first
-    np.testing.assert_allclose(scores, -np.sort(-proba, axis=1)[:, :3], rtol=1e-12)
+    np.testing.assert_allclose(scores, -np.sort(-proba, axis=1)[:, :3], atol=1e-6)
 
 
 def test_top_k_works_through_a_pipeline(fitted):
@@ -64,7 +68,7 @@ def test_top_k_works_through_a_pipeline(fitted):
     kept = pipeline.predict_proba(X_test, top_k=2)
     assert sp.issparse(kept) and kept.shape == (len(X_test), 7) and (kept.getnnz(axis=1) == 2).all()
     indices, scores = clf.predict_top_k(X_test, k=2)
-    np.testing.assert_allclose(np.take_along_axis(kept.toarray(), indices, axis=1), scores)
+    np.testing.assert_allclose(np.take_along_axis(kept.toarray(), indices, axis=1), scores, atol=1e-6)
 
 
 @pytest.mark.parametrize("k", [0, 8, 2.5, True])
