@@ -392,10 +392,11 @@ class TrainingTimeEstimate(Callback):
         elif self.steps_ == self.skip_steps + self.timed_steps and self.started_ is not None:
             per_step = (time.perf_counter() - self.started_) / self.timed_steps
             left = max(self.total_steps - self.steps_, 0)
-            print(
+            from tqdm import tqdm
+
+            tqdm.write(  # above the progress bar, not inside its line
                 f"Training: {per_step:.2f} s a step over {self.timed_steps} timed steps; the {left} steps "
                 f"left take about {format_seconds(per_step * left)} (plus a validation pass each epoch; "
-                "early stopping may end the run sooner).",
-                flush=True,
+                "early stopping may end the run sooner)."
             )
             self.reported_ = True
