@@ -313,17 +313,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """
         check_is_fitted(self, "module_")
         texts = check_texts(X)
+        logits = self._logits(self._encode(texts))
         lexical = self.__dict__.get("lexical_")
-        if lexical is None:
-            return self._logits(self._encode(texts))
-        # The TF-IDF margins (Python, mostly) are computed in a thread while the
-        # tokenizer and the network (native code, without the GIL) run here.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sktext-lexical") as pool:
-            margins = pool.submit(lexical.decision_function, texts)
-            logits = self._logits(self._encode(texts))
+        if lexical is not None:
+            # Not in a thread beside the network: measured, the TF-IDF transform (Python)
+            # and the network's dispatch share the GIL, and it saved nothing.
             columns = self.output_layout_.binary_logits
             logits[:, columns] = apply_blend(
-                self.blend_weights_, self.blend_centre_, logits[:, columns], margins.result()
+                self.blend_weights_, self.blend_centre_, logits[:, columns], lexical.decision_function(texts)
             )
         return logits
 
