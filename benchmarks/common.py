@@ -252,6 +252,46 @@ def split_validation(
     return np.sort(train_rows), np.sort(validation_rows)
 
 
+def dev_split(data: DebtagsData, n_dev: int) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """Train texts to draw from and ``n_dev`` dev texts, both from debtags **train**.
+
+    A fixed stratified split (seed 0), for choosing defaults on validation data only;
+    the test split is never touched.
+
+    Returns
+    -------
+    (pool_texts, pool_Y), (dev_texts, dev_Y)
+    """
+    pool_rows, dev_rows = split_validation(data.train_Y, n_dev / len(data.train_texts), random_state=0)
+    pool = ([data.train_texts[i] for i in pool_rows], data.train_Y[pool_rows])
+    return pool, ([data.train_texts[i] for i in dev_rows], data.train_Y[dev_rows])
+
+
+def build_tiny_encoder(folder: Path) -> Path:
+    """A random 2-layer BERT (hidden size 32) with the default model's tokenizer, saved in ``folder``.
+
+    Its network costs little, so what a benchmark sees is the cost around it.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from sktext.pretrained import DEFAULT_MODEL, resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
 # ---------------------------------------------------------------------- baselines
 
 

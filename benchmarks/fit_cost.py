@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     add_data_arguments,
+    build_tiny_encoder,
     format_table,
     load_debtags,
     machine_info,
@@ -63,28 +64,6 @@ from common import (  # noqa: E402
 )
 
 STAGES = ("encoding", "training", "validation_logits", "lexical", "blend", "thresholds")
-
-
-def build_tiny_encoder(folder: Path) -> Path:
-    """A random 2-layer BERT (hidden size 32) with the default model's tokenizer, saved in ``folder``."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from sktext.pretrained import DEFAULT_MODEL, resolve_model_path
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    return folder
 
 
 def _timed(function, *args, **kwargs):

@@ -219,8 +219,8 @@ def restore_fp32_model(folder: Path, target: Path) -> Path:
 
 
 def build_tiny_model(folder: Path) -> Path:
-    """``fit_cost.build_tiny_encoder``'s random 2-layer encoder (hidden 32), carried and restored as the real one."""
-    from fit_cost import build_tiny_encoder
+    """``common.build_tiny_encoder``'s random 2-layer encoder (hidden 32), carried and restored as the real one."""
+    from common import build_tiny_encoder
 
     build_tiny_encoder(folder / "tiny")
     save_fp16_model(folder / "tiny", folder / "tiny-fp16")

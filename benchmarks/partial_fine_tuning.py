@@ -34,11 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    dev_split,
     format_table,
     load_debtags,
     machine_info,
     scores,
-    split_validation,
     subsample,
     write_results,
 )
@@ -67,10 +67,7 @@ def main(argv=None) -> dict:
     from sktext import TransformerMultiLabelClassifier
 
     data = load_debtags(args.data_dir)
-    fraction = args.n_dev / len(data.train_texts)
-    pool_rows, dev_rows = split_validation(data.train_Y, fraction, random_state=0)
-    pool_texts, pool_Y = [data.train_texts[i] for i in pool_rows], data.train_Y[pool_rows]
-    dev_texts, dev_Y = [data.train_texts[i] for i in dev_rows], data.train_Y[dev_rows]
+    (pool_texts, pool_Y), (dev_texts, dev_Y) = dev_split(data, args.n_dev)
     rows = []
     for size in args.sizes:
         for seed in args.seeds:

@@ -37,32 +37,17 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from common import REPO_ROOT, format_table, machine_info, write_results  # noqa: E402
+from common import REPO_ROOT, build_tiny_encoder, format_table, machine_info, write_results  # noqa: E402
 
 
 def build_tiny_model(folder: Path) -> Path:
     """A random 2-layer BERT (hidden 32) with the bundled tokenizer, fitted briefly, saved."""
-    import torch
     from sklearn.preprocessing import MultiLabelBinarizer
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from sktext import TransformerMultiLabelClassifier
     from sktext.datasets import load_debtags_sample
-    from sktext.pretrained import DEFAULT_MODEL, resolve_model_path
 
-    encoder = folder / "encoder"
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))
-    tokenizer.save_pretrained(encoder)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(encoder)
+    encoder = build_tiny_encoder(folder / "encoder")
     sample = load_debtags_sample(subset="train")
     binarizer = MultiLabelBinarizer(classes=sample.label_names)
     Y = binarizer.fit_transform(sample.labels[:300])
