@@ -88,7 +88,7 @@ def _old_predict_proba(clf, texts: list[str]) -> tuple[np.ndarray, dict[str, flo
 
 
 def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
-    """The default prediction's parts, each timed alone (they overlap inside ``predict_proba``)."""
+    """The default prediction's parts, each timed alone."""
     parts = {}
     dataset, parts["tokenize_s"] = _timed(clf._encode, texts)
     _, parts["network_s"] = _timed(clf._logits, dataset)
@@ -160,8 +160,7 @@ def run_proxy(args) -> dict:
     ]
     print(
         f"\nTiny 2-layer encoder, max_epochs=1, {len(train_texts)} train texts; predict_proba of "
-        f"{len(test_texts)} test texts (median of {args.repeats}). The default's predict parts are "
-        "timed one by one; inside predict_proba the lexical margins run beside the network."
+        f"{len(test_texts)} test texts (median of {args.repeats}); its parts timed one by one."
     )
     print(format_table(rows, columns))
     return {"rows": rows, "n_train": len(train_texts), "n_test": len(test_texts)}
