@@ -471,7 +471,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             batch_size=2 * self.batch_size,
             device=self.device_,
             precision=dtype,
-            max_tokens=2 * self.batch_size * max(longest, 1) if by_tokens else None,
+            max_tokens=2 * self.batch_size * longest if by_tokens else None,
         )
         return check_finite_outputs(logits)
 

@@ -25,8 +25,8 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .base import TextEstimatorBase
-from .distributed import world
-from .lexical import TfidfLinearClassifier, apply_blend, available_cores, fit_blend
+from .distributed import available_cores, world
+from .lexical import TfidfLinearClassifier, apply_blend, fit_blend
 from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
@@ -209,7 +209,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         where = "beside the network" if self._overlap_lexical() else "after the network"
         fits = "on the training part, then on all texts" if self.lexical_refit else "once, on the training part"
         return (
-            f"{plan}\nLexical part: a TF-IDF linear model for each of {len(self.output_layout_.binary_targets)} "
+            f"{plan}\nLexical part: a TF-IDF linear model for each of {n_labels} "
             f"labels, fitted {fits}, {lexical.n_jobs or 1} at a time, {where}."
         )
 
@@ -226,7 +226,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
 
         def start(split, dataset) -> None:
             if job is not None and split is not None and self._overlap_lexical():
-                job.start(*split.indices(dataset.y), n_jobs_left_for_torch=1)
+                job.start(split.indices(dataset.y)[0], n_jobs_left_for_torch=1)
 
         return start
 
@@ -245,7 +245,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """
         with self._fit_stage("lexical"):
             if not job.started:
-                job.start(train, valid)
+                job.start(train)
             try:
                 part, full = job.result()
             except ValueError as error:
@@ -516,19 +516,16 @@ class _LexicalJob:
         self._future: Future | None = None
         self._value: tuple[TfidfLinearClassifier, TfidfLinearClassifier] | None = None
 
-    def _fit_on(self, rows: np.ndarray | None) -> TfidfLinearClassifier:
-        texts = self.texts if rows is None else [self.texts[i] for i in rows]
-        Y, weight = (self.Y, self.sample_weight) if rows is None else (self.Y[rows], self.sample_weight)
-        if rows is not None and weight is not None:
-            weight = weight[rows]
-        return clone(self.lexical)._fit(texts, Y, weight, stop=self._stop)
+    def _fit_on(self, texts: list[str], Y: np.ndarray, sample_weight) -> TfidfLinearClassifier:
+        return clone(self.lexical)._fit(texts, Y, sample_weight, stop=self._stop)
 
     def _fit(self, train: np.ndarray) -> tuple[TfidfLinearClassifier, TfidfLinearClassifier]:
-        part = self._fit_on(train)
-        return part, (self._fit_on(None) if self.refit else part)
+        weight = None if self.sample_weight is None else self.sample_weight[train]
+        part = self._fit_on([self.texts[i] for i in train], self.Y[train], weight)
+        return part, (self._fit_on(self.texts, self.Y, self.sample_weight) if self.refit else part)
 
-    def start(self, train: np.ndarray, valid: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
-        """Fit: in a worker thread when ``n_jobs_left_for_torch`` is given, else here.
+    def start(self, train: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
+        """Fit (on the rows ``train``, then all): in a worker thread when ``n_jobs_left_for_torch`` is given, else here.
 
         In a thread the default lexical model keeps that many cores free (the one
         that feeds the accelerator).

@@ -147,7 +147,9 @@ def local_cluster(
     elif gpus is not None and (isinstance(gpus, (str, bytes)) or not hasattr(gpus, "__iter__")):
         raise ValueError(f"gpus must be 'auto', a list of GPU numbers or None; got {gpus!r}.")
     gpus = list(gpus or [])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from .distributed import available_cores
+
+    cores = available_cores()
     if n_workers is None:
         n_workers = len(gpus) or max(1, cores // (torch_threads or 1))
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:

@@ -63,6 +63,13 @@ def _active() -> bool:
     )
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def world() -> tuple[int, int]:
     """``(rank, world_size)`` of this process; ``(0, 1)`` when not data-parallel."""
     if not _active():

@@ -24,7 +24,6 @@ order from one random generator per process, so threads fitting at once make
 from __future__ import annotations
 
 import numbers
-import os
 import threading
 
 import numpy as np
@@ -62,13 +61,6 @@ LABELS_PER_DISPATCH = 8
 
 class LexicalFitCancelled(RuntimeError):
     """Raised inside a lexical fit whose ``stop`` event was set (the fit it served has ended)."""
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS tells it, else ``os.cpu_count()``)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int, sample_weight=None):

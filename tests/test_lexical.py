@@ -298,7 +298,7 @@ def test_quiet_fit_prints_nothing(tiny_bert, toy, capsys):
 
 def test_default_lexical_part_goes_parallel_only_when_the_work_pays_for_the_workers(tiny_bert, toy, monkeypatch):
     from sktext import classification
-    from sktext.lexical import available_cores
+    from sktext.distributed import available_cores
 
     (X, Y), (X_test, _) = toy
     small = _untrained_transformer(tiny_bert).fit(X, Y)
