@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--warm-up", type=float, default=2.0, help="seconds of load before each measurement")
+    parser.add_argument(
+        "--sigterm-after",
+        type=float,
+        default=10.0,
+        help="then SIGTERM the dynamic-batching server this many seconds into a load at the top concurrency (0: skip)",
+    )
     parser.add_argument("--out", default=None, help="JSON file (default benchmarks/results/serve.json)")
     return parser.parse_args(argv)
 
@@ -181,6 +187,67 @@ async def closed_loop(url: str, texts: list[str], concurrency: int, duration: fl
     }
 
 
+async def _load_until_stopped(url: str, texts: list[str], concurrency: int, signal_after: float, process) -> dict:
+    """Closed-loop load; SIGTERM to the server ``signal_after`` s in; each client runs until refused."""
+    import httpx
+
+    outcomes: list[str] = []
+    cursor = iter(range(10**12))
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while True:
+            text = texts[next(cursor) % len(texts)]
+            try:
+                response = await client.post(f"{url}/v1/predict", json={"texts": [text]})
+            except httpx.ConnectError:  # the server no longer listens: this request was never accepted
+                return
+            except httpx.TransportError as error:  # a kept-alive connection closed under a request not yet read
+                outcomes.append(type(error).__name__)
+                return
+            outcomes.append(str(response.status_code))
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        clients = [asyncio.create_task(client_loop(client)) for _ in range(concurrency)]
+        await asyncio.sleep(signal_after)
+        answered_before = outcomes.count("200")
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*clients), timeout=300)
+    return {"answered_before_signal": answered_before, "outcomes": {o: outcomes.count(o) for o in set(outcomes)}}
+
+
+def sigterm_under_load(folder: Path, options: list[str], texts: list[str], concurrency: int, after: float) -> dict:
+    """SIGTERM in the middle of a load: does every request the server accepted get its answer, and exit 0?
+
+    The server logs how many prediction requests it accepted and answered; the clients count
+    their 200s. Requests the server never read (refused connections, or a request sent on a
+    kept-alive connection the server was closing) are not accepted ones.
+    """
+    import re
+
+    process, url = start_server(folder, [*options, "--log-level", "warning"])
+    result = asyncio.run(_load_until_stopped(url, texts, concurrency, after, process))
+    try:
+        status = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        status = process.wait()
+    log = process.stderr.read()
+    found = re.search(r"stopped; (\d+) of (\d+) accepted prediction requests answered", log)
+    answered, accepted = (int(found[1]), int(found[2])) if found else (None, None)
+    ok_200 = result["outcomes"].get("200", 0)
+    return {
+        "concurrency": concurrency,
+        "signal_after_s": after,
+        **result,
+        "server_accepted": accepted,
+        "server_answered": answered,
+        "clients_got_200": ok_200,
+        "exit_status": status,
+        "nothing_lost": status == 0 and accepted is not None and answered == accepted == ok_200,
+    }
+
+
 def direct(model_dir: Path, texts: list[str], batch_size: int, duration: float) -> dict:
     """``predict_proba`` on the same texts in batches of ``batch_size``, in this process, for ``duration`` s."""
     from sktext import load_model
@@ -245,6 +312,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             status = stop_server(process)
         rows[-1]["exit_status"] = status
+    shutdown = None
+    if args.sigterm_after > 0 and "dynamic" in args.settings:
+        shutdown = sigterm_under_load(*settings["dynamic"], texts, max(args.concurrency), args.sigterm_after)
+        print(f"SIGTERM under load: {shutdown}", file=sys.stderr, flush=True)
     baseline = direct(model_dir, texts, args.max_batch_size, args.duration)
     by_key = {(row["setting"], row["concurrency"]): row for row in rows}
     for row in rows:
@@ -253,6 +324,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row["vs_batch_1"] = row["texts_per_s"] / single["texts_per_s"] if single else None
     rows.append(baseline)
     print(format_table(rows, COLUMNS))
+    if shutdown:
+        print(
+            f"SIGTERM {shutdown['signal_after_s']:g} s into a load of {shutdown['concurrency']} clients: the server "
+            f"accepted {shutdown['server_accepted']} prediction requests and answered {shutdown['server_answered']}; "
+            f"clients got {shutdown['clients_got_200']} answers (200); outcomes {shutdown['outcomes']}; "
+            f"exit status {shutdown['exit_status']}"
+        )
     payload = {
         "machine": machine_info("cpu"),
         "model_dir": str(model_dir),
@@ -261,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "texts_per_request": args.texts_per_request,
         "torch_threads_server": os.cpu_count(),
         "rows": rows,
+        "sigterm_under_load": shutdown,
     }
     print(f"wrote {write_results('serve', payload, args.out)}")
     scratch.cleanup()

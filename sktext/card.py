@@ -343,6 +343,12 @@ class _EstimatorCard:
         ]
         if support is None:
             notes.append(f"Training positives: {_NOT_RECORDED} (saved by an sktext that did not keep them).")
+        if self.attributes.get("soft_targets_"):
+            notes.append(
+                "Fitted on soft targets (each label's probability): the network learned the "
+                "probabilities; the positives counted here, the validation split and the thresholds "
+                "read their hard view, a probability of at least 0.5."
+            )
         threshold = self.params.get("threshold")
         if threshold == "auto":
             notes.append(

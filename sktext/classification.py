@@ -40,6 +40,7 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    is_soft,
 )
 
 __all__ = ["MultiLabelTextClassifierBase"]
@@ -105,6 +106,13 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
             0/1 label indicators, as ``MultiLabelBinarizer`` returns (dense or
             ``sparse_output=True``); a DataFrame's column names become ``classes_``.
+            Or soft targets: per-label probabilities, floats in [0, 1] with at least
+            one strictly between (detected from the values; ``soft_targets_`` says so).
+            The loss learns them as they are (binary cross-entropy, or the focal
+            loss; not ``loss="asymmetric"``), the output bias starts at their column
+            means and ``pos_weight="balanced"`` counts expected positives; the
+            validation split, the thresholds, ``label_support_`` and ``score`` use
+            their hard view, ``y >= 0.5``.
             Or several categorical targets (``multiclass-multioutput``): a 2-D array
             of int or str class labels, one softmax head per column; or a DataFrame
             mixing 0/1 columns (a sigmoid head each) and categorical columns (object,
@@ -128,12 +136,29 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         Y, classes, layout = check_targets(y, len(texts))
         weights = check_sample_weight(sample_weight, len(texts))
         self._validate_params()
+        soft = is_soft(Y)
+        hard = (Y >= 0.5).astype(np.float32) if soft else Y  # what needs a yes or no reads the hard view
+        if soft and self.loss == "asymmetric":
+            raise ValueError(
+                "loss='asymmetric' is made for 0/1 targets (it shifts the probability of every "
+                "negative), and y holds soft targets (probabilities). Use loss='bce' (the default) "
+                "or loss='focal' for them."
+            )
         binary = layout.binary_targets
         names = [target.name for target in layout.targets]
         thresholds = self._fixed_thresholds(len(binary))
-        pos_weight = self._resolve_pos_weight(Y[:, binary], weights)
-        empty = binary[Y[:, binary].sum(axis=0) == 0]
-        if len(empty):
+        pos_weight = self._resolve_pos_weight(Y[:, binary], weights)  # soft: expected positives
+        empty = binary[hard[:, binary].sum(axis=0) == 0]
+        if len(empty) and soft:
+            warnings.warn(
+                f"{len(empty)} label(s) never reach probability 0.5 in y (e.g. {str(names[empty[0]])!r}): "
+                "their hard view has no positive, so no threshold can be tuned for them and predict "
+                "will not give them (predict_proba still ranks them). If the column is meant as "
+                "probabilities, that is expected; if it holds percentages, divide them by 100.",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif len(empty):
             warnings.warn(
                 f"{len(empty)} label(s) have no positive example in y (e.g. "
                 f"{str(names[empty[0]])!r}); the model will learn to predict them as absent.",
@@ -144,10 +169,11 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             self.__dict__.pop(attribute, None)
         self.output_layout_ = layout
         self.sparse_output_ = bool(sp.issparse(y) and layout.is_multilabel)
+        self.soft_targets_ = soft
         self._criterion()  # a loss these targets cannot take fails here, before any training
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
-        self.label_support_ = Y[:, binary].sum(axis=0).astype(np.int64)
+        self.label_support_ = hard[:, binary].sum(axis=0).astype(np.int64)
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
@@ -166,13 +192,13 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 if thresholds is None:
                     with self._fit_stage("thresholds"):
                         thresholds, _ = tune_thresholds(
-                            Y[valid][:, binary],
+                            hard[valid][:, binary],
                             expit(logits),
                             min_positives=MIN_THRESHOLD_POSITIVES,
                             sample_weight=None if weights is None else weights[valid],
                         )
                 if len(binary):
-                    self.validation_scores_ = f1_at_thresholds(Y[valid][:, binary], expit(logits), thresholds)
+                    self.validation_scores_ = f1_at_thresholds(hard[valid][:, binary], expit(logits), thresholds)
         finally:
             if job is not None:
                 job.cancel()
@@ -461,6 +487,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
     def score(self, X, y, sample_weight=None) -> float:
         """Subset accuracy (every label, or every target, of a sample right), as scikit-learn's classifiers.
 
+        Soft targets (probabilities) are scored on their hard view, ``y >= 0.5``.
+
         Parameters
         ----------
         X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
@@ -475,7 +503,10 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         check_n_labels(y, self.n_outputs_)
         if sp.issparse(y):
             y = y.toarray()
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
+        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if is_soft(y):
+            y = (y >= 0.5).astype(np.int64)  # soft targets are scored on their hard view
+        y = y.astype(object)
         predicted = self.predict(X)
         predicted = (predicted.toarray() if sp.issparse(predicted) else predicted).astype(object)
         correct = np.all(predicted == y, axis=1)

@@ -9,7 +9,9 @@ A thin layer over the public API::
     sktext evaluate model/ test.jsonl --out report/
 
 Data files are ``.csv`` or ``.jsonl``, optionally gzipped (``.csv.gz``, ``.jsonl.gz``).
-Labels come either as several 0/1 columns (``--label-columns a b c``) or as one column
+Labels come either as several 0/1 columns (``--label-columns a b c``; cells that are
+probabilities in [0, 1] make soft targets, detected as the estimators detect them, and
+``evaluate`` scores their hard view, p >= 0.5) or as one column
 of label lists (``--labels-column labels``): a JSON list in JSONL, a string joined by
 ``--label-separator`` (default ``|``) in CSV. Categorical targets are columns of class
 names (``--target-column weather``, repeatable), read as text (a JSONL ``5`` is the
@@ -62,6 +64,7 @@ from .io import DataFileError, data_format, iter_record_chunks
 from .io import read_records as _read_records
 from .targets import BINARY
 from .thresholds import apply_thresholds
+from .validation import is_soft
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
 
@@ -173,29 +176,44 @@ _TRUE = {"1", "1.0", "true", "yes"}
 _FALSE = {"0", "0.0", "false", "no"}
 
 
-def _indicator(value: Any, row: int, column: str, path: Path) -> int:
-    if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
-        return int(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return int(value.strip().lower() in _TRUE)
+def _label_value(value: Any, row: int, column: str, path: Path) -> float:
+    """A label cell: 0 or 1 (or true / false), or a probability in [0, 1] (soft targets)."""
+    if isinstance(value, bool):
+        return float(value)
+    number = value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE | _FALSE:
+            return float(text in _TRUE)
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    if isinstance(number, (int, float)) and 0 <= number <= 1:
+        return float(number)
     raise CommandLineError(
         f"Unreadable labels: row {row} of {path} holds {value!r} in the label column {column!r}; "
-        "label columns must hold 0 or 1 (or true / false)."
+        "label columns must hold 0 or 1 (or true / false), or a probability in [0, 1] (soft targets)."
     )
 
 
 def read_label_columns(
     records: list[dict], columns: Sequence[str], label_columns: Sequence[str], path: Path
 ) -> np.ndarray:
-    """The 0/1 matrix of ``label_columns``, of shape (n_rows, len(label_columns))."""
+    """The matrix of ``label_columns``, of shape (n_rows, len(label_columns)).
+
+    int64 0/1 when every cell is 0 or 1; float64 when any is a fraction: soft targets,
+    each cell a label's probability, which the classifiers learn as they are.
+    """
     _check_columns(label_columns, columns, path, "label")
-    return np.array(
+    values = np.array(
         [
-            [_indicator(record.get(column), row, column, path) for column in label_columns]
+            [_label_value(record.get(column), row, column, path) for column in label_columns]
             for row, record in enumerate(records, start=1)
         ],
-        dtype=np.int64,
-    )
+        dtype=np.float64,
+    ).reshape(len(records), len(label_columns))
+    return values if is_soft(values) else values.astype(np.int64)
 
 
 def _label_list(value: Any, row: int, column: str, separator: str, path: Path) -> list[str]:
@@ -834,6 +852,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     texts = read_texts(records, columns, args.text_column or saved.get("text_column", "text"), path)
     names = targets.label_names
     Y = LabelSource.from_args(args, saved).read(records, columns, path, classes=names)[0] if names else None
+    if Y is not None and is_soft(Y):
+        Y = (Y >= 0.5).astype(np.int64)  # soft labels are scored on their hard view, as score() does
     truth = read_target_columns(records, columns, truth_columns, path, targets.task) if truth_columns else None
     with _stage(f"predicting {len(texts)} texts with {type(estimator).__name__}"):
         predictions = predict_targets(estimator, targets, texts)
@@ -889,7 +909,7 @@ def _positive_int(text: str) -> int:
 def _add_label_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--label-columns", nargs="+", metavar="COLUMN", help="several columns of 0/1 label indicators, one per label"
+        "--label-columns", nargs="+", metavar="COLUMN", help="several columns of 0/1 label indicators (or probabilities: soft targets), one per label"
     )
     group.add_argument(
         "--labels-column", metavar="COLUMN", help="one column of label lists (JSON list in JSONL, joined string in CSV)"

@@ -48,6 +48,7 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    is_soft,
     seed_from,
     validate_parameters,
 )
@@ -63,8 +64,24 @@ class LexicalFitCancelled(RuntimeError):
     """Raised inside a lexical fit whose ``stop`` event was set (the fit it served has ended)."""
 
 
-def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weight, seed: int, sample_weight=None):
-    """Coefficients and intercept of one label's linear model (a constant when y is)."""
+def _fit_label(
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    loss: str,
+    C: float,
+    class_weight,
+    seed: int,
+    sample_weight=None,
+    X_twice: sp.csr_matrix | None = None,
+):
+    """Coefficients and intercept of one label's linear model (a constant when y is).
+
+    Soft targets (``y`` in [0, 1]): with ``X_twice`` (``X`` stacked on itself, for
+    ``loss="log_loss"``) a logistic regression on the probabilities, else the hard view.
+    """
+    if X_twice is not None and ((y > 0) & (y < 1)).any():
+        return _fit_soft_logistic(X_twice, y, C, class_weight, seed, sample_weight)
+    y = (y >= 0.5).astype(np.int64)  # soft targets: their hard view (0/1 targets: themselves)
     if y.min() == y.max():
         return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
     if loss == "squared_hinge":
@@ -74,6 +91,24 @@ def _fit_label(X: sp.csr_matrix, y: np.ndarray, loss: str, C: float, class_weigh
     else:
         model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, class_weight=class_weight, random_state=seed)
     model.fit(X, y, sample_weight=sample_weight)
+    return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
+
+
+def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_weight, seed: int, sample_weight):
+    """Logistic regression on probabilities ``p``: each text a positive of weight p and a negative of weight 1 - p.
+
+    Its weighted log-loss is the cross-entropy against ``p``, text by text. ``"balanced"``
+    weighs the two sides by their expected counts, as scikit-learn's rule does counts.
+    """
+    n = len(p)
+    weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    positive, negative = p * weight, (1.0 - p) * weight
+    if class_weight == "balanced":
+        positive = positive * (weight.sum() / (2.0 * max(positive.sum(), 1e-12)))
+        negative = negative * (weight.sum() / (2.0 * max(negative.sum(), 1e-12)))
+    targets = np.r_[np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+    model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
+    model.fit(X_twice, targets, sample_weight=np.r_[positive, negative])
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
 
@@ -124,6 +159,8 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     intercept_ : ndarray of shape (n_labels,)
     thresholds_ : ndarray of shape (n_labels,)
         Decision thresholds on ``predict_proba``.
+    soft_targets_ : bool
+        Whether ``y`` held per-label probabilities (see ``fit``).
 
     Notes
     -----
@@ -211,6 +248,10 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
                 "for TF-IDF features. Pass lexical=None to a deep classifier to go without."
             ) from None
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
+        X_twice = None
+        if self.loss == "log_loss" and is_soft(Y):  # probabilities: each text as a weighted positive and negative
+            X_twice = sp.vstack([X, X], format="csr")
+            X_twice.sort_indices()
         fitted, n_labels = [], Y.shape[1]
         with Parallel(n_jobs=self.n_jobs) as parallel:
             chunk = LABELS_PER_DISPATCH * effective_n_jobs(self.n_jobs)
@@ -218,7 +259,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
                 if stop is not None and stop.is_set():
                     raise LexicalFitCancelled("the lexical fit was cancelled")
                 fitted += parallel(
-                    delayed(_fit_label)(X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight)
+                    delayed(_fit_label)(
+                        X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight, X_twice
+                    )
                     for j in range(start, min(start + chunk, n_labels))
                 )
         coef = np.vstack([row for row, _ in fitted]) if fitted else np.zeros((0, X.shape[1]))
@@ -232,7 +275,13 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         ----------
         X : list, tuple, ndarray or pandas Series of str of shape (n_samples,)
         y : {array-like, sparse matrix} of shape (n_samples, n_labels) or DataFrame
-            0/1 label indicators, as ``MultiLabelBinarizer`` returns.
+            0/1 label indicators, as ``MultiLabelBinarizer`` returns; or soft targets,
+            per-label probabilities in [0, 1] (detected from the values, as the deep
+            classifiers do). ``loss="log_loss"`` learns the probabilities: each text
+            counts once as a positive with weight p and once as a negative with weight
+            1 - p, which is the cross-entropy against p. ``"squared_hinge"`` (an SVM has
+            no probability to aim at) fits their hard view, ``y >= 0.5``, on which the
+            thresholds are tuned in both cases.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each text in every label's linear model (as scikit-learn's
             ``sample_weight``) and in the F1 the thresholds are tuned for; the
@@ -247,24 +296,26 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight=None, stop: threading.Event | None = None):
         """:meth:`fit`; setting ``stop`` (from another thread) ends it with :class:`LexicalFitCancelled`."""
         texts = check_texts(X)
-        Y, classes = check_label_matrix(y, len(texts))
+        Y, classes = check_label_matrix(y, len(texts), allow_soft=True)
         weights = check_sample_weight(sample_weight, len(texts))
         validate_parameters(self)
         seed = seed_from(self.random_state)
         thresholds = self._fixed_thresholds(Y.shape[1])
+        hard = (Y >= 0.5).astype(np.float32)  # 0/1 targets: themselves
         if thresholds is None:
-            train, valid = stratified_indices(Y, self.validation_fraction, seed)
+            train, valid = stratified_indices(hard, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
             vectorizer, coef, intercept = self._fit_arrays(
                 [texts[i] for i in train], Y[train], seed, train_weight, stop
             )
             margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
             thresholds, _ = tune_thresholds(
-                Y[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
+                hard[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
             )
         self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights, stop)
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
+        self.soft_targets_ = is_soft(Y)
         self.thresholds_ = thresholds
         return self
 
@@ -351,6 +402,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             "vocabulary": vocabulary,
             "thresholds": np.asarray(self.thresholds_, dtype=float).tolist(),
             "classes": np.asarray(self.classes_).tolist(),
+            "soft_targets": bool(getattr(self, "soft_targets_", False)),
         }
         arrays = {
             "idf": self.vectorizer_.idf_.astype(np.float32),
@@ -393,6 +445,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         model.thresholds_ = np.asarray(config["thresholds"], dtype=float)
         model.classes_ = np.asarray(config["classes"])
         model.n_outputs_ = coef.shape[0]
+        model.soft_targets_ = bool(config.get("soft_targets", False))
         return model
 
     def __sklearn_tags__(self):
@@ -432,7 +485,9 @@ def fit_blend(
     ----------
     neural_logits, lexical_margins : ndarray of shape (n_samples, n_labels)
     Y : ndarray of shape (n_samples, n_labels)
-        0/1 targets.
+        0/1 targets, or soft targets (probabilities): then each pair counts as a
+        positive of weight p and a negative of weight 1 - p, so that the blend's
+        probabilities aim at the targets' (the cross-entropy against p).
     centre : bool, default=True
         Centre the network's logits (False takes them as they are: the centres are 0).
     sample_weight : ndarray of shape (n_samples,), optional
@@ -447,10 +502,16 @@ def fit_blend(
     neural_logits = np.asarray(neural_logits, dtype=np.float64)
     centres = np.average(neural_logits, axis=0, weights=sample_weight) if centre else np.zeros(neural_logits.shape[1])
     features = np.column_stack([np.ravel(neural_logits - centres), np.ravel(lexical_margins)])
-    targets = np.ravel(np.asarray(Y) > 0.5)
+    probabilities = np.ravel(np.asarray(Y, dtype=np.float64))
+    targets = probabilities >= 0.5
     pair_weight = None if sample_weight is None else np.repeat(np.asarray(sample_weight, float), neural_logits.shape[1])
     if targets.all() or not targets.any():
         return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
+    if is_soft(probabilities):  # every pair a positive of weight p and a negative of weight 1 - p
+        base = np.ones(len(probabilities)) if pair_weight is None else pair_weight
+        features = np.vstack([features, features])
+        pair_weight = np.r_[probabilities * base, (1.0 - probabilities) * base]
+        targets = np.r_[np.ones(len(probabilities), bool), np.zeros(len(probabilities), bool)]
     keep = [0, 1]
     for _ in range(2):  # refit without a part that comes out negative
         model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets, sample_weight=pair_weight)

@@ -39,7 +39,9 @@ class FocalLoss(nn.Module):
     where ``bce`` is binary cross-entropy with the positive term multiplied by
     ``pos_weight``. Easy examples (``p_t`` near 1) are down-weighted, so the many
     confidently-absent labels of a many-label problem stop dominating the loss.
-    ``gamma=0`` gives binary cross-entropy exactly.
+    ``gamma=0`` gives binary cross-entropy exactly. A soft target ``t`` in (0, 1) (a
+    probability) takes ``1 - p_t = t * (1 - p) + (1 - t) * p``, the expected miss, which is
+    the formula above at ``t = 0`` and ``t = 1``.
 
     ``pos_weight`` plays the part of the paper's alpha: alpha-balanced focal loss
     weighs positives by ``alpha`` and negatives by ``1 - alpha``, which is this loss
@@ -75,15 +77,21 @@ class FocalLoss(nn.Module):
         self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight))
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The loss of ``logits`` against 0/1 ``targets`` of the same shape."""
+        """The loss of ``logits`` against 0/1 (or soft, in [0, 1]) ``targets`` of the same shape."""
         targets = targets.to(logits.dtype)
         cross_entropy = F.binary_cross_entropy_with_logits(
             logits, targets, pos_weight=self.pos_weight, reduction="none"
         )
         if self.gamma:
-            # 1 - p_t = sigmoid(-z) for a positive, sigmoid(z) for a negative.
+            # 1 - p_t = sigmoid(-z) for a positive, sigmoid(z) for a negative; for a soft
+            # target y, 1 - p_t = y * sigmoid(-z) + (1 - y) * sigmoid(z), the same at 0 and 1.
             signed = torch.where(targets > 0.5, -logits, logits)
-            cross_entropy = torch.exp(self.gamma * F.logsigmoid(signed)) * cross_entropy
+            modulating = torch.exp(self.gamma * F.logsigmoid(signed))
+            soft = (targets > 0) & (targets < 1)
+            miss = targets * torch.sigmoid(-logits) + (1 - targets) * torch.sigmoid(logits)
+            miss = torch.where(soft, miss, torch.ones_like(miss))  # no 0 ** gamma (gamma < 1) off the soft entries
+            modulating = torch.where(soft, miss**self.gamma, modulating)
+            cross_entropy = modulating * cross_entropy
         if self.reduction == "mean":
             return cross_entropy.mean()
         if self.reduction == "sum":

@@ -98,6 +98,7 @@ class MultilabelValidSplit(ShuffleValidSplit):
 
     def _stratify_on(self, y: np.ndarray) -> np.ndarray:
         indicators = y if self.layout is None else self.layout.indicator_matrix(y)
+        indicators = (indicators >= 0.5).astype(np.float32)  # soft targets: their hard view
         if indicators.shape[1] == 1:  # one label: stratify on it and its complement
             indicators = np.column_stack([indicators, 1 - indicators])
         return indicators

@@ -11,6 +11,14 @@ target, its kind, its classes and which logit columns are its own; the loss
 (:class:`~sktext.losses.MultiHeadLoss`), the output-bias prior, the stratified
 validation split and ``predict`` all read it.
 
+*Soft targets* are a multi-label matrix of probabilities: floats in [0, 1], at least one
+strictly between (annotator agreement, another model's scores). They are detected from
+the values, as Hugging Face's ``multi_label_classification`` and fastai take float
+targets: a 0/1 matrix stays the classic case, byte for byte. The loss learns the
+probabilities as they are; whatever needs a yes or no (the stratified split, thresholds,
+``score``, label support) uses their *hard view*, ``p >= 0.5``
+(:func:`~sktext.validation.is_soft`). Soft columns beside categorical ones are not taken.
+
 A single 1-D multiclass ``y`` is not taken (the error says so): pass it as one column,
 ``np.reshape(y, (-1, 1))`` or a one-column DataFrame, to get one softmax head.
 """
@@ -22,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import check_label_matrix
+from .validation import SoftTargetError, check_label_matrix
 
 __all__ = ["BINARY", "CATEGORICAL", "OutputLayout", "Target", "check_targets"]
 
@@ -136,9 +144,10 @@ def _column_kind(name, values: np.ndarray, *, declared_categorical: bool, allow_
         if not np.all(as_float == np.round(as_float)):
             shown = as_float[as_float != np.round(as_float)][0]
             raise ValueError(
-                f"y column {name!r} holds {shown!r}, which is neither a 0/1 indicator (a "
+                f"y column {name!r} holds {float(shown)!r}, which is neither a 0/1 indicator (a "
                 "multi-label matrix holds only 0 and 1) nor a class label (an int or str). "
-                "For continuous targets use TransformerRegressor or ULMFiTRegressor."
+                "Soft targets (per-label probabilities) are taken for a multi-label matrix whose "
+                "values all lie in [0, 1]; for continuous targets use TransformerRegressor or ULMFiTRegressor."
             )
         if allow_binary and np.isin(as_float, (0, 1)).all():
             return BINARY, np.array([0, 1]), as_float
@@ -203,7 +212,8 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     Parameters
     ----------
     y : array-like of shape (n_samples, n_targets), sparse matrix or DataFrame
-        A 0/1 indicator matrix (multi-label, as today), a 2-D array of class labels
+        A 0/1 indicator matrix (multi-label), a float matrix of per-label
+        probabilities in [0, 1] (soft targets: multi-label, taken as they are), a 2-D array of class labels
         (``multiclass-multioutput``: each column one categorical target, ints or
         strings), or a DataFrame mixing 0/1 columns (binary targets) and categorical
         columns.
@@ -213,7 +223,8 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     Returns
     -------
     Y : ndarray of shape (n_samples, n_targets), dtype float32
-        0/1 per binary target, the class index per categorical target.
+        0/1 per binary target (or its probability, for soft targets), the class
+        index per categorical target.
     classes : ndarray of shape (n_labels,) or list of ndarray
         The label names for a multi-label y; else one array of classes per column.
     layout : OutputLayout
@@ -221,8 +232,10 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     """
     _refuse_label_lists(y)
     try:
-        Y, classes = check_label_matrix(y, n_samples)
+        Y, classes = check_label_matrix(y, n_samples, allow_soft=True)
         return Y, classes, OutputLayout.multilabel(classes)
+    except SoftTargetError:
+        raise
     except ValueError:
         columns, is_frame = _multioutput_columns(y, n_samples)
         if columns is None:

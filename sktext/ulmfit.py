@@ -579,6 +579,10 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         Positives of each label (each 0/1 target column) in the ``y`` given to ``fit``.
     sparse_output_ : bool
         Whether ``y`` was a sparse matrix: ``predict`` then returns a CSR matrix.
+    soft_targets_ : bool
+        Whether ``y`` held soft targets (per-label probabilities, see ``fit``);
+        ``label_support_``, the thresholds and ``validation_scores_`` then read their
+        hard view, ``y >= 0.5``.
     validation_scores_ : dict
         Only when the fit predicted its validation split (``threshold="auto"`` or a
         lexical part): ``f1_micro`` and ``f1_macro`` there at ``thresholds_``,

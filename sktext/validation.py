@@ -106,7 +106,7 @@ def _check_encodable(texts: list[str], name: str) -> None:
             ) from None
 
 
-def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validate a multi-label indicator target and return it with its label names.
 
     Parameters
@@ -116,6 +116,10 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         names become the label names.
     n_samples : int
         The number of texts, which ``y`` must match.
+    allow_soft : bool, default=False
+        Also take *soft targets*: a float matrix whose values all lie in [0, 1], each
+        a label's probability (see :func:`is_soft`). NaN and values outside [0, 1]
+        are refused with the fix.
 
     Returns
     -------
@@ -168,6 +172,9 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
             f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use MultiLabelBinarizer().fit_transform(y)."
         )
     values = np.unique(Y)
+    if allow_soft and Y.dtype.kind == "f" and (values != np.round(values)).any():  # fractions (or NaN)
+        _check_probabilities(Y)
+        values = np.array([0.0, 1.0])  # probabilities: taken as they are
     if not np.isin(values, (0, 1)).all():
         shown = ", ".join(map(str, values[~np.isin(values, (0, 1))][:5]))
         raise ValueError(
@@ -179,6 +186,39 @@ def check_label_matrix(y, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
     if classes is None:
         classes = np.arange(Y.shape[1])
     return Y.astype(np.float32), classes
+
+
+class SoftTargetError(ValueError):
+    """A float target matrix meant as probabilities (it holds fractions) that is not one."""
+
+
+def _check_probabilities(Y: np.ndarray) -> None:
+    """Refuse NaN and values outside [0, 1] in a float target matrix that holds fractions."""
+    missing = np.argwhere(np.isnan(Y))
+    if len(missing):
+        row, column = missing[0]
+        raise SoftTargetError(
+            f"y holds {len(missing)} NaN value(s) (the first at row {row}, column {column}). Soft targets "
+            "(per-label probabilities) must be numbers in [0, 1]: fill the gaps (e.g. with 0) or drop those texts."
+        )
+    outside = (Y < 0) | (Y > 1)
+    if outside.any():
+        shown = float(Y[outside][0])
+        raise SoftTargetError(
+            f"y holds {shown!r} beside fractions between 0 and 1: soft targets (per-label "
+            "probabilities) must lie in [0, 1]. Rescale them (e.g. percentages / 100) or clip "
+            "them with np.clip(y, 0, 1); for continuous targets use TransformerRegressor or ULMFiTRegressor."
+        )
+
+
+def is_soft(Y: np.ndarray) -> bool:
+    """Whether a checked target matrix holds soft targets: any value strictly between 0 and 1.
+
+    A 0/1 matrix (of any dtype) is hard; a float matrix in [0, 1] with at least one
+    fraction holds per-label probabilities, whose *hard view* is ``Y >= 0.5``.
+    """
+    Y = np.asarray(Y)
+    return Y.dtype.kind == "f" and bool(((Y > 0) & (Y < 1)).any())
 
 
 def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:

@@ -89,3 +89,11 @@ def test_mlflow_example_writes_runs_we_read_back(small_and_tiny, monkeypatch, tm
         assert [m.step for m in logged] == list(range(1, len(clf.history_) + 1))
         assert [m.value for m in logged] == pytest.approx([row[metric] for row in clf.history_])
     assert "valid_loss [" in capsys.readouterr().out
+
+
+def test_distillation_example_runs(small_and_tiny, capsys):
+    run_readme_block("<!-- example: distillation -->")
+    soft_line, distilled_line = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert soft_line.startswith("True ")
+    micro, valid_micro = map(float, distilled_line.split())
+    assert 0 < micro <= 1 and 0 <= valid_micro <= 1

@@ -1,0 +1,114 @@
+"""DistilledClassifier: a student fitted on a teacher's probabilities, thresholds tuned on real labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+
+from sktext import TransformerMultiLabelClassifier, load_model
+from sktext.distill import DistilledClassifier, shallow_encoder
+from sktext.lexical import TfidfLinearClassifier
+
+from conftest import TOPIC_WORDS, make_toy_data
+
+
+class KeywordTeacher(BaseEstimator):
+    """A fitted teacher that knows the toy's labels but is under-confident: 0.3 where a label holds, else 0.02.
+
+    Its hard view (p >= 0.5) has no positive at all, so a student whose thresholds were
+    tuned on it could not recover the labels.
+    """
+
+    def fit(self, X, y):
+        self.fitted_ = True
+        return self
+
+    def predict_proba(self, X):
+        return np.array(
+            [[0.3 if set(text.split()) & set(words) else 0.02 for words in TOPIC_WORDS.values()] for text in X]
+        )
+
+
+def lexical_student(**params):
+    return TfidfLinearClassifier(loss="log_loss", C=10.0, random_state=0, **params)
+
+
+def test_thresholds_come_from_real_labels_not_from_the_teachers_hard_view():
+    texts, Y = make_toy_data(300, seed=0)
+    unlabeled, _ = make_toy_data(400, seed=1)
+    teacher = KeywordTeacher().fit(texts, Y)
+    distilled = DistilledClassifier(teacher, lexical_student(), random_state=0).fit(texts, Y, X_unlabeled=unlabeled)
+    assert distilled.teacher_ is teacher  # a fitted teacher is used as it is
+    assert distilled.n_student_texts_ == 270 + 400  # the held-out tenth is not trained on
+    assert (distilled.thresholds_ < 0.5).all()
+    new_texts, Y_new = make_toy_data(200, seed=2)
+    assert f1_score(Y_new, distilled.predict(new_texts), average="micro") > 0.9
+    # the student alone predicts as the distilled model: its thresholds were replaced
+    np.testing.assert_array_equal(distilled.student_.predict(new_texts), distilled.predict(new_texts))
+    assert distilled.validation_scores_["f1_micro"] > 0.9
+
+
+def test_an_unfitted_teacher_is_fitted_on_the_labeled_texts_in_a_pipeline(tiny_bert, tmp_path):
+    texts, Y = make_toy_data(200, seed=3)
+    unlabeled, _ = make_toy_data(200, seed=4)
+    teacher = TransformerMultiLabelClassifier(tiny_bert, max_epochs=10, lr=3e-3, batch_size=16, random_state=0)
+    student = TransformerMultiLabelClassifier(
+        tiny_bert, max_epochs=10, lr=3e-3, batch_size=16, precision="fp32", random_state=0
+    )
+    pipeline = Pipeline([("distilled", DistilledClassifier(teacher, student, random_state=0))])
+    pipeline.fit(texts, Y, distilled__X_unlabeled=unlabeled)
+    distilled = pipeline.named_steps["distilled"]
+    assert distilled.teacher_ is not teacher and distilled.student_.soft_targets_
+    new_texts, Y_new = make_toy_data(120, seed=5)
+    assert f1_score(Y_new, pipeline.predict(new_texts), average="micro") > 0.8
+    # the student saved alone (e.g. for sktext serve) predicts as the distilled model
+    distilled.student_.save(tmp_path / "student")
+    np.testing.assert_array_equal(load_model(tmp_path / "student").predict(new_texts), pipeline.predict(new_texts))
+
+
+def test_a_grid_search_over_the_student_with_a_frozen_teacher():
+    from sklearn.frozen import FrozenEstimator
+
+    texts, Y = make_toy_data(240, seed=6)
+    teacher = FrozenEstimator(KeywordTeacher().fit(texts, Y))
+    search = GridSearchCV(
+        DistilledClassifier(teacher, lexical_student(), random_state=0), {"student__C": [10.0, 1e-4]}, cv=KFold(2)
+    ).fit(texts, Y)
+    assert search.best_params_ == {"student__C": 10.0}
+    assert search.best_estimator_.teacher_ is teacher
+
+
+def test_a_student_that_cannot_take_probabilities_gets_a_clear_error():
+    texts, Y = make_toy_data(80, seed=0)
+    student = make_pipeline(TfidfVectorizer(), OneVsRestClassifier(LogisticRegression()))
+    with pytest.raises(ValueError, match=r"did not take the teacher's probabilities.*soft targets"):
+        DistilledClassifier(KeywordTeacher().fit(texts, Y), student).fit(texts, Y)
+
+
+def test_a_teacher_of_other_labels_gets_a_clear_error():
+    texts, Y = make_toy_data(80, seed=0)
+    with pytest.raises(ValueError, match=r"teacher's predict_proba gave shape \(72, 3\).*for the 2 labels of y"):
+        DistilledClassifier(KeywordTeacher().fit(texts, Y), lexical_student()).fit(texts, Y[:, :2])
+
+
+def test_shallow_encoder_keeps_the_first_layers(tiny_bert, tmp_path):
+    from transformers import AutoConfig
+
+    from transformers import AutoModel
+
+    folder = shallow_encoder(tmp_path / "shallow", n_layers=1, model_name_or_path=tiny_bert)
+    assert AutoConfig.from_pretrained(folder).num_hidden_layers == 1
+    shallow, full = AutoModel.from_pretrained(folder).state_dict(), AutoModel.from_pretrained(tiny_bert).state_dict()
+    assert set(shallow) < set(full) and all(torch.equal(shallow[name], full[name]) for name in shallow)
+    texts, Y = make_toy_data(60, seed=0)
+    TransformerMultiLabelClassifier(folder, max_epochs=1, batch_size=16).fit(texts, Y)
+    with pytest.raises(ValueError, match="n_layers must be an int from 1 to the encoder's 2 layers"):
+        shallow_encoder(tmp_path / "deep", n_layers=3, model_name_or_path=tiny_bert)
