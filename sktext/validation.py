@@ -205,8 +205,8 @@ def _check_probabilities(Y: np.ndarray) -> None:
     if outside.any():
         shown = float(Y[outside][0])
         raise SoftTargetError(
-            f"y holds {shown!r} beside fractions between 0 and 1: soft targets (per-label "
-            "probabilities) must lie in [0, 1]. Rescale them (e.g. percentages / 100) or clip "
+            f"y holds {shown!r}: a target matrix with fractions is taken as soft targets (per-label "
+            "probabilities), which must lie in [0, 1]. Rescale them (e.g. percentages / 100) or clip "
             "them with np.clip(y, 0, 1); for continuous targets use TransformerRegressor or ULMFiTRegressor."
         )
 

@@ -166,7 +166,7 @@ def test_focal_and_pos_weight_apply_to_the_binary_columns(make):
         (pd.DataFrame({"a": ["x", None, "y", "x"], "b": [0, 1, 0, 1]}), "column 'a' has 1 missing"),
         (pd.DataFrame({"a": ["x", "y", 3, "x"], "b": [0, 1, 0, 1]}), "column 'a' mixes label types"),
         (pd.DataFrame({"a": ["x", "y", "z", "x"], "b": [0.5, 1, 0, 1]}), "continuous targets use TransformerRegressor"),
-        (np.array([[0, 0.5], [1, 2], [0, 1], [1, 1]]), r"holds 2\.0 beside fractions.*must lie in \[0, 1\]"),
+        (np.array([[0, 0.5], [1, 2], [0, 1], [1, 1]]), r"holds 2\.0: .*soft targets.*must lie in \[0, 1\]"),
     ],
     ids=["missing", "mixed-types", "continuous", "fraction"],
 )

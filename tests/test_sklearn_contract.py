@@ -197,7 +197,8 @@ def test_awkward_texts(fitted):
         (["a b", "c d", "e f"], np.array([[0, 1], [1, 0]]), "3 texts but 2 rows"),
         # A dense [[0, 2], [1, 0]] is now two categorical targets (tests/test_multioutput.py).
         (["a b", "c d"], sp.csr_matrix(np.array([[0, 2], [1, 0]])), "only 0 and 1"),
-        (["a b", "c d"], np.array([[0, 0.5], [1, 0]]), "only 0 and 1"),
+        # [[0, 0.5], [1, 0]] is now soft targets (tests/test_soft_targets.py); beyond [0, 1] they are refused.
+        (["a b", "c d"], np.array([[0, 0.5], [1, 1.5]]), r"holds 1\.5: .*soft targets.*must lie in \[0, 1\]"),
         (["a b", "c d"], np.array([0, 1]), "2-D binary indicator.*MultiLabelBinarizer"),
         (["a b", "c d"], [["x"], ["y", "z"]], "MultiLabelBinarizer"),
         (["a b", None], np.array([[0, 1], [1, 0]]), "only str.*index 1.*fillna"),

@@ -132,8 +132,8 @@ def test_a_saved_model_records_its_soft_targets(fitted_transformer, tmp_path):
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (1.5, r"holds 1\.5 beside fractions.*must lie in \[0, 1\].*np\.clip"),
-        (-0.2, r"holds -0\.2 beside fractions.*percentages / 100"),
+        (1.5, r"holds 1\.5: a target matrix with fractions is taken as soft targets.*must lie in \[0, 1\].*np\.clip"),
+        (-0.2, r"holds -0\.2: .*soft targets.*percentages / 100"),
         (np.nan, r"NaN value\(s\) \(the first at row 3, column 1\).*fill the gaps"),
     ],
 )
