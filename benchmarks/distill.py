@@ -217,7 +217,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_unlabeled": len(unlabeled),
         "n_test": len(test_texts),
         "teacher_labeling_s": labeling_s,
-        "shallow": {"layers": args.shallow_layers, "max_length": args.shallow_max_length, "epochs": args.shallow_epochs},
+        "shallow": {
+            "layers": args.shallow_layers,
+            "max_length": args.shallow_max_length,
+            "epochs": args.shallow_epochs,
+        },
         "rows": [row("teacher (fine-tuned default)", teacher, teacher_fit["fit_s"], None)],
     }
     rows = payload["rows"]

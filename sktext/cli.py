@@ -909,7 +909,10 @@ def _positive_int(text: str) -> int:
 def _add_label_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--label-columns", nargs="+", metavar="COLUMN", help="several columns of 0/1 label indicators (or probabilities: soft targets), one per label"
+        "--label-columns",
+        nargs="+",
+        metavar="COLUMN",
+        help="several columns of 0/1 label indicators (or probabilities: soft targets), one per label",
     )
     group.add_argument(
         "--labels-column", metavar="COLUMN", help="one column of label lists (JSON list in JSONL, joined string in CSV)"

@@ -13,13 +13,14 @@ encoder: the first layers of a pretrained one.
 Examples
 --------
 >>> from sktext import TransformerMultiLabelClassifier
->>> from sktext.distill import DistilledClassifier
->>> from sktext.lexical import TfidfLinearClassifier
+>>> from sktext.distill import DistilledClassifier, shallow_encoder
+>>> student = TransformerMultiLabelClassifier(  # doctest: +SKIP
+...     shallow_encoder("minilm-2-layers", n_layers=2), max_length=64
+... )
 >>> distilled = DistilledClassifier(  # doctest: +SKIP
-...     teacher=TransformerMultiLabelClassifier(),
-...     student=TfidfLinearClassifier(loss="log_loss", class_weight="balanced"),
+...     teacher=TransformerMultiLabelClassifier(), student=student
 ... ).fit(texts, Y, X_unlabeled=untagged_texts)
->>> distilled.student_.save("fast-model")  # doctest: +SKIP
+>>> distilled.student_.save("fast-model")  # then `sktext serve fast-model`  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -100,9 +100,7 @@ def test_a_teacher_of_other_labels_gets_a_clear_error():
 
 
 def test_shallow_encoder_keeps_the_first_layers(tiny_bert, tmp_path):
-    from transformers import AutoConfig
-
-    from transformers import AutoModel
+    from transformers import AutoConfig, AutoModel
 
     folder = shallow_encoder(tmp_path / "shallow", n_layers=1, model_name_or_path=tiny_bert)
     assert AutoConfig.from_pretrained(folder).num_hidden_layers == 1
