@@ -83,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shallow-layers", type=int, default=2)
     parser.add_argument("--shallow-max-length", type=int, default=64)
     parser.add_argument("--shallow-epochs", type=int, default=2)
+    parser.add_argument("--lexical-c", type=float, default=1.0, help="C of the logistic lexical student")
     parser.add_argument("--teacher-only", action="store_true")
     parser.add_argument("--out", default=None)
     return parser.parse_args(argv)
@@ -140,7 +141,9 @@ def build_student(name: str, cache: Path, args: argparse.Namespace):
     from sktext.lexical import TfidfLinearClassifier
 
     if name == "lexical":
-        return TfidfLinearClassifier(loss="log_loss", class_weight="balanced", n_jobs=-1, random_state=0)
+        return TfidfLinearClassifier(
+            loss="log_loss", C=args.lexical_c, class_weight="balanced", n_jobs=-1, random_state=0
+        )
     if name == "lexical_hard":
         return TfidfLinearClassifier(class_weight="balanced", n_jobs=-1, random_state=0)
     if name == "frozen":
