@@ -40,6 +40,7 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    hard_view,
     is_soft,
 )
 
@@ -137,7 +138,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         weights = check_sample_weight(sample_weight, len(texts))
         self._validate_params()
         soft = is_soft(Y)
-        hard = (Y >= 0.5).astype(np.float32) if soft else Y  # what needs a yes or no reads the hard view
+        hard = hard_view(Y) if soft else Y  # what needs a yes or no reads the hard view
         if soft and self.loss == "asymmetric":
             raise ValueError(
                 "loss='asymmetric' is made for 0/1 targets (it shifts the probability of every "
@@ -505,7 +506,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             y = y.toarray()
         y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if is_soft(y):
-            y = (y >= 0.5).astype(np.int64)  # soft targets are scored on their hard view
+            y = hard_view(y, np.int64)  # soft targets are scored on their hard view
         y = y.astype(object)
         predicted = self.predict(X)
         predicted = (predicted.toarray() if sp.issparse(predicted) else predicted).astype(object)

@@ -64,7 +64,7 @@ from .io import DataFileError, data_format, iter_record_chunks
 from .io import read_records as _read_records
 from .targets import BINARY
 from .thresholds import apply_thresholds
-from .validation import is_soft
+from .validation import hard_view, is_soft
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
 
@@ -853,7 +853,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     names = targets.label_names
     Y = LabelSource.from_args(args, saved).read(records, columns, path, classes=names)[0] if names else None
     if Y is not None and is_soft(Y):
-        Y = (Y >= 0.5).astype(np.int64)  # soft labels are scored on their hard view, as score() does
+        Y = hard_view(Y, np.int64)  # soft labels are scored on their hard view, as score() does
     truth = read_target_columns(records, columns, truth_columns, path, targets.task) if truth_columns else None
     with _stage(f"predicting {len(texts)} texts with {type(estimator).__name__}"):
         predictions = predict_targets(estimator, targets, texts)

@@ -48,6 +48,7 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    hard_view,
     is_soft,
     seed_from,
     validate_parameters,
@@ -79,9 +80,9 @@ def _fit_label(
     Soft targets (``y`` in [0, 1]): with ``X_twice`` (``X`` stacked on itself, for
     ``loss="log_loss"``) a logistic regression on the probabilities, else the hard view.
     """
-    if X_twice is not None and ((y > 0) & (y < 1)).any():
+    if X_twice is not None and is_soft(y):
         return _fit_soft_logistic(X_twice, y, C, class_weight, seed, sample_weight)
-    y = (y >= 0.5).astype(np.int64)  # soft targets: their hard view (0/1 targets: themselves)
+    y = hard_view(y, np.int64)  # soft targets: their hard view (0/1 targets: themselves)
     if y.min() == y.max():
         return np.zeros(X.shape[1], np.float32), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
     if loss == "squared_hinge":
@@ -94,21 +95,33 @@ def _fit_label(
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
 
-def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_weight, seed: int, sample_weight):
-    """Logistic regression on probabilities ``p``: each text a positive of weight p and a negative of weight 1 - p.
+def _weighted_pairs(p: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``p`` as rows seen twice: ``(targets, weights)`` of the rows stacked on themselves.
 
-    Its weighted log-loss is the cross-entropy against ``p``, text by text. ``"balanced"``
-    weighs the two sides by their expected counts, as scikit-learn's rule does counts.
+    Each row is a positive of weight ``p`` (times its sample weight), then a negative of
+    weight ``1 - p``: a logistic model's weighted log-loss on them is the cross-entropy
+    against ``p``, row by row.
     """
-    n = len(p)
-    weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    positive, negative = p * weight, (1.0 - p) * weight
+    p = np.asarray(p)  # in its own dtype: a float32 column keeps 1 - p in float32
+    weight = np.ones(len(p)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    targets = np.r_[np.ones(len(p), dtype=np.int64), np.zeros(len(p), dtype=np.int64)]
+    return targets, np.r_[p * weight, (1.0 - p) * weight]
+
+
+def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_weight, seed: int, sample_weight):
+    """Logistic regression on probabilities ``p`` (:func:`_weighted_pairs` over ``X`` stacked twice).
+
+    ``"balanced"`` weighs the two sides by their expected counts, as scikit-learn's rule
+    does counts.
+    """
+    targets, weights = _weighted_pairs(p, sample_weight)
     if class_weight == "balanced":
-        positive = positive * (weight.sum() / (2.0 * max(positive.sum(), 1e-12)))
-        negative = negative * (weight.sum() / (2.0 * max(negative.sum(), 1e-12)))
-    targets = np.r_[np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+        n = len(p)
+        total = float(n) if sample_weight is None else float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
+        weights[:n] *= total / (2.0 * max(weights[:n].sum(), 1e-12))
+        weights[n:] *= total / (2.0 * max(weights[n:].sum(), 1e-12))
     model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
-    model.fit(X_twice, targets, sample_weight=np.r_[positive, negative])
+    model.fit(X_twice, targets, sample_weight=weights)
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
 
 
@@ -301,7 +314,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         validate_parameters(self)
         seed = seed_from(self.random_state)
         thresholds = self._fixed_thresholds(Y.shape[1])
-        hard = (Y >= 0.5).astype(np.float32)  # 0/1 targets: themselves
+        hard = hard_view(Y)  # 0/1 targets: themselves
         if thresholds is None:
             train, valid = stratified_indices(hard, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
@@ -503,15 +516,13 @@ def fit_blend(
     centres = np.average(neural_logits, axis=0, weights=sample_weight) if centre else np.zeros(neural_logits.shape[1])
     features = np.column_stack([np.ravel(neural_logits - centres), np.ravel(lexical_margins)])
     probabilities = np.ravel(np.asarray(Y, dtype=np.float64))
-    targets = probabilities >= 0.5
+    targets = hard_view(probabilities, bool)
     pair_weight = None if sample_weight is None else np.repeat(np.asarray(sample_weight, float), neural_logits.shape[1])
     if targets.all() or not targets.any():
         return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
     if is_soft(probabilities):  # every pair a positive of weight p and a negative of weight 1 - p
-        base = np.ones(len(probabilities)) if pair_weight is None else pair_weight
         features = np.vstack([features, features])
-        pair_weight = np.r_[probabilities * base, (1.0 - probabilities) * base]
-        targets = np.r_[np.ones(len(probabilities), bool), np.zeros(len(probabilities), bool)]
+        targets, pair_weight = _weighted_pairs(probabilities, pair_weight)
     keep = [0, 1]
     for _ in range(2):  # refit without a part that comes out negative
         model = LogisticRegression(C=1.0, max_iter=1000).fit(features[:, keep], targets, sample_weight=pair_weight)

@@ -16,6 +16,7 @@ from sklearn.model_selection import ShuffleSplit
 
 from .batching import TokenizedTexts
 from .targets import OutputLayout
+from .validation import hard_view
 
 __all__ = ["MultilabelValidSplit", "ShuffleValidSplit", "stratified_indices"]
 
@@ -98,7 +99,7 @@ class MultilabelValidSplit(ShuffleValidSplit):
 
     def _stratify_on(self, y: np.ndarray) -> np.ndarray:
         indicators = y if self.layout is None else self.layout.indicator_matrix(y)
-        indicators = (indicators >= 0.5).astype(np.float32)  # soft targets: their hard view
+        indicators = hard_view(indicators)  # soft targets: their hard view
         if indicators.shape[1] == 1:  # one label: stratify on it and its complement
             indicators = np.column_stack([indicators, 1 - indicators])
         return indicators

@@ -221,6 +221,15 @@ def is_soft(Y: np.ndarray) -> bool:
     return Y.dtype.kind == "f" and bool(((Y > 0) & (Y < 1)).any())
 
 
+def hard_view(Y, dtype=np.float32) -> np.ndarray:
+    """The yes-or-no view of targets, ``Y >= 0.5``: soft targets' positives; 0/1 targets themselves.
+
+    Whatever needs a decision (a stratified split, thresholds, scores, label counts)
+    reads soft targets through this one rule.
+    """
+    return (np.asarray(Y) >= 0.5).astype(dtype)
+
+
 def check_regression_targets(y, n_samples: int) -> tuple[np.ndarray, bool]:
     """Validate continuous targets and return them as a float matrix.
 
