@@ -218,13 +218,16 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         (which all fit it, on one machine under ``torchrun``); in this process when the
         fit has fewer than :data:`LEXICAL_PARALLEL_MIN_PAIRS` (text, label) pairs,
         where starting the workers would cost more than it saves. A model passed in
-        keeps its own ``n_jobs``.
+        keeps its own ``n_jobs``. Its SVMs weigh every text alike: cost-sensitive ones
+        (``class_weight="balanced"``, the default until measured at 1,000 texts and
+        more) gave no more F1 on a dev split of debtags train at 500 to 3,000 texts
+        and cost liblinear tens of times more passes (``benchmarks/lexical_refit.py``).
         """
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
             n_jobs = max(1, available_cores() // world()[1]) if n_pairs >= LEXICAL_PARALLEL_MIN_PAIRS else 1
-            return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=n_jobs)
+            return TfidfLinearClassifier(random_state=0, n_jobs=n_jobs)
         return clone(self.lexical)
 
     def _plan(self, dataset, split) -> str:
@@ -271,9 +274,9 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         as they were.
         """
         with self._fit_stage("lexical"):
-            if not job.started:
-                job.start(train)
             try:
+                if not job.started:
+                    job.start(train)
                 part, full = job.result()
             except ValueError as error:
                 warnings.warn(f"The lexical part is left out: {error}", UserWarning, stacklevel=4)
@@ -548,13 +551,16 @@ class _LexicalJob:
         self._future: Future | None = None
         self._value: tuple[TfidfLinearClassifier, TfidfLinearClassifier] | None = None
 
-    def _fit_on(self, texts: list[str], Y: np.ndarray, sample_weight) -> TfidfLinearClassifier:
-        return clone(self.lexical)._fit(texts, Y, sample_weight, stop=self._stop)
+    def _fit_on(self, texts: list[str], Y: np.ndarray, sample_weight, counts) -> TfidfLinearClassifier:
+        return clone(self.lexical)._fit(texts, Y, sample_weight, stop=self._stop, counts=counts)
 
     def _fit(self, train: np.ndarray) -> tuple[TfidfLinearClassifier, TfidfLinearClassifier]:
         weight = None if self.sample_weight is None else self.sample_weight[train]
-        part = self._fit_on([self.texts[i] for i in train], self.Y[train], weight)
-        return part, (self._fit_on(self.texts, self.Y, self.sample_weight) if self.refit else part)
+        counts = self.lexical._term_counts(self.texts) if self.refit else None  # both fits' terms counted once
+        part = self._fit_on(
+            [self.texts[i] for i in train], self.Y[train], weight, None if counts is None else counts.rows(train)
+        )
+        return part, (self._fit_on(self.texts, self.Y, self.sample_weight, counts) if self.refit else part)
 
     def start(self, train: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
         """Fit (on the rows ``train``, then all): in a worker thread when ``n_jobs_left_for_torch`` is given, else here.

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
@@ -123,6 +123,74 @@ def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_we
     model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
     model.fit(X_twice, targets, sample_weight=weights)
     return model.coef_.ravel().astype(np.float32), float(model.intercept_[0])
+
+
+class TermCounts:
+    """Raw term counts of texts, counted once, from which each fit of a subset cuts its TF-IDF matrix.
+
+    A fit with tuned thresholds, and the lexical part of a deep classifier, fit two
+    vectorizers: one on a training part, one on all texts. Counting the terms (the
+    Python half of ``TfidfVectorizer``: accents, tokens, n-grams) once for both, and
+    pruning and weighting the counts of each subset as ``TfidfVectorizer.fit`` would,
+    gives the same vocabulary, IDF and matrix as fitting each on its own texts.
+
+    Parameters
+    ----------
+    counts : sparse matrix of shape (n_texts, n_terms), dtype=float32
+        Every term of the texts, columns in ``TfidfVectorizer``'s (sorted) order.
+    terms : ndarray of str of shape (n_terms,)
+    """
+
+    def __init__(self, counts: sp.csr_matrix, terms: np.ndarray) -> None:
+        self.counts, self.terms = counts, terms
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer, texts: list[str]) -> TermCounts:
+        """Count every term of ``texts`` as ``vectorizer`` analyses them (its pruning is left to :meth:`fit`)."""
+        analysis = {
+            key: value
+            for key, value in vectorizer.get_params().items()
+            if key not in ("min_df", "max_df", "max_features", "norm", "use_idf", "smooth_idf", "sublinear_tf")
+        }
+        counter = CountVectorizer(**analysis)
+        counts = counter.fit_transform(texts)  # ValueError where no text has a word
+        return cls(counts.tocsr(), counter.get_feature_names_out())
+
+    def rows(self, indices) -> TermCounts:
+        """The counts of the texts ``indices`` (their terms kept, even those now absent)."""
+        return TermCounts(self.counts[np.asarray(indices)], self.terms)
+
+    def fit(self, vectorizer: TfidfVectorizer) -> sp.csr_matrix:
+        """Fit ``vectorizer`` as on these texts (``fit_transform``) and return their TF-IDF matrix."""
+        counts, n_docs = self.counts, self.counts.shape[0]
+        max_df, min_df = vectorizer.max_df, vectorizer.min_df
+        max_doc_count = max_df if isinstance(max_df, numbers.Integral) else max_df * n_docs
+        min_doc_count = min_df if isinstance(min_df, numbers.Integral) else min_df * n_docs
+        if max_doc_count < min_doc_count:
+            raise ValueError("max_df corresponds to < documents than min_df")
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
+        keep = (document_frequency > 0) & (document_frequency >= min_doc_count) & (document_frequency <= max_doc_count)
+        if vectorizer.max_features is not None and keep.sum() > vectorizer.max_features:
+            # scikit-learn's rule: the most frequent terms (by count over the texts), in its order
+            term_frequency = np.asarray(counts.sum(axis=0)).ravel()
+            best = (-term_frequency[keep]).argsort()[: vectorizer.max_features]
+            kept = np.zeros_like(keep)
+            kept[np.flatnonzero(keep)[best]] = True
+            keep = kept
+        columns = np.flatnonzero(keep)
+        if not len(columns):
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        weighting = TfidfTransformer(
+            norm=vectorizer.norm,
+            use_idf=vectorizer.use_idf,
+            smooth_idf=vectorizer.smooth_idf,
+            sublinear_tf=vectorizer.sublinear_tf,
+        )
+        X = weighting.fit_transform(counts[:, columns])
+        vectorizer.vocabulary_ = {str(term): column for column, term in enumerate(self.terms[columns])}
+        if vectorizer.use_idf:
+            vectorizer.idf_ = weighting.idf_
+        return X.tocsr()
 
 
 class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
@@ -251,15 +319,13 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         seed: int,
         sample_weight: np.ndarray | None,
         stop: threading.Event | None = None,
+        counts: TermCounts | None = None,
     ):
         vectorizer = self._vectorizer(len(texts))
         try:
-            X = vectorizer.fit_transform(texts)
+            X = vectorizer.fit_transform(texts) if counts is None else counts.fit(vectorizer)
         except ValueError as error:  # every text empty, or only stop words
-            raise ValueError(
-                f"{type(self).__name__} found no words in X ({error}); the texts need words "
-                "for TF-IDF features. Pass lexical=None to a deep classifier to go without."
-            ) from None
+            raise self._no_words(error) from None
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
         X_twice = None
         if self.loss == "log_loss" and is_soft(Y):  # probabilities: each text as a weighted positive and negative
@@ -306,8 +372,11 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         return self._fit(X, y, sample_weight)
 
-    def _fit(self, X, y, sample_weight=None, stop: threading.Event | None = None):
-        """:meth:`fit`; setting ``stop`` (from another thread) ends it with :class:`LexicalFitCancelled`."""
+    def _fit(self, X, y, sample_weight=None, stop: threading.Event | None = None, counts: TermCounts | None = None):
+        """:meth:`fit`; setting ``stop`` (from another thread) ends it with :class:`LexicalFitCancelled`.
+
+        ``counts``: the :class:`TermCounts` of ``X``, where the caller has them.
+        """
         texts = check_texts(X)
         Y, classes = check_label_matrix(y, len(texts), allow_soft=True)
         weights = check_sample_weight(sample_weight, len(texts))
@@ -315,22 +384,36 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         seed = seed_from(self.random_state)
         thresholds = self._fixed_thresholds(Y.shape[1])
         hard = hard_view(Y)  # 0/1 targets: themselves
-        if thresholds is None:
+        if thresholds is None:  # two fits: their terms counted once
             train, valid = stratified_indices(hard, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
+            counts = counts if counts is not None else self._term_counts(texts)
             vectorizer, coef, intercept = self._fit_arrays(
-                [texts[i] for i in train], Y[train], seed, train_weight, stop
+                [texts[i] for i in train], Y[train], seed, train_weight, stop, counts.rows(train)
             )
             margins = vectorizer.transform([texts[i] for i in valid]) @ coef.T + intercept
             thresholds, _ = tune_thresholds(
                 hard[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
             )
-        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights, stop)
+        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights, stop, counts)
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         self.soft_targets_ = is_soft(Y)
         self.thresholds_ = thresholds
         return self
+
+    def _term_counts(self, texts: list[str]) -> TermCounts:
+        """The :class:`TermCounts` of ``texts`` under this model's analysis (a clear error where none has a word)."""
+        try:
+            return TermCounts.of(self._vectorizer(len(texts)), texts)
+        except ValueError as error:
+            raise self._no_words(error) from None
+
+    def _no_words(self, error: ValueError) -> ValueError:
+        return ValueError(
+            f"{type(self).__name__} found no words in X ({error}); the texts need words "
+            "for TF-IDF features. Pass lexical=None to a deep classifier to go without."
+        )
 
     def _fixed_thresholds(self, n_labels: int) -> np.ndarray | None:
         if isinstance(self.threshold, str):

@@ -164,15 +164,15 @@ def test_balanced_class_weight_raises_the_margins_of_a_rare_label():
     assert balanced.decision_function(X)[positives, -1].mean() > plain.decision_function(X)[positives, -1].mean()
 
 
-def test_default_lexical_part_is_cost_sensitive(tiny_bert, toy):
+def test_default_lexical_part_weighs_every_text_alike(tiny_bert, toy):
     (X, Y), _ = toy
-    assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight == "balanced"
+    assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight is None
 
 
 # -- the lexical part's cost: fitted once, in threads, beside the network on an accelerator --
 def _one_process_lexical() -> TfidfLinearClassifier:
     """The default lexical part, its labels fitted in this process (where a spy sees them)."""
-    return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1)
+    return TfidfLinearClassifier(random_state=0, n_jobs=1)
 
 
 def _count_label_fits(monkeypatch) -> list[str]:
@@ -307,3 +307,46 @@ def test_default_lexical_part_goes_parallel_only_when_the_work_pays_for_the_work
     parallel = _untrained_transformer(tiny_bert).fit(X, Y)
     assert parallel.lexical_.n_jobs == available_cores()
     np.testing.assert_array_equal(parallel.lexical_.coef_, small.lexical_.coef_)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"max_features": 40},
+        {"min_df": 0.02, "max_df": 0.5},
+        {"min_df": 3, "max_df": 100, "ngram_range": (1, 3)},
+    ],
+)
+def test_terms_counted_once_give_each_subset_the_vectorizer_it_would_fit(toy, params):
+    from sktext.lexical import TermCounts
+
+    (X, _), (X_test, _) = toy
+    model = TfidfLinearClassifier(**params)
+    counts = TermCounts.of(model._vectorizer(len(X)), X)
+    part = np.random.default_rng(0).choice(len(X), 200, replace=False)
+    for rows in (np.sort(part), part, np.arange(len(X))):
+        texts = [X[i] for i in rows]
+        alone, shared = model._vectorizer(len(texts)), model._vectorizer(len(texts))
+        expected, got = alone.fit_transform(texts), counts.rows(rows).fit(shared)
+        assert shared.vocabulary_ == alone.vocabulary_
+        np.testing.assert_array_equal(shared.idf_, alone.idf_)
+        assert got.dtype == expected.dtype and (got != expected).nnz == 0
+        assert (shared.transform(X_test) != alone.transform(X_test)).nnz == 0
+
+
+def test_deep_classifier_lexical_part_is_the_model_fitted_on_all_texts(tiny_bert, toy):
+    (X, Y), (X_test, _) = toy
+    clf = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
+    alone = TfidfLinearClassifier(random_state=0, threshold=0.5).fit(X, Y)
+    assert clf.lexical_.vectorizer_.vocabulary_ == alone.vectorizer_.vocabulary_
+    np.testing.assert_array_equal(clf.lexical_.coef_, alone.coef_)
+    np.testing.assert_array_equal(clf.lexical_.decision_function(X_test), alone.decision_function(X_test))
+
+
+def test_lexical_part_of_texts_without_words_is_left_out_with_a_warning(tiny_bert, toy):
+    (_, Y), _ = toy
+    texts = ["!!! ???"] * len(Y)
+    with pytest.warns(UserWarning, match="lexical part is left out.*no words"):
+        clf = _untrained_transformer(tiny_bert).fit(texts, Y)
+    assert getattr(clf, "lexical_", None) is None
