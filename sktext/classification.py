@@ -31,7 +31,13 @@ from .losses import LOSSES, criterion_for_layout
 from .reliability import fit_transaction
 from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
-from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, f1_at_thresholds, tune_thresholds
+from .thresholds import (
+    MIN_THRESHOLD_POSITIVES,
+    apply_thresholds,
+    apply_thresholds_sparse,
+    f1_at_thresholds,
+    tune_thresholds,
+)
 from .validation import (
     FRACTION,
     NON_NEGATIVE_FLOAT,
@@ -442,7 +448,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             yield start, expit(self.decision_function(chunk))
 
     def _predict_sparse(self, texts: list[str]) -> sp.csr_matrix:
-        parts = [sp.csr_matrix(proba >= self.thresholds_, dtype=np.int8) for _, proba in self._chunks(texts)]
+        parts = [apply_thresholds_sparse(proba, self.thresholds_) for _, proba in self._chunks(texts)]
         return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_outputs_), dtype=np.int8)
 
     def predict_top_k(self, X, k: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -63,7 +63,7 @@ import numpy as np
 from .io import DataFileError, data_format, iter_record_chunks
 from .io import read_records as _read_records
 from .targets import BINARY
-from .thresholds import apply_thresholds
+from .thresholds import apply_thresholds_sparse
 from .validation import hard_view, is_soft
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
@@ -514,8 +514,10 @@ class ModelTargets:
 class Predictions:
     """A model's predictions for some texts, by output.
 
-    ``label_proba`` and ``labels``: each label's probability and 0/1 decision, of shape
-    (n_samples, n_labels), or None; ``values``: the class (str) or number of each target
+    ``label_proba``: each label's probability, of shape (n_samples, n_labels), or None;
+    ``labels``: the 0/1 decisions as a sparse CSR matrix of that shape (a text's
+    predicted labels are its row's column indices, found without a pass over every
+    label), or None; ``values``: the class (str) or number of each target
     column; ``class_proba``: ``(classes, proba of shape (n_samples, n_classes))`` of each
     categorical column.
     """
@@ -533,7 +535,7 @@ def predict_targets(estimator, targets: ModelTargets, texts: list[str]) -> Predi
         return Predictions(values={column: predicted[:, j] for j, column in enumerate(targets.target_columns)})
     proba = estimator.predict_proba(texts)
     if not targets.target_columns:  # a multi-label model: one matrix
-        return Predictions(label_proba=proba, labels=apply_thresholds(proba, estimator.thresholds_))
+        return Predictions(label_proba=proba, labels=apply_thresholds_sparse(proba, estimator.thresholds_))
     predictions, positive = Predictions(), []
     for target, target_proba in zip(estimator.output_layout_.targets, proba):
         if target.kind == BINARY:
@@ -545,7 +547,7 @@ def predict_targets(estimator, targets: ModelTargets, texts: list[str]) -> Predi
             predictions.class_proba[column] = (classes, target_proba)
     if positive:
         predictions.label_proba = np.column_stack(positive)
-        predictions.labels = apply_thresholds(predictions.label_proba, estimator.thresholds_)
+        predictions.labels = apply_thresholds_sparse(predictions.label_proba, estimator.thresholds_)
     return predictions
 
 
@@ -722,7 +724,10 @@ def _prediction_rows(
     """One output row per record: the kept columns, the predictions, maybe the probabilities."""
     outputs: dict[str, list] = {}
     if predictions.labels is not None:
-        outputs[PREDICTED_COLUMN] = [[name for name, on in zip(label_names, row) if on] for row in predictions.labels]
+        names, labels = np.asarray(label_names, dtype=object), predictions.labels
+        outputs[PREDICTED_COLUMN] = [
+            names[labels.indices[start:end]].tolist() for start, end in zip(labels.indptr[:-1], labels.indptr[1:])
+        ]
     for column, values in predictions.values.items():
         outputs[PREDICTED_PREFIX + column] = values.tolist()
     if with_proba and predictions.label_proba is not None:

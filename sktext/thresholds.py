@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 DEFAULT_CANDIDATES = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
@@ -24,6 +25,11 @@ def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
     y_pred : ndarray of shape (n_samples, n_labels), dtype int64
     """
     return (np.asarray(y_proba) >= np.asarray(thresholds)).astype(np.int64)
+
+
+def apply_thresholds_sparse(y_proba: np.ndarray, thresholds) -> sp.csr_matrix:
+    """:func:`apply_thresholds` as a CSR matrix of int8 0/1, made without a dense integer copy."""
+    return sp.csr_matrix(np.asarray(y_proba) >= np.asarray(thresholds), dtype=np.int8)
 
 
 def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold, weights: np.ndarray | None = None) -> tuple:
