@@ -494,12 +494,15 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         where words such as "Perl" or "GTK" decide a label before the encoder has
         adapted. None (or ``validation_fraction=None``) uses the network alone.
         Categorical (softmax) targets always use the network alone.
-    lexical_refit : bool, default=True
+    lexical_refit : bool or "auto", default="auto"
         Predict with a lexical model fitted on all texts (a second fit; the first,
         on the network's training part, gives the validation margins the blend is
         fitted on). False keeps the first model: half the lexical part's cost, at
-        some F1 with few texts (on a dev split of debtags train, frozen encoder, 1,000
-        texts: micro-F1 -0.003, macro-F1 -0.005; ``benchmarks/lexical_refit.py``). On an
+        some F1 up to 10,000 texts and none at 22,607 (on a dev split of debtags
+        train, frozen encoder, one fit minus two: micro / macro F1 -0.003 / -0.005 at
+        1,000 texts, -0.003 / -0.009 at 3,000, -0.007 / -0.009 at 10,000, -0.001 /
+        +0.000 at 22,607; ``benchmarks/lexical_refit.py``). ``"auto"`` refits below
+        20,000 texts. On an
         accelerator both fits run on the CPU cores while the network trains.
     validation_fraction : float or None, default=0.1
         Share of the training data held out (multi-label stratified) for early
@@ -657,7 +660,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         warmup_fraction: float = 0.25,
         threshold="auto",
         lexical="tfidf",
-        lexical_refit: bool = True,
+        lexical_refit: bool | str = "auto",
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
         pos_weight=None,

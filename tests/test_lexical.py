@@ -206,6 +206,19 @@ def test_lexical_part_fits_twice_by_default_and_once_without_refit(tiny_bert, to
     assert not np.allclose(refit.decision_function(X_test), once.decision_function(X_test))
 
 
+def test_lexical_part_refits_by_default_only_below_the_size_where_it_pays(tiny_bert, toy, monkeypatch):
+    from sktext import classification
+
+    (X, Y), _ = toy
+    calls = _count_label_fits(monkeypatch)
+    _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
+    assert len(calls) == 2 * Y.shape[1]  # 240 texts: the refit pays
+    calls.clear()
+    monkeypatch.setattr(classification, "LEXICAL_REFIT_MAX_TEXTS", len(X))
+    _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
+    assert len(calls) == Y.shape[1]
+
+
 def test_lexical_part_beside_the_network_gives_the_same_model(tiny_bert, toy, monkeypatch):
     (X, Y), (X_test, _) = toy
     after = _untrained_transformer(tiny_bert).fit(X, Y)
