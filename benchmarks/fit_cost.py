@@ -45,6 +45,7 @@ Where the defaults' seconds go on 250 short and 250 long texts::
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -195,7 +196,7 @@ def layer_seconds(clf, texts: list[str], Y: np.ndarray, steps: int) -> list[dict
     if not layers:
         return []
     dataset = clf._encode(texts).with_targets(np.asarray(Y, dtype=np.float32))
-    sampler = iter(LengthBucketSampler(dataset.lengths, clf.batch_size, seed=0))
+    sampler = itertools.cycle(list(LengthBucketSampler(dataset.lengths, clf.batch_size, seed=0)))  # steps > batches
     clock: dict[tuple[int, str], float] = {}
     marks: dict[tuple[int, str], float] = {}
     handles = []

@@ -90,7 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=CLASS:JSON",
-        help="an extra arm: an estimator class of sktext and its parameters",
+        help=(
+            "an extra arm: an estimator class of sktext and its parameters (a JSON object as 'lexical' "
+            "gives the parameters of its TfidfLinearClassifier)"
+        ),
     )
     parser.add_argument("--eval", choices=("test", "dev"), default="test")
     parser.add_argument(
@@ -126,6 +129,8 @@ def make_estimator(class_name: str, params: dict[str, Any], seed: int):
 
     classes = {"TfidfLinearClassifier": TfidfLinearClassifier}
     cls = classes.get(class_name) or getattr(sktext, class_name)
+    if isinstance(params.get("lexical"), dict):  # the lexical part's own parameters, e.g. {"class_weight": "balanced"}
+        params = {**params, "lexical": TfidfLinearClassifier(**{"random_state": 0, **params["lexical"]})}
     return cls(**{**params, "random_state": seed})
 
 
