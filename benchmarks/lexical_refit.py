@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     dev_split,
     format_table,
+    grouped_dev_split,
     load_debtags,
     machine_info,
     scores,
@@ -80,6 +81,9 @@ def main(argv=None) -> dict:
         help="'default' first (the reference), then CLASS_WEIGHT:REFIT arms, e.g. none:refit none:once",
     )
     parser.add_argument("--fine-tune", action="store_true", help="the fine-tuned default instead of the frozen encoder")
+    parser.add_argument(
+        "--grouped-dev", action="store_true", help="hold out whole source packages (as the test split is made)"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     arms = {arm: arm_params(arm) for arm in args.arms}
@@ -88,7 +92,7 @@ def main(argv=None) -> dict:
     from sktext import TransformerMultiLabelClassifier
 
     data = load_debtags(args.data_dir)
-    (pool_texts, pool_Y), (dev_texts, dev_Y) = dev_split(data, args.n_dev)
+    (pool_texts, pool_Y), (dev_texts, dev_Y) = (grouped_dev_split if args.grouped_dev else dev_split)(data, args.n_dev)
     rows = []
     for size in args.sizes:
         for seed in args.seeds:

@@ -60,6 +60,9 @@ PREDICT_CHUNK_TEXTS = 4096
 #: processes: below, their start (seconds) outweighs the work (the bundled sample's
 #: 3,000 texts x 40 labels stay in one process; debtags' 3,000 x 326 go parallel).
 LEXICAL_PARALLEL_MIN_PAIRS = 500_000
+#: The default lexical part's SVMs are cost-sensitive (``class_weight="balanced"``) below
+#: this many texts and weigh every text alike from there on (see ``_lexical_model``).
+LEXICAL_BALANCED_MAX_TEXTS = 10_000
 #: ``lexical_refit="auto"`` refits the lexical part on all texts below this many texts.
 #: On a dev split of debtags train (frozen default encoder) the second fit added +0.003 /
 #: +0.005 micro / macro F1 at 1,000 texts, +0.003 / +0.009 at 3,000, +0.007 / +0.009 at
@@ -190,7 +193,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
-        lexical = self._lexical_model(len(texts) * len(binary)) if len(binary) else None
+        lexical = self._lexical_model(len(texts), len(binary)) if len(binary) else None
         refit = self._lexical_refits(len(texts))
         job = _LexicalJob(lexical, texts, Y[:, binary], weights, refit) if lexical is not None else None
         try:
@@ -223,7 +226,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         return self
 
     # -- the lexical part ---------------------------------------------------------------
-    def _lexical_model(self, n_pairs: int) -> TfidfLinearClassifier | None:
+    def _lexical_model(self, n_texts: int, n_labels: int) -> TfidfLinearClassifier | None:
         """The unfitted lexical model the ``lexical`` parameter asks for, or None.
 
         The default (``"tfidf"``) fits its labels in worker processes on every core
@@ -231,22 +234,27 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         (which all fit it, on one machine under ``torchrun``); in this process when the
         fit has fewer than :data:`LEXICAL_PARALLEL_MIN_PAIRS` (text, label) pairs,
         where starting the workers would cost more than it saves. A model passed in
-        keeps its own ``n_jobs``. Its SVMs weigh every text alike: cost-sensitive ones
-        (``class_weight="balanced"``, the default until measured at 1,000 texts and
-        more) gave no more F1 on a dev split of debtags train at 500 to 3,000 texts
-        and cost liblinear tens of times more passes (``benchmarks/lexical_refit.py``).
+        keeps its own ``n_jobs``. Its SVMs are cost-sensitive (``class_weight="balanced"``)
+        below :data:`LEXICAL_BALANCED_MAX_TEXTS` texts and weigh every text alike from
+        there on. On a dev split of debtags train that holds out whole source packages
+        (as the test split does), balanced SVMs gave more macro-F1 at 1,000 texts; with
+        many texts they cost liblinear tens of times more passes (all of debtags: 250 s
+        of the lexical part against 70 s on 2 cores) for no more F1 on a random dev
+        split (``benchmarks/lexical_refit.py``).
         """
         if self.lexical is None or self.validation_fraction is None:
             return None
         if isinstance(self.lexical, str):  # "tfidf"
-            n_jobs = max(1, available_cores() // world()[1]) if n_pairs >= LEXICAL_PARALLEL_MIN_PAIRS else 1
-            return TfidfLinearClassifier(random_state=0, n_jobs=n_jobs)
+            parallel = n_texts * n_labels >= LEXICAL_PARALLEL_MIN_PAIRS
+            n_jobs = max(1, available_cores() // world()[1]) if parallel else 1
+            class_weight = "balanced" if n_texts < LEXICAL_BALANCED_MAX_TEXTS else None
+            return TfidfLinearClassifier(class_weight=class_weight, random_state=0, n_jobs=n_jobs)
         return clone(self.lexical)
 
     def _plan(self, dataset, split) -> str:
         plan = super()._plan(dataset, split)
         n_labels = len(self.output_layout_.binary_targets)
-        lexical = self._lexical_model(len(dataset) * n_labels) if n_labels else None
+        lexical = self._lexical_model(len(dataset), n_labels) if n_labels else None
         if lexical is None or split is None:
             return plan
         where = "beside the network" if self._overlap_lexical() else "after the network"

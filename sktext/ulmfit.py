@@ -483,9 +483,11 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         maximises micro-F1); a float or array fixes them. Stored in
         ``thresholds_``, which may be edited after fitting.
     lexical : "tfidf", None or TfidfLinearClassifier, default="tfidf"
-        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label
-        (:class:`sktext.lexical.TfidfLinearClassifier` at its defaults, or the one
-        given, for other settings) is fitted on the network's training part, and each label's logit
+        Lexical evidence beside the network: a TF-IDF + linear-SVM model per label,
+        cost-sensitive for rare labels below 10,000 texts
+        (:class:`sktext.lexical.TfidfLinearClassifier` with ``class_weight="balanced"``
+        there and at its defaults from there on, or the one given, for other settings)
+        is fitted on the network's training part, and each label's logit
         becomes ``a * (network - centre) + b * lexical + c``: the network's logits
         centred per label on the validation split (``blend_centre_``, so that rare
         labels are not held down by their prior), ``a, b >= 0`` and ``c`` fitted there

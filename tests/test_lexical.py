@@ -164,15 +164,19 @@ def test_balanced_class_weight_raises_the_margins_of_a_rare_label():
     assert balanced.decision_function(X)[positives, -1].mean() > plain.decision_function(X)[positives, -1].mean()
 
 
-def test_default_lexical_part_weighs_every_text_alike(tiny_bert, toy):
+def test_default_lexical_part_is_cost_sensitive_only_below_many_texts(tiny_bert, toy, monkeypatch):
+    from sktext import classification
+
     (X, Y), _ = toy
+    assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight == "balanced"
+    monkeypatch.setattr(classification, "LEXICAL_BALANCED_MAX_TEXTS", len(X))
     assert _untrained_transformer(tiny_bert).fit(X, Y).lexical_.class_weight is None
 
 
 # -- the lexical part's cost: fitted once, in threads, beside the network on an accelerator --
 def _one_process_lexical() -> TfidfLinearClassifier:
-    """The default lexical part, its labels fitted in this process (where a spy sees them)."""
-    return TfidfLinearClassifier(random_state=0, n_jobs=1)
+    """The default lexical part (at the toy's size), its labels fitted in this process (where a spy sees them)."""
+    return TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1)
 
 
 def _count_label_fits(monkeypatch) -> list[str]:
@@ -351,7 +355,7 @@ def test_terms_counted_once_give_each_subset_the_vectorizer_it_would_fit(toy, pa
 def test_deep_classifier_lexical_part_is_the_model_fitted_on_all_texts(tiny_bert, toy):
     (X, Y), (X_test, _) = toy
     clf = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
-    alone = TfidfLinearClassifier(random_state=0, threshold=0.5).fit(X, Y)
+    alone = TfidfLinearClassifier(class_weight="balanced", random_state=0, threshold=0.5).fit(X, Y)
     assert clf.lexical_.vectorizer_.vocabulary_ == alone.vectorizer_.vocabulary_
     np.testing.assert_array_equal(clf.lexical_.coef_, alone.coef_)
     np.testing.assert_array_equal(clf.lexical_.decision_function(X_test), alone.decision_function(X_test))
