@@ -58,6 +58,8 @@ class DebtagsData:
         Binary package names.
     data_dir : Path
         Where the data was read from.
+    train_sources : list of str
+        Source package of each train text (sibling binaries share one).
     """
 
     train_texts: list[str]
@@ -68,6 +70,7 @@ class DebtagsData:
     train_ids: list[str] = field(repr=False)
     test_ids: list[str] = field(repr=False)
     data_dir: Path = field(default=DEFAULT_DATA_DIR)
+    train_sources: list[str] = field(default_factory=list, repr=False)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, subsets: bool = True) -> None:
@@ -164,7 +167,12 @@ def load_debtags(data_dir: str | os.PathLike | None = None) -> DebtagsData:
         # int64 on purpose: scikit-learn 1.9's OneVsRestClassifier fitted on an int8
         # indicator matrix of this data gave chance-level probabilities.
         Y = binarizer.transform([record["labels"] for record in records]).astype(np.int64)
-        splits[split] = ([record["text"] for record in records], Y, [record["id"] for record in records])
+        splits[split] = (
+            [record["text"] for record in records],
+            Y,
+            [record["id"] for record in records],
+            [record["source"] for record in records],
+        )
     return DebtagsData(
         train_texts=splits["train"][0],
         train_Y=splits["train"][1],
@@ -174,6 +182,7 @@ def load_debtags(data_dir: str | os.PathLike | None = None) -> DebtagsData:
         train_ids=splits["train"][2],
         test_ids=splits["test"][2],
         data_dir=path,
+        train_sources=splits["train"][3],
     )
 
 
@@ -263,8 +272,7 @@ def dev_split(data: DebtagsData, n_dev: int) -> tuple[tuple[list[str], np.ndarra
     (pool_texts, pool_Y), (dev_texts, dev_Y)
     """
     pool_rows, dev_rows = split_validation(data.train_Y, n_dev / len(data.train_texts), random_state=0)
-    pool = ([data.train_texts[i] for i in pool_rows], data.train_Y[pool_rows])
-    return pool, ([data.train_texts[i] for i in dev_rows], data.train_Y[dev_rows])
+    return _pool_and_dev(data, pool_rows, dev_rows)
 
 
 def grouped_dev_split(
@@ -276,9 +284,8 @@ def grouped_dev_split(
     descriptions) with the texts a model learns from, which the test split never does;
     holding out whole sources (seed 0, until ``n_dev`` texts) removes that leak.
     """
-    sources = [record["source"] for record in read_jsonl_gz(data.data_dir / "train.jsonl.gz")]
     by_source: dict[str, list[int]] = {}
-    for row, source in enumerate(sources):
+    for row, source in enumerate(data.train_sources):
         by_source.setdefault(source, []).append(row)
     names = sorted(by_source)
     dev_rows: list[int] = []
@@ -286,9 +293,15 @@ def grouped_dev_split(
         if len(dev_rows) >= n_dev:
             break
         dev_rows += by_source[names[index]]
-    held = np.zeros(len(sources), dtype=bool)
+    held = np.zeros(len(data.train_texts), dtype=bool)
     held[dev_rows] = True
-    pool_rows, dev_rows = np.flatnonzero(~held), np.flatnonzero(held)
+    return _pool_and_dev(data, np.flatnonzero(~held), np.flatnonzero(held))
+
+
+def _pool_and_dev(
+    data: DebtagsData, pool_rows: np.ndarray, dev_rows: np.ndarray
+) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """``(texts, Y)`` of the train rows to draw from and of the dev rows."""
     pool = ([data.train_texts[i] for i in pool_rows], data.train_Y[pool_rows])
     return pool, ([data.train_texts[i] for i in dev_rows], data.train_Y[dev_rows])
 

@@ -5,7 +5,7 @@ network. Two of its choices cost most of a large fit's seconds outside the netwo
 
 - ``lexical_refit``: fitted on the network's training part (whose margins on the
   validation part fit the blend weights and thresholds) and then once more on all
-  texts (True, the default), or only once (False);
+  texts (True), or only once (False); the default, ``"auto"``, refits below 20,000 texts;
 - the SVMs' ``class_weight``: ``"balanced"`` (cost-sensitive: each label's positives
   weighed by ``n_negative / n_positive``) makes liblinear's dual solver take hundreds
   to thousands of passes; ``None`` converges in tens.
@@ -16,7 +16,9 @@ as the network (its blend leans most on the lexical part, so any loss shows ther
 first) and, with ``--fine-tune``, the fine-tuned default. An arm is
 ``CLASS_WEIGHT:REFIT``, e.g. ``none:refit`` or ``balanced:once``.
 
-The dev texts are a fixed 2,000-text stratified part of debtags train; each size draws
+The dev texts are a fixed 2,000-text stratified part of debtags train, or with
+``--grouped-dev`` whole source packages held out until 2,000 texts (as the test split is
+made: a random part shares sibling packages with the training texts); each size draws
 its training texts from the rest.
 
 Examples
