@@ -13,7 +13,9 @@ Arms (``--arms``; add your own with ``--arm NAME=CLASS:JSON``):
   per-label thresholds by sktext's rule on a stratified 10 % of the subset, then refitted
   on all of it: the baselines to beat.
 - ``transformer``: ``TransformerMultiLabelClassifier()``; ``ulmfit``: ``ULMFiTClassifier()``;
-  ``transformer-frozen``: ``TransformerMultiLabelClassifier(freeze_encoder=True)``.
+  ``transformer-frozen``: ``TransformerMultiLabelClassifier(freeze_encoder=True)``;
+  ``transformer-all-layers``: ``TransformerMultiLabelClassifier(trainable_layers=None, lr=1e-4,
+  patience=3)``, every layer fine-tuned: the defaults before ``trainable_layers="auto"``.
 
 Every arm gets ``random_state=seed``. Results are written after each fit, so a long run
 can be read (or resumed with ``--resume``) while it goes on; ``--plot`` draws micro- and
@@ -65,6 +67,10 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "tfidf+svc": _baseline_arm("TF-IDF + LinearSVC"),
     "transformer": ("TransformerMultiLabelClassifier", {}),
     "transformer-frozen": ("TransformerMultiLabelClassifier", {"freeze_encoder": True}),
+    "transformer-all-layers": (
+        "TransformerMultiLabelClassifier",
+        {"trainable_layers": None, "lr": 1e-4, "patience": 3},
+    ),
     "ulmfit": ("ULMFiTClassifier", {}),
 }
 BASELINES = ("tfidf+lr", "tfidf+svc")

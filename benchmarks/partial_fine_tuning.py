@@ -26,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     dev_split,
     format_table,
+    grouped_dev_split,
     load_debtags,
     machine_info,
     scores,
@@ -61,19 +63,28 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--n-dev", type=int, default=1000)
+    parser.add_argument(
+        "--grouped-dev", action="store_true", help="hold out whole source packages (common.grouped_dev_split)"
+    )
+    parser.add_argument(
+        "--params", type=json.loads, default={}, help="JSON of other parameters, the same for every arm"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
     from sktext import TransformerMultiLabelClassifier
 
     data = load_debtags(args.data_dir)
-    (pool_texts, pool_Y), (dev_texts, dev_Y) = dev_split(data, args.n_dev)
+    split = grouped_dev_split if args.grouped_dev else dev_split
+    (pool_texts, pool_Y), (dev_texts, dev_Y) = split(data, args.n_dev)
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
             texts, Y = subsample(pool_texts, pool_Y, size, random_state=seed)
             for layers in args.layers:
-                clf = TransformerMultiLabelClassifier(trainable_layers=layers, random_state=seed)
+                clf = TransformerMultiLabelClassifier(
+                    **{**args.params, "trainable_layers": layers, "random_state": seed}
+                )
                 load_before = _load()
                 start = time.perf_counter()
                 clf.fit(texts, Y)

@@ -355,6 +355,10 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         wanted = -(-MIN_TRAINING_STEPS // steps_per_epoch)
         return int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted)))
 
+    def _learning_rate(self) -> float:
+        """The peak learning rate ``lr`` stands for in this fit (a family may resolve an ``"auto"``)."""
+        return float(self.lr)
+
     def _n_logits(self, Y: np.ndarray) -> int:
         """Width of the output layer for the training targets ``Y`` (one per column by default)."""
         return Y.shape[1]
@@ -422,7 +426,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             module,
             criterion=criterion,
             optimizer=optimizer,
-            lr=self.lr if lr is None else lr,
+            lr=self._learning_rate() if lr is None else lr,
             max_epochs=max_epochs,
             batch_size=self.batch_size,
             train_split=split,
@@ -437,7 +441,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
                 patience=self.patience,
                 has_validation=split is not None,
                 verbose=self.verbose,
-                lr_parameter=("lr", self.lr),
+                lr_parameter=("lr", self._learning_rate()),
                 checkpoint=self._checkpoint_path(checkpoint_name),
                 extra=self.callbacks,
                 **(callback_options or {}),

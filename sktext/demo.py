@@ -28,7 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-epochs", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the estimator's 'auto')")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-train", type=int, default=None, help="use only the first N training texts")
     parser.add_argument("--device", default="auto")
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     clf = TransformerMultiLabelClassifier(
         max_length=args.max_length,
         max_epochs=args.max_epochs,
-        lr=args.lr,
+        lr="auto" if args.lr is None else args.lr,
         batch_size=args.batch_size,
         device=args.device,
         random_state=0,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .batching import TokenizedTexts
 from .classification import MultiLabelTextClassifierBase
-from .models.layer_cache import count_layers
+from .models.layer_cache import auto_trainable_layers, count_layers, layer_cache_fits
 from .models.transformer import POOLINGS, TransformerClassifierModule
 from .pretrained import DEFAULT_MODEL, load_pretrained
 from .registry import exporter, register_estimator
@@ -93,6 +93,13 @@ def load_tokenizer_and_encoder(folder: Path, description: dict):
     return tokenizer, AutoModel.from_config(config, trust_remote_code=False, **options)
 
 
+#: ``lr="auto"``: the encoder's peak learning rate when every layer trains (or none: the head's
+#: rate is this times ``head_lr_multiplier``) ...
+AUTO_LR = 1e-4
+#: ... and when only the top layers train (``trainable_layers``), which then take larger steps.
+AUTO_LR_TOP_LAYERS = 3e-4
+
+
 class TransformerModelMixin:
     """The model hooks of the transformer estimators: tokenizer, encoder, head, rates.
 
@@ -107,8 +114,12 @@ class TransformerModelMixin:
         "head_lr_multiplier": [POSITIVE_FLOAT],
         "pooling": [Options(POOLINGS)],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "lr": [POSITIVE_FLOAT, Options(["auto"])],
         "trainable_layers": [
-            POSITIVE_INT.with_hint("the number of top encoder layers that train; None trains them all"),
+            POSITIVE_INT.with_hint(
+                "the number of top encoder layers that train; 'auto' a share of them, None trains them all"
+            ),
+            Options(["auto"]),
             None,
         ],
     }
@@ -139,35 +150,59 @@ class TransformerModelMixin:
 
     def _check_related_params(self) -> None:
         super()._check_related_params()
-        if self.freeze_encoder and self.trainable_layers is not None:
+        if self.freeze_encoder and self.trainable_layers not in (None, "auto"):
             raise ValueError(
                 f"freeze_encoder=True trains no encoder layer, but trainable_layers={self.trainable_layers!r} "
-                "trains the top ones; set trainable_layers=None to train the head alone, or "
+                "trains the top ones; set trainable_layers='auto' or None to train the head alone, or "
                 "freeze_encoder=False to fine-tune the top layers."
             )
 
     def _train(self, module, dataset, split, criterion_kwargs, seed):
-        """One training run; with a frozen encoder each text's vector, with ``trainable_layers``
+        """One training run; with a frozen encoder each text's vector, with partial fine-tuning
         each text's states after the frozen lower layers, are computed once per fit."""
+        self.trainable_layers_ = self._resolve_trainable_layers(module)
+        self.lr_ = self._learning_rate()
         if self.freeze_encoder:
             caching = module.caching_pooled_vectors()
-        elif self.trainable_layers is not None:
-            n_layers = count_layers(module.encoder)
-            if self.trainable_layers > n_layers:
-                raise ValueError(
-                    f"The 'trainable_layers' parameter of {type(self).__name__} must be at most the "
-                    f"encoder's number of layers, {n_layers} for {self.model_name_or_path!r}. Got "
-                    f"{self.trainable_layers!r} instead. Use trainable_layers=None to fine-tune every layer "
-                    f"and the embeddings, or a number from 1 to {n_layers}."
-                )
-            caching = module.caching_lower_layers(self.trainable_layers)
+        elif self.trainable_layers_ is not None:
+            store = layer_cache_fits(dataset, module.encoder, self._compute_dtype(), self.device_)
+            caching = module.caching_lower_layers(self.trainable_layers_, store=store)
         else:
             caching = contextlib.nullcontext()
         with caching:
             return super()._train(module, dataset, split, criterion_kwargs, seed)
 
+    def _learning_rate(self) -> float:
+        """``lr``, or for ``"auto"`` the rate measured for what trains (``trainable_layers_``)."""
+        if self.lr != "auto":
+            return float(self.lr)
+        partial = self.trainable_layers_ is not None and self.trainable_layers_ > 0
+        return AUTO_LR_TOP_LAYERS if partial else AUTO_LR
+
+    def _resolve_trainable_layers(self, module) -> int | None:
+        """The top layers that train (``trainable_layers_``): None where every layer and the embeddings do."""
+        if self.freeze_encoder:
+            return 0
+        if self.trainable_layers is None:
+            return None
+        if self.trainable_layers == "auto":
+            try:
+                n_layers = count_layers(module.encoder)
+            except ValueError:  # no single list of layers (ALBERT's shared ones): fine-tune it all
+                return None
+            return auto_trainable_layers(n_layers)
+        n_layers = count_layers(module.encoder)
+        if self.trainable_layers > n_layers:
+            raise ValueError(
+                f"The 'trainable_layers' parameter of {type(self).__name__} must be at most the "
+                f"encoder's number of layers, {n_layers} for {self.model_name_or_path!r}. Got "
+                f"{self.trainable_layers!r} instead. Use trainable_layers=None to fine-tune every layer "
+                f"and the embeddings, or a number from 1 to {n_layers}."
+            )
+        return self.trainable_layers
+
     def _parameter_groups(self) -> list:
-        head_lr = self.lr * self.head_lr_multiplier
+        head_lr = self._learning_rate() * self.head_lr_multiplier
         no_decay = {"weight_decay": 0.0}
         return [
             ("output.bias", {"lr": head_lr, **no_decay}),
@@ -218,8 +253,12 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         updates: at least 10 epochs and at least 300 steps, at most 40 epochs (10
         epochs from about 1,000 texts up at ``batch_size=32``). The number used is
         ``n_epochs_``.
-    lr : float, default=1e-4
-        Peak learning rate of the encoder (AdamW).
+    lr : float or "auto", default="auto"
+        Peak learning rate of the encoder (AdamW). ``"auto"`` is 1e-4 where every
+        layer trains (``trainable_layers=None``; also the frozen encoder's head
+        rate's base) and 3e-4 where only the top layers do, which then take larger
+        steps (measured on the default model, ``benchmarks/partial_fine_tuning.py``).
+        The rate used is in ``lr_``.
     head_lr_multiplier : float, default=10.0
         The head's peak learning rate is ``lr * head_lr_multiplier``.
     weight_decay : float, default=0.01
@@ -237,18 +276,25 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         epoch on a CPU. The head learns at ``lr * head_lr_multiplier``. To put the
         frozen vectors in front of another scikit-learn model, see
         :class:`~sktext.TransformerEmbedder`.
-    trainable_layers : int or None, default=None
+    trainable_layers : int, "auto" or None, default="auto"
         Partial fine-tuning: only the top ``trainable_layers`` encoder layers (and the
-        head) train; the embeddings and the layers below are frozen (4 of the 6 layers
-        of all-MiniLM-L6-v2 with ``trainable_layers=2``). A frozen lower layer gives a
-        text the same states in every epoch, so they run once per text per fit, in
-        eval mode (no dropout), and their output (each text's real tokens, in bf16 when
-        ``precision_`` is bf16) is kept in memory for the fit and reused every epoch:
-        later epochs cost the top layers alone. From 1 to the encoder's number of
-        layers (which freezes the embeddings only). None (default) fine-tunes every
-        layer and the embeddings. Not with ``freeze_encoder=True`` (an error: that
-        trains no layer). Prediction runs the whole encoder as usual, and model
-        folders are the same.
+        head) train; the embeddings and the layers below are frozen. A frozen lower
+        layer gives a text the same states in every epoch, so they run once per text
+        per fit, in eval mode (no dropout), and their output (each text's real tokens,
+        in bf16 when ``precision_`` is bf16) is kept in memory for the fit and reused
+        every epoch: later epochs cost the top layers alone. Where those states would
+        take more than half of the free memory (on a CPU, or more than 4 GiB), the
+        frozen layers run on every batch instead, still without a backward pass.
+        ``"auto"`` (default) trains the top third of the layers, at least one: two of
+        the six of all-MiniLM-L6-v2, four of a 12-layer encoder; an encoder without
+        one list of layers (ALBERT) is fine-tuned whole. Measured on the default model
+        (``benchmarks/partial_fine_tuning.py``, README there): a fit about a fifth of
+        the seconds of fine-tuning every layer. An int from 1 to the encoder's number
+        of layers (which freezes the embeddings only) sets it; None fine-tunes every
+        layer and the embeddings (the default of earlier versions). The choice is in
+        ``trainable_layers_``. With ``freeze_encoder=True`` an int is an error (that
+        trains no layer). Prediction runs the whole encoder as usual, and model folders
+        are the same.
     threshold : "auto", float or array-like of shape (n_labels,), default="auto"
         ``"auto"`` tunes one threshold per label for F1 on the validation split
         (labels with fewer than 5 validation positives share the threshold that
@@ -281,9 +327,11 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
     validation_fraction : float or None, default=0.1
         Share of the training data held out (multi-label stratified) for early
         stopping and threshold tuning. None trains on everything.
-    patience : int or None, default=3
-        Epochs without a lower validation loss before training stops. None disables
-        early stopping.
+    patience : int or None, default=2
+        Epochs without a lower validation loss before training stops (the best
+        epoch's weights are restored). None disables early stopping. 2 since
+        partial fine-tuning became the default: on dev splits it ended fits an epoch
+        or two sooner at the same F1 (3 before).
     pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
         Weight of positive examples in the loss; ``"balanced"`` uses
         ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
@@ -352,6 +400,11 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         The network's mean logit of each 0/1 label on the validation split.
     n_epochs_ : int
         The number of epochs the run was given (``max_epochs``, resolved).
+    lr_ : float
+        The encoder's peak learning rate (``lr``, resolved).
+    trainable_layers_ : int or None
+        The top encoder layers that trained (``trainable_layers``, resolved): 0 with
+        ``freeze_encoder=True``, None where every layer and the embeddings trained.
     thresholds_ : ndarray of shape (n_labels,)
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     label_support_ : ndarray of shape (n_labels,)
@@ -400,19 +453,19 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         max_length: int = 256,
         batch_size: int = 32,
         max_epochs: int | str = "auto",
-        lr: float = 1e-4,
+        lr: float | str = "auto",
         head_lr_multiplier: float = 10.0,
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.1,
         pooling: str = "mean",
         dropout: float = 0.1,
         freeze_encoder: bool = False,
-        trainable_layers: int | None = None,
+        trainable_layers: int | str | None = "auto",
         threshold="auto",
         lexical="tfidf",
         lexical_refit: bool | str = "auto",
         validation_fraction: float | None = 0.1,
-        patience: int | None = 3,
+        patience: int | None = 2,
         pos_weight=None,
         loss: str = "bce",
         focal_gamma: float = 2.0,
@@ -516,10 +569,11 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         Dropout before the head.
     freeze_encoder : bool, default=False
         Train only the head on a frozen encoder (see the classifier).
-    trainable_layers : int or None, default=None
+    trainable_layers : int, "auto" or None, default=None
         Only the top ``trainable_layers`` encoder layers (and the head) train; the
         lower ones and the embeddings are frozen and run once per text per fit (see
-        the classifier). None fine-tunes every layer.
+        the classifier, whose default ``"auto"`` is measured there; it is not measured
+        for regression). None fine-tunes every layer.
     output_range : (float, float) or None, default=None
         ``(low, high)`` bounds every prediction with a scaled sigmoid, e.g.
         ``(1.0, 7.0)`` for scores on a 1–7 scale; all of ``y`` must lie inside.
@@ -605,7 +659,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         pooling: str = "mean",
         dropout: float = 0.1,
         freeze_encoder: bool = False,
-        trainable_layers: int | None = None,
+        trainable_layers: int | str | None = None,
         output_range=None,
         loss: str = "mse",
         validation_fraction: float | None = 0.1,

@@ -20,12 +20,18 @@ just computed, which is thrown away. All that is read from the model is the one
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["LowerLayerCache", "count_layers", "find_layer_list"]
+__all__ = ["LowerLayerCache", "auto_trainable_layers", "count_layers", "find_layer_list", "layer_cache_fits"]
+
+#: ``trainable_layers="auto"``: this share of the encoder's layers trains (rounded up, at least one).
+AUTO_TRAINABLE_SHARE = 1 / 3
+#: The most memory the cached states of a fit may take on a CPU (also at most half of what is free).
+LAYER_CACHE_MAX_BYTES = 4 * 2**30
 
 
 def find_layer_list(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
@@ -56,6 +62,38 @@ def find_layer_list(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
 def count_layers(encoder: nn.Module) -> int:
     """Number of layers of ``encoder`` (as :func:`find_layer_list` finds them)."""
     return len(find_layer_list(encoder)[2])
+
+
+def auto_trainable_layers(n_layers: int) -> int:
+    """How many top layers of an ``n_layers``-layer encoder ``trainable_layers="auto"`` trains."""
+    return max(1, math.ceil(n_layers * AUTO_TRAINABLE_SHARE - 1e-9))
+
+
+def _free_memory_bytes(device: torch.device) -> float:
+    """Memory free for the cache on ``device``: the CUDA device's free memory, or the host's available RAM."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def layer_cache_fits(dataset, encoder: nn.Module, dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether every text's cached states (``dataset.lengths`` tokens each) fit the memory budget.
+
+    The budget is half of the free memory of ``device`` (the host's available RAM on a
+    CPU), and on a CPU at most :data:`LAYER_CACHE_MAX_BYTES`.
+    """
+    needed = int(dataset.lengths.sum()) * encoder.config.hidden_size * torch.finfo(dtype).bits // 8
+    budget = _free_memory_bytes(torch.device(device)) / 2
+    if torch.device(device).type != "cuda":
+        budget = min(budget, LAYER_CACHE_MAX_BYTES)
+    return needed <= budget
 
 
 #: How encoder families name a layer's hidden-states argument when they pass it by keyword.
@@ -144,19 +182,24 @@ class LowerLayerCache:
     n_trainable : int
         Top layers that train, from 1 to the encoder's number of layers (which
         freezes only the embeddings).
+    store : bool, default=True
+        Keep each text's states. False runs the frozen bottom on every batch (still
+        in eval mode, without gradients, so no backward pass through it): for data
+        whose states would not fit in memory.
     """
 
-    def __init__(self, encoder: nn.Module, n_trainable: int) -> None:
+    def __init__(self, encoder: nn.Module, n_trainable: int, *, store: bool = True) -> None:
         owner, name, layers = find_layer_list(encoder)
         if not 0 < n_trainable <= len(layers):
             raise ValueError(f"n_trainable must be in [1, {len(layers)}] for this encoder; got {n_trainable!r}.")
         self.encoder = encoder
         self.n_frozen = len(layers) - n_trainable
+        self.store = store
         self._owner, self._name = owner, name
         self._top = nn.ModuleList(layers[self.n_frozen :])
         self._states: dict[bytes, torch.Tensor] = {}
         self._dtype: torch.dtype | None = None  # of the states as the bottom gives them
-        #: Texts the bottom has run on (each once).
+        #: Texts the bottom has run on (each once when storing).
         self.n_computed = 0
 
     def frozen_parameters(self) -> list[nn.Parameter]:
@@ -199,6 +242,11 @@ class LowerLayerCache:
 
     def _lower_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The bottom half's states of a padded batch (zeros at padding), from the cache."""
+        real = attention_mask.bool()
+        if not self.store:
+            states = self._run_bottom(input_ids, attention_mask)
+            self.n_computed += len(states)
+            return states * real.unsqueeze(-1).to(states.dtype)
         ids, mask = input_ids.cpu().numpy(), attention_mask.cpu().numpy().astype(bool)
         keys = [row[keep].tobytes() for row, keep in zip(ids, mask)]
         missing: dict[bytes, int] = {}
@@ -208,14 +256,13 @@ class LowerLayerCache:
         if missing:
             rows = torch.as_tensor(list(missing.values()), device=input_ids.device)
             self._compute(list(missing), input_ids[rows], attention_mask[rows])
-        real = attention_mask.bool()
         states = torch.cat([self._states[key] for key in keys]).to(self._dtype)
         hidden = states.new_zeros((*input_ids.shape, states.shape[-1]))
         hidden[real] = states
         return hidden
 
-    def _compute(self, keys: list[bytes], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-        """Run the encoder up to its first top layer (eval mode, no gradients); keep each text's real tokens."""
+    def _run_bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's states before its first top layer (eval mode, no gradients), padding rows included."""
 
         def stop(module, args, kwargs):
             raise _ReachedTopLayers(_layer_input(args, kwargs))
@@ -224,9 +271,12 @@ class LowerLayerCache:
             with torch.no_grad(), _eval_mode(self.encoder), _pre_hook(self._top[0], stop):
                 self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         except _ReachedTopLayers as reached:
-            states = reached.hidden
-        else:
-            raise RuntimeError(f"{type(self.encoder).__name__} never called its layer {self.n_frozen}.")
+            return reached.hidden
+        raise RuntimeError(f"{type(self.encoder).__name__} never called its layer {self.n_frozen}.")
+
+    def _compute(self, keys: list[bytes], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Run the encoder up to its first top layer; keep each text's real tokens."""
+        states = self._run_bottom(input_ids, attention_mask)
         self._dtype = states.dtype
         device_type = states.device.type
         storage = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else states.dtype

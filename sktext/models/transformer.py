@@ -130,16 +130,18 @@ class TransformerClassifierModule(FreezableEncoderMixin, nn.Module):
             self._vector_cache = None
 
     @contextlib.contextmanager
-    def caching_lower_layers(self, n_trainable: int):
+    def caching_lower_layers(self, n_trainable: int, *, store: bool = True):
         """Within this context only the top ``n_trainable`` encoder layers (and the head) train.
 
         Every other encoder parameter (the embeddings, the lower layers) is frozen, and
         the lower layers run once per distinct text, in eval mode; each text's hidden
         states after them are kept (on the module's device, in the autocast dtype under
         autocast) and the top layers run on them. On exit the cache is dropped and every
-        parameter trains again, so the module is as one fine-tuned without it.
+        parameter trains again, so the module is as one fine-tuned without it. With
+        ``store=False`` the lower layers stay frozen but run on every batch (for data
+        whose states would not fit in memory).
         """
-        cache = LowerLayerCache(self.encoder, n_trainable)
+        cache = LowerLayerCache(self.encoder, n_trainable, store=store)
         with cache.frozen():
             self._layer_cache = cache
             try:
