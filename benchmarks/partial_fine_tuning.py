@@ -1,18 +1,20 @@
 """Partial fine-tuning (``trainable_layers``): fit time and F1 on a dev split of debtags train (never the test split).
 
 The default classifier (all-MiniLM-L6-v2, 6 layers, ``max_length=256``,
-``max_epochs="auto"``) fine-tunes every layer. With ``trainable_layers=t`` only the
-top ``t`` layers and the head train; the embeddings and the lower ``6 - t`` layers
-are frozen and run once per text per fit (their states cached), so later epochs cost
-the top layers alone. This benchmark fits the default at each ``--layers`` value
-("all" is None: every layer) and reports the fit's wall time, where it went
-(``fit_seconds_``), the epochs run and the seconds per epoch, dev micro / macro F1,
-and each time as a ratio to the all-layers fit of the same size and seed. The load
-average of the machine before and after each fit is recorded beside it: on shared
-cores, timings move with the neighbours' work.
+``max_epochs="auto"``) trains its top two layers (``trainable_layers="auto"``). With
+``trainable_layers=t`` only the top ``t`` layers and the head train; the embeddings and
+the lower ``6 - t`` layers are frozen and run once per text per fit (their states
+cached), so later epochs cost the top layers alone. This benchmark fits the default at
+each ``--layers`` value ("all" is None: every layer, with ``lr=1e-4`` and
+``patience=3``, the defaults of full fine-tuning; ``--params`` applies to every arm)
+and reports the fit's wall time, where it went (``fit_seconds_``), the epochs run and
+the seconds per epoch, dev micro / macro F1, and each time as a ratio to the all-layers
+fit of the same size and seed. The load average of the machine before and after each
+fit is recorded beside it: on shared cores, timings move with the neighbours' work.
 
-The dev texts are a fixed ``--n-dev``-text stratified part of debtags train; each size
-draws its training texts from the rest.
+The dev texts are a fixed ``--n-dev``-text stratified part of debtags train
+(``--grouped-dev``: whole source packages held out, as the test split is made); each
+size draws its training texts from the rest.
 
 Examples
 --------
@@ -44,6 +46,9 @@ from common import (  # noqa: E402
     subsample,
     write_results,
 )
+
+#: The "all" arm: every layer fine-tuned, with the rate and patience it had as the default.
+ALL_LAYERS_DEFAULTS = {"lr": 1e-4, "patience": 3}
 
 
 def _layers(value: str) -> int | None:
@@ -82,8 +87,9 @@ def main(argv=None) -> dict:
         for seed in args.seeds:
             texts, Y = subsample(pool_texts, pool_Y, size, random_state=seed)
             for layers in args.layers:
+                old_defaults = ALL_LAYERS_DEFAULTS if layers is None else {}
                 clf = TransformerMultiLabelClassifier(
-                    **{**args.params, "trainable_layers": layers, "random_state": seed}
+                    **{**old_defaults, **args.params, "trainable_layers": layers, "random_state": seed}
                 )
                 load_before = _load()
                 start = time.perf_counter()
