@@ -417,6 +417,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         ``layer_groups`` and ``n_trainable_groups``).
         """
         steps_per_epoch = -(-n_train // self.batch_size)
+        base_lr = self._learning_rate()
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
         optimizer_kwargs = dict(optimizer_kwargs or {})
@@ -426,7 +427,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             module,
             criterion=criterion,
             optimizer=optimizer,
-            lr=self._learning_rate() if lr is None else lr,
+            lr=base_lr if lr is None else lr,
             max_epochs=max_epochs,
             batch_size=self.batch_size,
             train_split=split,
@@ -441,7 +442,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
                 patience=self.patience,
                 has_validation=split is not None,
                 verbose=self.verbose,
-                lr_parameter=("lr", self._learning_rate()),
+                lr_parameter=("lr", base_lr),
                 checkpoint=self._checkpoint_path(checkpoint_name),
                 extra=self.callbacks,
                 **(callback_options or {}),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 
 from sktext import TransformerMultiLabelClassifier, TransformerRegressor, load_model, save_model
-from sktext.models.layer_cache import AUTO_TRAINABLE_SHARE, LowerLayerCache, auto_trainable_layers, count_layers
+from sktext.models.layer_cache import LowerLayerCache, auto_trainable_layers, count_layers
 from sktext.models.transformer import TransformerClassifierModule
 from sktext.pretrained import load_pretrained
 
@@ -187,11 +185,9 @@ def test_clone_and_params_round_trip():
     assert TransformerRegressor(trainable_layers=1).set_params(trainable_layers=None).trainable_layers is None
 
 
-def test_auto_trains_the_top_share_of_the_layers():
-    assert [auto_trainable_layers(n) for n in (1, 2, 3, 6, 12, 24)] == [
-        max(1, math.ceil(n * AUTO_TRAINABLE_SHARE - 1e-9)) for n in (1, 2, 3, 6, 12, 24)
-    ]
-    assert auto_trainable_layers(6) == 2  # all-MiniLM-L6-v2, the default model: its top two layers
+def test_auto_trains_the_top_third_of_the_layers():
+    # A third, rounded up, at least one; all-MiniLM-L6-v2 (6 layers, the default model): its top two.
+    assert [auto_trainable_layers(n) for n in (1, 2, 3, 6, 12, 24)] == [1, 1, 1, 2, 4, 8]
 
 
 def test_model_folder_and_predictions_as_usual(partly_fine_tuned, tmp_path):

@@ -89,9 +89,10 @@ def layer_cache_fits(dataset, encoder: nn.Module, dtype: torch.dtype, device: to
     The budget is half of the free memory of ``device`` (the host's available RAM on a
     CPU), and on a CPU at most :data:`LAYER_CACHE_MAX_BYTES`.
     """
+    device = torch.device(device)
     needed = int(dataset.lengths.sum()) * encoder.config.hidden_size * torch.finfo(dtype).bits // 8
-    budget = _free_memory_bytes(torch.device(device)) / 2
-    if torch.device(device).type != "cuda":
+    budget = _free_memory_bytes(device) / 2
+    if device.type != "cuda":
         budget = min(budget, LAYER_CACHE_MAX_BYTES)
     return needed <= budget
 
