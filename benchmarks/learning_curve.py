@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     **scores(eval_Y, predicted, proba),
                     "fit_s": fit_timer.seconds,
                     "predict_s": predict_timer.seconds,
+                    # where the fit's seconds went, and the epochs it ran (the networks)
+                    "fit_seconds_": dict(getattr(estimator, "fit_seconds_", {})),
+                    "epochs": len(getattr(estimator, "history_", None) or []) or None,
                 }
                 records.append(record)
                 print(

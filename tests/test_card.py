@@ -123,6 +123,24 @@ def test_the_card_says_what_it_was_trained_on_and_with(classifier, classifier_fo
     assert "sktext predict my-classifier texts.jsonl --out predictions.jsonl" in card
 
 
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        (
+            {"trainable_layers": 1, "max_length": 64},
+            "(the top 1 encoder layer trained, the rest frozen; texts cut at 64",
+        ),
+        ({"trainable_layers": None}, "(every encoder layer and the embeddings trained; texts cut at 128"),
+        ({"freeze_encoder": True}, "(the encoder frozen, the head alone trained;"),
+    ],
+)
+def test_the_card_says_which_layers_trained(resources, tmp_path, params, says):
+    X, Y = make_toy_data(60, seed=0)
+    estimator = ESTIMATOR_FACTORIES["transformer-classifier"].build(resources, max_epochs=1, **params).fit(X, Y)
+    model = _section(_card(save_model(estimator, tmp_path / "model")), "Model")
+    assert f"encoder with a linear head {says}" in model
+
+
 def test_the_load_snippet_runs(classifier, classifier_folder, monkeypatch, capsys):
     namespace = _run_load_snippet(_card(classifier_folder), classifier_folder, monkeypatch)
     model = namespace["model"]

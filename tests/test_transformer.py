@@ -49,6 +49,34 @@ def test_texts_are_truncated_to_max_length(tiny_bert):
     assert clf._encode(["game " * 1000]).lengths.tolist() == [12]
 
 
+def test_auto_max_length_fits_most_training_texts_and_truncates_the_rest(tiny_bert, tmp_path):
+    from sktext import load_model
+
+    X, Y = make_toy_data(40)
+    words = [len(text.split()) for text in X]
+    assert max(words) < 20  # every toy text fits in 32 tokens; two long ones must not set the length
+    X = X + ["game " * 60, "game " * 60]
+    Y = np.vstack([Y, Y[:2]])
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_length="auto", max_epochs=1, threshold=0.5, validation_fraction=None
+    ).fit(X, Y)
+    assert clf.max_length_ == 32
+    assert clf._encode(["game " * 60]).lengths.tolist() == [32]
+    clf.save(tmp_path / "model")
+    assert load_model(tmp_path / "model")._encode(["game " * 60]).lengths.tolist() == [32]
+
+
+@pytest.mark.parametrize(("max_length", "expected"), [("auto", 128), (12, 12), (1000, 128)])
+def test_max_length_is_capped_by_the_encoder(tiny_bert, max_length, expected):
+    X, Y = make_toy_data(20)
+    X = ["game " * 300 + text for text in X]  # every text longer than the tiny encoder's 128 positions
+    clf = TransformerMultiLabelClassifier(
+        tiny_bert, max_length=max_length, max_epochs=1, threshold=0.5, validation_fraction=None
+    ).fit(X, Y)
+    assert clf.max_length_ == expected
+    assert clf._encode(X[:1]).lengths.tolist() == [expected]
+
+
 def test_head_bias_starts_at_label_priors(tiny_bert):
     X, Y = make_toy_data(100)
     clf = TransformerMultiLabelClassifier(
