@@ -18,7 +18,12 @@ Families (``--families``):
   one epoch at ``max_length`` 256;
 - ``ulmfit_010``: ``ULMFiTClassifier`` as ``ulmfit_classifier``, run from another
   checkout (``--baseline-tree``, e.g. sktext 0.1.0, commit 6cda7bc, in a git worktree):
-  the same fit in the version before the speed-ups, in the same run.
+  the same fit in the version before the speed-ups, in the same run;
+- ``ulmfit_default`` / ``ulmfit_default_010``: ``ULMFiTClassifier()`` whole, at its
+  defaults (language-model stage, classifier stages, lexical part, thresholds), from this
+  checkout and from ``--baseline-tree``: issue 20's comparison with sktext 0.1.0. Its
+  seconds are the whole fit's wall time, per 1,000 tokens of the training texts (counted
+  once, not per epoch).
 
 The switches are the ``precision`` parameter (``"bf16"`` / ``"fp32"``) and the private
 hook ``sktext.net._CPU_SPEEDUPS`` (``fast_dropout``, ``eager_attention``,
@@ -57,7 +62,7 @@ sys.path.insert(0, str(BENCHMARKS.parent))  # this checkout's sktext, also in th
 
 # common.py imports this checkout's sktext: a worker for another checkout must not import it.
 
-FAMILIES = ("ulmfit_classifier", "ulmfit_lm", "transformer", "ulmfit_010")
+FAMILIES = ("ulmfit_classifier", "ulmfit_lm", "transformer", "ulmfit_010", "ulmfit_default", "ulmfit_default_010")
 #: (speed-up, the family's default setting) for each family; ``bf16`` means
 #: ``precision="bf16"`` against ``"fp32"``, the others the hook in ``sktext.net``.
 SPEEDUPS = {
@@ -65,6 +70,8 @@ SPEEDUPS = {
     "ulmfit_lm": {"fused_adamw": True},
     "transformer": {"fast_dropout": True, "eager_attention": True, "fused_adamw": True, "bf16": None},
     "ulmfit_010": {},
+    "ulmfit_default": {},
+    "ulmfit_default_010": {},
 }
 COLUMNS = ["family", "speedup", "default", "on_s_per_1k", "off_s_per_1k", "ratio", "on_cpu", "off_cpu", "cpu_ratio"]
 
@@ -87,8 +94,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: JSON spec
     args = parser.parse_args(argv)
-    if "ulmfit_010" in args.families and not args.baseline_tree:
-        parser.error("ulmfit_010 needs --baseline-tree (a checkout of sktext 0.1.0, e.g. a git worktree of 6cda7bc)")
+    if any(family.endswith("_010") for family in args.families) and not args.baseline_tree:
+        parser.error(
+            "ulmfit_010 and ulmfit_default_010 need --baseline-tree (a checkout of sktext 0.1.0, e.g. a git worktree of 6cda7bc)"
+        )
     return args
 
 
@@ -127,7 +136,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     family, hook, precision = spec["family"], spec.get("hook", {}), spec.get("precision", "auto")
-    if family != "ulmfit_010":
+    if not family.endswith("_010"):
         import sktext.net
 
         sktext.net._CPU_SPEEDUPS.update(hook)
@@ -155,6 +164,19 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         seconds = estimator.fit_seconds_["training"]
         lengths = estimator.tokenizer_(X, truncation=True, max_length=estimator.max_length)["input_ids"]
         tokens = sum(len(ids) for ids in lengths)
+    elif family.startswith("ulmfit_default"):  # the whole default fit
+        from sktext import ULMFiTClassifier
+
+        estimator = ULMFiTClassifier(**common)
+        started = time.perf_counter()
+        estimator.fit(X, Y)
+        seconds = time.perf_counter() - started
+        tokens = sum(len(ids) for ids in estimator.vocabulary_.encode(X))
+        Y_pred = estimator.predict(X_test)
+        result["micro_f1"] = float(f1_score(Y_test, Y_pred, average="micro", zero_division=0))
+        result["macro_f1"] = float(f1_score(Y_test, Y_pred, average="macro", zero_division=0))
+        result["epochs"] = len(estimator.history_)
+        result["fit_seconds_"] = {key: float(value) for key, value in getattr(estimator, "fit_seconds_", {}).items()}
     else:  # ulmfit_classifier, ulmfit_010: the classifier stage alone
         from sktext import ULMFiTClassifier
 
@@ -200,7 +222,7 @@ def _measured(family: str, only: list[str] | None) -> list[str]:
 def run_fit(spec: dict[str, Any], args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     out = scratch / "result.json"
     environment = dict(os.environ)
-    if spec["family"] == "ulmfit_010":  # the other checkout's sktext first on the path
+    if spec["family"].endswith("_010"):  # the other checkout's sktext first on the path
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, [args.baseline_tree, environment.get("PYTHONPATH")]))
         command = [sys.executable, "-c", _BASELINE_WORKER, str(BENCHMARKS), json.dumps(spec), str(out)]
     else:
@@ -281,7 +303,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\nDefaults:")
     print(
         format_table(
-            defaults, ["family", "s_per_1k_tokens", "cpu_s_per_1k_tokens", "seconds", "tokens", "micro_f1", "macro_f1"]
+            defaults,
+            ["family", "s_per_1k_tokens", "cpu_s_per_1k_tokens", "seconds", "tokens", "micro_f1", "macro_f1"],
         )
     )
     for line in flags or ["no speed-up slows a family that uses it by default"]:
