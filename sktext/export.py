@@ -22,7 +22,9 @@ the functions that need them (``pip install "sktext[onnx]"``).
 ``lexical.json``, ``lexical.npz``
     Only for a classifier fitted with a lexical part (``lexical_``, the default
     ``lexical="tfidf"``): the TF-IDF settings and vocabulary (the terms in column
-    order) as JSON; ``idf``, ``coef`` and ``intercept`` as numpy arrays (no pickle).
+    order) as JSON; ``idf``, ``intercept`` and the weights (``coef_data``,
+    ``coef_indices``, ``coef_indptr``: the lexical model's ``coef_`` in CSR form,
+    labels by terms) as numpy arrays (no pickle).
     The predictor computes the TF-IDF margins in numpy and blends them with the
     graph's logits as :meth:`~sktext.TransformerMultiLabelClassifier.decision_function`
     does (``a * logits + b * margins + c``), so probabilities match the estimator's.
@@ -236,9 +238,11 @@ def _lexical_files(estimator) -> tuple[dict, dict[str, np.ndarray]] | None:
         "vectorizer": {name: options[name] for name in _LEXICAL_SETTINGS},
         "terms": [columns[column] for column in range(len(columns))],
     }
-    files = {
+    files = {  # the weights as CSR arrays: never the dense (n_labels, n_terms) matrix
         "idf": np.asarray(arrays["idf"], dtype=np.float32),
-        "coef": np.asarray(arrays["coef"], dtype=np.float32),
+        "coef_data": np.asarray(arrays["coef_data"], dtype=np.float32),
+        "coef_indices": np.asarray(arrays["coef_indices"], dtype=np.int32),
+        "coef_indptr": np.asarray(arrays["coef_indptr"], dtype=np.int64),
         "intercept": np.asarray(arrays["intercept"], dtype=np.float64),
     }
     return config, files
@@ -325,7 +329,9 @@ def export_onnx(
         "classes": _encode_classes(estimator.classes_),
         "thresholds": [float(value) for value in np.asarray(estimator.thresholds_)],
         "max_length": effective_max_length(
-            tokenizer, estimator.max_length, position_limit(estimator.module_.encoder.config)
+            tokenizer,
+            getattr(estimator, "max_length_", None) or estimator.max_length,
+            position_limit(estimator.module_.encoder.config),
         ),
         "truncation_side": getattr(tokenizer, "truncation_side", "right"),
         "pad_id": int(pad_id),

@@ -6,13 +6,21 @@ import pickle
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.metrics import f1_score
+from sklearn.svm import LinearSVC
 
 from sktext import TransformerMultiLabelClassifier, load_model
-from sktext.lexical import TfidfLinearClassifier, apply_blend, fit_blend
+from sktext.lexical import COEF_RELATIVE_TOLERANCE, TfidfLinearClassifier, apply_blend, fit_blend
+from sktext.validation import seed_from
 
 from conftest import make_toy_data, ulmfit_factory
+
+
+def dense(coef) -> np.ndarray:
+    """``coef_`` as a dense array, whichever form the fit kept (CSR for many rare labels)."""
+    return coef.toarray() if sp.issparse(coef) else np.asarray(coef)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +49,105 @@ def test_linear_model_state_round_trip_and_pickle(toy):
     assert clone(clf).get_params() == clf.get_params()
 
 
-def test_linear_model_state_refuses_parts_that_disagree(toy):
+def _dense_layout(arrays: dict) -> dict:
+    """``to_state``'s arrays as models saved before ``coef_`` was sparse held them: one dense ``coef``."""
+    old = {key: value for key, value in arrays.items() if not key.startswith("coef_")}
+    shape = (len(arrays["intercept"]), len(arrays["idf"]))
+    old["coef"] = sp.csr_matrix((arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"]), shape).toarray()
+    return old
+
+
+def _damaged(arrays: dict, damage: str) -> dict:
+    arrays = dict(arrays)
+    if damage == "dense coef of another width":
+        arrays = _dense_layout(arrays)
+        arrays["coef"] = arrays["coef"][:, :-1]
+    elif damage == "column out of range":
+        arrays["coef_indices"] = arrays["coef_indices"] + len(arrays["idf"])
+    elif damage == "row offsets of another label count":
+        arrays["coef_indptr"] = arrays["coef_indptr"][:-1]
+    else:  # fewer values than columns
+        arrays["coef_data"] = arrays["coef_data"][:-1]
+    return arrays
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["dense coef of another width", "column out of range", "row offsets of another label count", "values missing"],
+)
+def test_linear_model_state_refuses_parts_that_disagree(toy, damage):
     (X, Y), _ = toy
     config, arrays = TfidfLinearClassifier(threshold=0.5).fit(X, Y).to_state()
-    arrays["coef"] = arrays["coef"][:, :-1]
     with pytest.raises(ValueError, match="parts disagree"):
-        TfidfLinearClassifier.from_state(config, arrays)
+        TfidfLinearClassifier.from_state(config, _damaged(arrays, damage))
+
+
+def test_linear_model_state_of_the_dense_layout_predicts_as_before(toy):
+    """Models saved before ``coef_`` was sparse held one dense ``coef`` array: they load and predict the same."""
+    (X, Y), (X_test, _) = toy
+    clf = TfidfLinearClassifier(random_state=0).fit(X, Y)
+    config, arrays = clf.to_state()
+    assert {"coef_data", "coef_indices", "coef_indptr"} <= set(arrays) and "coef" not in arrays
+    rebuilt = TfidfLinearClassifier.from_state(config, _dense_layout(arrays))
+    assert rebuilt.coef_.dtype == np.float32 and sp.issparse(rebuilt.coef_) == sp.issparse(clf.coef_)
+    np.testing.assert_array_equal(dense(rebuilt.coef_), dense(clf.coef_))
+    np.testing.assert_array_equal(rebuilt.decision_function(X_test), clf.decision_function(X_test))
+
+
+def _dense_reference(clf: TfidfLinearClassifier, X, Y, random_state) -> np.ndarray:
+    """The weights of each label's LinearSVC as scikit-learn gives them, dense: what ``coef_`` holds."""
+    features = clf.vectorizer_.transform(X)
+    features.sort_indices()
+    seed = seed_from(random_state)
+    return np.vstack(
+        [
+            LinearSVC(loss="squared_hinge", dual="auto", max_iter=5000, random_state=seed).fit(features, y).coef_
+            for y in np.asarray(Y).T
+        ]
+    )
+
+
+@pytest.mark.parametrize("random_state", [0, 3])
+def test_coef_equals_the_dense_fit_and_stays_dense_at_few_labels(toy, random_state):
+    (X, Y), (X_test, _) = toy
+    clf = TfidfLinearClassifier(threshold=0.5, random_state=random_state).fit(X, Y)
+    # three frequent labels: most weights are non-zero, CSR would be no smaller and slower
+    assert isinstance(clf.coef_, np.ndarray) and clf.coef_.dtype == np.float32
+    assert clf.coef_.shape == (3, len(clf.vectorizer_.vocabulary_))
+    reference = _dense_reference(clf, X, Y, random_state)
+    largest = np.abs(reference).max(axis=1, keepdims=True)
+    # equal in float32, but for the crumbs below the tolerance, which are left out
+    np.testing.assert_allclose(clf.coef_, reference, rtol=1e-6, atol=COEF_RELATIVE_TOLERANCE * largest.max())
+    assert np.count_nonzero(clf.coef_) == (np.abs(reference) > COEF_RELATIVE_TOLERANCE * largest).sum()
+    margins = clf.vectorizer_.transform(X_test) @ reference.T + clf.intercept_
+    np.testing.assert_allclose(clf.decision_function(X_test), margins, rtol=1e-5, atol=1e-5)
+
+
+def many_rare_labels(n_texts: int, n_labels: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Texts of common words and the signature words of a few labels, labels drawn Zipf-like (most are rare)."""
+    rng = np.random.default_rng(seed)
+    frequency = 1.0 / np.arange(1, n_labels + 1)
+    Y = np.zeros((n_texts, n_labels), dtype=np.int64)
+    texts = []
+    for row in range(n_texts):
+        labels = rng.choice(n_labels, size=rng.integers(1, 4), p=frequency / frequency.sum())
+        Y[row, labels] = 1
+        words = [f"common{i}" for i in rng.integers(0, 300, 20)] + [f"sign{j}word" for j in labels]
+        texts.append(" ".join(rng.permutation(words)))
+    return texts, Y
+
+
+def test_many_rare_labels_keep_coef_far_below_its_dense_size():
+    """A label's weights live on its support vectors' terms: with many rare labels, most weights are absent."""
+    texts, Y = many_rare_labels(1000, 1000)
+    clf = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
+    assert isinstance(clf.coef_, sp.csr_matrix)
+    n_labels, n_features = clf.coef_.shape
+    dense_bytes = n_labels * n_features * np.dtype(np.float32).itemsize
+    stored = clf.coef_.data.nbytes + clf.coef_.indices.nbytes + clf.coef_.indptr.nbytes
+    assert stored < 0.5 * dense_bytes  # a float32 and an int32 per weight kept: 0.4 here
+    assert clf.coef_.getnnz(axis=1)[Y.sum(axis=0) == 0].sum() == 0  # a label never seen has no weights
+    assert clf.predict(texts[:50]).shape == (50, n_labels)
 
 
 def test_linear_model_predicts_constant_labels_as_constant():
@@ -113,12 +214,22 @@ def test_lexical_part_carries_a_network_that_has_not_learned(tiny_bert, toy):
 
 
 def test_blended_model_folder_round_trip(tiny_bert, toy, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
     (X, Y), (X_test, _) = toy
     clf = _untrained_transformer(tiny_bert).fit(X, Y)
-    loaded = load_model(clf.save(tmp_path / "model"))
+    folder = clf.save(tmp_path / "model")
+    loaded = load_model(folder)
     assert isinstance(loaded.lexical_, TfidfLinearClassifier)
+    np.testing.assert_array_equal(dense(loaded.lexical_.coef_), dense(clf.lexical_.coef_))
     np.testing.assert_allclose(loaded.predict_proba(X_test), clf.predict_proba(X_test), atol=1e-5)
     np.testing.assert_array_equal(loaded.predict(X_test), clf.predict(X_test))
+    # a folder saved before the lexical weights were sparse: one dense "coef" array
+    weights = folder / "lexical.safetensors"
+    save_file(_dense_layout(load_file(str(weights))), str(weights), metadata={"format": "sktext.model"})
+    older = load_model(folder)
+    np.testing.assert_array_equal(dense(older.lexical_.coef_), dense(clf.lexical_.coef_))
+    np.testing.assert_array_equal(older.predict_proba(X_test), loaded.predict_proba(X_test))
 
 
 def test_lexical_part_is_configurable_and_checked(tiny_bert, toy):
@@ -274,7 +385,7 @@ def test_parallel_workers_fit_the_same_linear_models(toy):
     (X, Y), (X_test, _) = toy
     one = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1).fit(X, Y)
     two = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=2).fit(X, Y)
-    np.testing.assert_array_equal(two.coef_, one.coef_)
+    np.testing.assert_array_equal(dense(two.coef_), dense(one.coef_))
     np.testing.assert_array_equal(two.predict(X_test), one.predict(X_test))
 
 
@@ -323,7 +434,7 @@ def test_default_lexical_part_goes_parallel_only_when_the_work_pays_for_the_work
     monkeypatch.setattr(classification, "LEXICAL_PARALLEL_MIN_PAIRS", 1)
     parallel = _untrained_transformer(tiny_bert).fit(X, Y)
     assert parallel.lexical_.n_jobs == available_cores()
-    np.testing.assert_array_equal(parallel.lexical_.coef_, small.lexical_.coef_)
+    np.testing.assert_array_equal(dense(parallel.lexical_.coef_), dense(small.lexical_.coef_))
 
 
 @pytest.mark.parametrize(
@@ -357,7 +468,7 @@ def test_deep_classifier_lexical_part_is_the_model_fitted_on_all_texts(tiny_bert
     clf = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
     alone = TfidfLinearClassifier(class_weight="balanced", random_state=0, threshold=0.5).fit(X, Y)
     assert clf.lexical_.vectorizer_.vocabulary_ == alone.vectorizer_.vocabulary_
-    np.testing.assert_array_equal(clf.lexical_.coef_, alone.coef_)
+    np.testing.assert_array_equal(dense(clf.lexical_.coef_), dense(alone.coef_))
     np.testing.assert_array_equal(clf.lexical_.decision_function(X_test), alone.decision_function(X_test))
 
 

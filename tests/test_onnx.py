@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -72,7 +73,11 @@ def test_folder_holds_the_graph_the_tokenizer_json_labels_and_the_lexical_part(e
     vocabulary = fitted.lexical_.vectorizer_.vocabulary_
     assert lexical["terms"] == sorted(vocabulary, key=vocabulary.get)
     with np.load(exported / "lexical.npz", allow_pickle=False) as arrays:
-        np.testing.assert_array_equal(arrays["coef"], fitted.lexical_.coef_)
+        coef = sp.csr_matrix(fitted.lexical_.coef_)
+        assert "coef" not in arrays  # the weights as CSR arrays, not a dense matrix
+        np.testing.assert_array_equal(arrays["coef_data"], coef.data)
+        np.testing.assert_array_equal(arrays["coef_indices"], coef.indices)
+        np.testing.assert_array_equal(arrays["coef_indptr"], coef.indptr)
         np.testing.assert_array_equal(arrays["idf"], fitted.lexical_.vectorizer_.idf_)
 
 
@@ -95,8 +100,9 @@ TRICKY = [
 ]
 
 
+@pytest.mark.parametrize("layout", ["csr", "dense"])  # dense: exports written before the weights were sparse
 @pytest.mark.parametrize("ngram_range, loss", [((1, 2), "squared_hinge"), ((1, 3), "log_loss"), ((2, 2), "log_loss")])
-def test_numpy_tfidf_margins_equal_scikit_learns(ngram_range, loss):
+def test_numpy_tfidf_margins_equal_scikit_learns(ngram_range, loss, layout):
     X, Y = make_toy_data(120, seed=2)
     X = X + TRICKY * 3
     Y = np.vstack([Y, np.tile(Y[:1], (len(TRICKY) * 3, 1))])
@@ -105,9 +111,36 @@ def test_numpy_tfidf_margins_equal_scikit_learns(ngram_range, loss):
     settings = {k: state["vectorizer"][k] for k in ("lowercase", "strip_accents", "token_pattern", "ngram_range")}
     settings.update(binary=False, sublinear_tf=True, use_idf=True, norm="l2")
     config = {"vectorizer": settings, "terms": sorted(state["vocabulary"], key=state["vocabulary"].get)}
-    margins = LexicalMargins(config, arrays["idf"], arrays["coef"], arrays["intercept"])
+    coef = (arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"])
+    if layout == "dense":
+        coef = sp.csr_matrix(lexical.coef_).toarray()
+    margins = LexicalMargins(config, arrays["idf"], coef, arrays["intercept"])
     texts = TRICKY + make_toy_data(30, seed=9)[0]
     np.testing.assert_allclose(margins(texts), lexical.decision_function(texts), atol=1e-5, rtol=1e-5)
+
+
+def test_numpy_margins_of_many_rare_labels_gather_the_sparse_weights():
+    """Hundreds of rare labels: the margins come from the weights kept by term, never a dense matrix."""
+    rng = np.random.default_rng(0)
+    n_texts, n_labels = 1000, 1000
+    frequency = 1.0 / np.arange(1, n_labels + 1)  # Zipf-like: most labels are rare
+    Y = np.zeros((n_texts, n_labels), dtype=int)
+    texts = []
+    for row in range(n_texts):
+        labels = rng.choice(n_labels, size=rng.integers(1, 4), p=frequency / frequency.sum())
+        Y[row, labels] = 1
+        words = [f"common{i}" for i in rng.integers(0, 300, 20)] + [f"sign{j}word" for j in labels]
+        texts.append(" ".join(rng.permutation(words)))
+    lexical = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
+    state, arrays = lexical.to_state()
+    settings = {k: state["vectorizer"][k] for k in ("lowercase", "strip_accents", "token_pattern", "ngram_range")}
+    settings.update(binary=False, sublinear_tf=True, use_idf=True, norm="l2")
+    config = {"vectorizer": settings, "terms": sorted(state["vocabulary"], key=state["vocabulary"].get)}
+    coef = (arrays["coef_data"], arrays["coef_indices"], arrays["coef_indptr"])
+    margins = LexicalMargins(config, arrays["idf"], coef, arrays["intercept"])
+    assert margins.coef_by_term is None
+    probe = texts[:40] + ["sign3word sign7word common1", "nothing known here"]
+    np.testing.assert_allclose(margins(probe), lexical.decision_function(probe), atol=1e-5, rtol=1e-5)
 
 
 def test_fp32_probabilities_equal_the_estimators(exported, fitted, texts):
@@ -122,6 +155,20 @@ def test_fp32_probabilities_equal_the_estimators(exported, fitted, texts):
     clear = np.abs(expected - fitted.thresholds_) > 1e-4
     np.testing.assert_array_equal(predictor.predict(texts)[clear], fitted.predict(texts)[clear])
     np.testing.assert_allclose(predictor.decision_function(texts), fitted.decision_function(texts), atol=1e-4)
+
+
+def test_a_folder_exported_with_dense_lexical_weights_predicts_the_same(exported, fitted, texts, tmp_path):
+    """Exports written before the lexical weights were sparse hold one dense ``coef`` in ``lexical.npz``."""
+    import shutil
+
+    older = Path(shutil.copytree(exported, tmp_path / "older"))
+    with np.load(older / "lexical.npz", allow_pickle=False) as arrays:
+        dense = {key: arrays[key] for key in ("idf", "intercept")}
+    dense["coef"] = sp.csr_matrix(fitted.lexical_.coef_).toarray()
+    np.savez(older / "lexical.npz", **dense)
+    np.testing.assert_allclose(
+        OnnxPredictor(older).predict_proba(texts), OnnxPredictor(exported).predict_proba(texts), rtol=0, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])

@@ -182,7 +182,7 @@ def test_lexical_log_loss_learns_probabilities_and_the_svm_their_hard_view():
     assert np.abs(logistic.predict_proba(new_texts) - P_new).mean() < 0.1
     svm_soft = TfidfLinearClassifier(random_state=0).fit(texts, P)
     svm_hard = TfidfLinearClassifier(random_state=0).fit(texts, Y)
-    np.testing.assert_array_equal(svm_soft.coef_, svm_hard.coef_)  # the SVM fits the hard view
+    np.testing.assert_array_equal(np.asarray(svm_soft.coef_), np.asarray(svm_hard.coef_))  # the SVM fits the hard view
     np.testing.assert_array_equal(svm_soft.predict(new_texts), svm_hard.predict(new_texts))
 
 
