@@ -36,7 +36,8 @@ __all__ = ["LexicalMargins", "OnnxPredictor"]
 
 # The same names sktext.export writes; kept here so that this module imports no sktext code.
 _FORMAT_NAME = "sktext.onnx"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # export.FORMAT_VERSION (this module imports no sktext module)
+_READ_FORMAT_VERSIONS = (1, 2)
 _CONFIG_FILE = "predictor.json"
 
 
@@ -87,10 +88,10 @@ def _read_config(folder: Path) -> dict:
             f"{path} is not an sktext ONNX export (format {config.get('format')!r}, expected "
             f"{_FORMAT_NAME!r}); a folder from estimator.save() loads with sktext.load_model."
         )
-    if config.get("format_version") != _FORMAT_VERSION:
+    if config.get("format_version") not in _READ_FORMAT_VERSIONS:
         raise ValueError(
             f"{path} has export format {config.get('format_version')}, this sktext reads "
-            f"{_FORMAT_VERSION}; export the model again with this sktext, or use the sktext "
+            f"{_FORMAT_VERSION} and older; export the model again with this sktext, or use the sktext "
             f"version that exported it ({config.get('sktext_version')})."
         )
     return config

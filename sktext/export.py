@@ -68,7 +68,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "sktext.onnx"
-FORMAT_VERSION = 1
+#: 2: ``lexical.npz`` holds the weights as CSR arrays (format 1: one dense ``coef``, still read).
+FORMAT_VERSION = 2
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "predictor.json"

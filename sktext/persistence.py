@@ -88,8 +88,12 @@ __all__ = [
 ]
 
 FORMAT_NAME = "sktext.model"
-#: The model-folder format this sktext writes and reads.
-FORMAT_VERSION = 1
+#: The model-folder format this sktext writes. 2: the lexical part's weights as CSR arrays
+#: (``coef_data``, ``coef_indices``, ``coef_indptr``) and ``max_length="auto"``, which an
+#: sktext reading format 1 only would misread.
+FORMAT_VERSION = 2
+#: The formats it reads (format 1's dense lexical ``coef`` included).
+READ_FORMAT_VERSIONS = (1, 2)
 MANIFEST_FILE = "sktext.json"
 WEIGHTS_FILE = "model.safetensors"
 LEXICAL_CONFIG_FILE = "lexical.json"
@@ -776,11 +780,11 @@ def _check_format(manifest: Mapping, folder: Path) -> None:
             f"{manifest.get('format')!r}, expected {FORMAT_NAME!r})."
         )
     found, saved_by = manifest.get("format_version"), manifest.get("sktext_version", "unknown")
-    if found == FORMAT_VERSION:
+    if found in READ_FORMAT_VERSIONS:
         return
     message = (
         f"The model folder {str(folder)!r} was saved by sktext format {found} (sktext {saved_by}); "
-        f"this sktext ({__version__}) reads format {FORMAT_VERSION}. "
+        f"this sktext ({__version__}) reads format {FORMAT_VERSION} and older (from {min(READ_FORMAT_VERSIONS)}). "
     )
     if isinstance(found, int) and found > FORMAT_VERSION:
         message += f"Upgrade sktext (pip install -U 'sktext>={saved_by}') to load it."

@@ -166,6 +166,8 @@ def test_a_folder_exported_with_dense_lexical_weights_predicts_the_same(exported
         dense = {key: arrays[key] for key in ("idf", "intercept")}
     dense["coef"] = sp.csr_matrix(fitted.lexical_.coef_).toarray()
     np.savez(older / "lexical.npz", **dense)
+    config = json.loads((older / "predictor.json").read_text())
+    (older / "predictor.json").write_text(json.dumps({**config, "format_version": 1}))
     np.testing.assert_allclose(
         OnnxPredictor(older).predict_proba(texts), OnnxPredictor(exported).predict_proba(texts), rtol=0, atol=1e-6
     )
