@@ -38,6 +38,20 @@ def test_linear_model_learns_words_and_tunes_thresholds(toy, loss):
     assert clf.predict_proba(X_test).shape == (120, 3)
 
 
+def test_a_sparse_y_gives_a_sparse_predict(toy, monkeypatch):
+    import sktext.lexical
+
+    (X, Y), (X_test, _) = toy
+    dense_fit = TfidfLinearClassifier(random_state=0).fit(X, Y)
+    sparse_fit = TfidfLinearClassifier(random_state=0).fit(X, sp.csr_matrix(Y))
+    monkeypatch.setattr(sktext.lexical, "PREDICT_CHUNK_TEXTS", 7)  # several chunks
+    predicted = sparse_fit.predict(X_test)
+    assert isinstance(predicted, sp.csr_matrix) and predicted.dtype == np.int8
+    np.testing.assert_array_equal(predicted.toarray(), dense_fit.predict(X_test))
+    rebuilt = TfidfLinearClassifier.from_state(*sparse_fit.to_state())
+    assert isinstance(rebuilt.predict(X_test[:3]), sp.csr_matrix)
+
+
 def test_linear_model_state_round_trip_and_pickle(toy):
     (X, Y), (X_test, _) = toy
     clf = TfidfLinearClassifier(random_state=0).fit(X, Y)
