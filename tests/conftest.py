@@ -61,6 +61,20 @@ def make_toy_data(n_samples: int = 240, seed: int = 0) -> tuple[list[str], np.nd
     return texts, np.array(rows)
 
 
+def make_many_rare_labels(n_texts: int, n_labels: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Texts of common words and the signature words of a few labels, labels drawn Zipf-like (most are rare)."""
+    rng = np.random.default_rng(seed)
+    frequency = 1.0 / np.arange(1, n_labels + 1)
+    Y = np.zeros((n_texts, n_labels), dtype=np.int64)
+    texts = []
+    for row in range(n_texts):
+        labels = rng.choice(n_labels, size=rng.integers(1, 4), p=frequency / frequency.sum())
+        Y[row, labels] = 1
+        words = [f"common{i}" for i in rng.integers(0, 300, 20)] + [f"sign{j}word" for j in labels]
+        texts.append(" ".join(rng.permutation(words)))
+    return texts, Y
+
+
 def build_tiny_bert(folder) -> str:
     """Save a random 2-layer BERT (hidden size 32) and a freshly trained WordPiece tokenizer."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers

@@ -15,7 +15,7 @@ from sktext import TransformerMultiLabelClassifier, load_model
 from sktext.lexical import COEF_RELATIVE_TOLERANCE, TfidfLinearClassifier, apply_blend, fit_blend
 from sktext.validation import seed_from
 
-from conftest import make_toy_data, ulmfit_factory
+from conftest import make_many_rare_labels, make_toy_data, ulmfit_factory
 
 
 def dense(coef) -> np.ndarray:
@@ -137,23 +137,9 @@ def test_coef_equals_the_dense_fit_and_stays_dense_at_few_labels(toy, random_sta
     np.testing.assert_allclose(clf.decision_function(X_test), margins, rtol=1e-5, atol=1e-5)
 
 
-def many_rare_labels(n_texts: int, n_labels: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Texts of common words and the signature words of a few labels, labels drawn Zipf-like (most are rare)."""
-    rng = np.random.default_rng(seed)
-    frequency = 1.0 / np.arange(1, n_labels + 1)
-    Y = np.zeros((n_texts, n_labels), dtype=np.int64)
-    texts = []
-    for row in range(n_texts):
-        labels = rng.choice(n_labels, size=rng.integers(1, 4), p=frequency / frequency.sum())
-        Y[row, labels] = 1
-        words = [f"common{i}" for i in rng.integers(0, 300, 20)] + [f"sign{j}word" for j in labels]
-        texts.append(" ".join(rng.permutation(words)))
-    return texts, Y
-
-
 def test_many_rare_labels_keep_coef_far_below_its_dense_size():
     """A label's weights live on its support vectors' terms: with many rare labels, most weights are absent."""
-    texts, Y = many_rare_labels(1000, 1000)
+    texts, Y = make_many_rare_labels(1000, 1000)
     clf = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
     assert isinstance(clf.coef_, sp.csr_matrix)
     n_labels, n_features = clf.coef_.shape

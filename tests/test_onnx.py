@@ -20,7 +20,7 @@ from sktext import TransformerMultiLabelClassifier  # noqa: E402
 from sktext.deploy import LexicalMargins, OnnxPredictor  # noqa: E402
 from sktext.lexical import TfidfLinearClassifier  # noqa: E402
 
-from conftest import make_toy_data, ulmfit_factory  # noqa: E402
+from conftest import make_many_rare_labels, make_toy_data, ulmfit_factory  # noqa: E402
 
 LABELS = ["game", "editor", "audio"]
 REPO_ROOT = Path(sktext.__file__).resolve().parents[1]
@@ -121,16 +121,7 @@ def test_numpy_tfidf_margins_equal_scikit_learns(ngram_range, loss, layout):
 
 def test_numpy_margins_of_many_rare_labels_gather_the_sparse_weights():
     """Hundreds of rare labels: the margins come from the weights kept by term, never a dense matrix."""
-    rng = np.random.default_rng(0)
-    n_texts, n_labels = 1000, 1000
-    frequency = 1.0 / np.arange(1, n_labels + 1)  # Zipf-like: most labels are rare
-    Y = np.zeros((n_texts, n_labels), dtype=int)
-    texts = []
-    for row in range(n_texts):
-        labels = rng.choice(n_labels, size=rng.integers(1, 4), p=frequency / frequency.sum())
-        Y[row, labels] = 1
-        words = [f"common{i}" for i in rng.integers(0, 300, 20)] + [f"sign{j}word" for j in labels]
-        texts.append(" ".join(rng.permutation(words)))
+    texts, Y = make_many_rare_labels(1000, 1000)
     lexical = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
     state, arrays = lexical.to_state()
     settings = {k: state["vectorizer"][k] for k in ("lowercase", "strip_accents", "token_pattern", "ngram_range")}
