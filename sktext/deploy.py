@@ -147,14 +147,16 @@ class LexicalMargins:
             )
         self.vocabulary = {term: column for column, term in enumerate(terms)}
         self.idf = idf.astype(np.float64)
-        self.term_offsets, self.term_labels, self.term_weights = by_term
+        offsets, labels, weights = by_term
         # Dense by term where the sparse form saves less than half the memory (a few hundred
         # labels): one small matrix product per text, 7 times faster there than gathering.
-        self.coef_by_term = None
-        if len(self.term_weights) * 12 > 0.5 * n_terms * n_labels * 8:
+        # Only one of the two forms is kept.
+        self.coef_by_term = self.term_offsets = self.term_labels = self.term_weights = None
+        if len(weights) * 12 > 0.5 * n_terms * n_labels * 8:
             self.coef_by_term = np.zeros((n_terms, n_labels), dtype=np.float64)
-            terms = np.repeat(np.arange(n_terms), np.diff(self.term_offsets))
-            self.coef_by_term[terms, self.term_labels] = self.term_weights
+            self.coef_by_term[np.repeat(np.arange(n_terms), np.diff(offsets)), labels] = weights
+        else:
+            self.term_offsets, self.term_labels, self.term_weights = offsets, labels, weights
         self.intercept = intercept.astype(np.float64)
         self.lowercase = bool(settings["lowercase"])
         self.strip_accents = _ACCENT_STRIPPERS[settings["strip_accents"]]
