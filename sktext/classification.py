@@ -33,8 +33,9 @@ from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
 from .thresholds import (
     MIN_THRESHOLD_POSITIVES,
+    PREDICT_CHUNK_TEXTS,
     apply_thresholds,
-    apply_thresholds_sparse,
+    apply_thresholds_in_chunks,
     f1_at_thresholds,
     tune_thresholds,
 )
@@ -53,9 +54,6 @@ from .validation import (
 __all__ = ["MultiLabelTextClassifierBase"]
 
 MAX_POS_WEIGHT = 100.0
-#: Texts predicted at a time by ``predict`` on a sparse fit and by ``predict_top_k``: their
-#: dense probabilities are the only (chunk, n_labels) array made.
-PREDICT_CHUNK_TEXTS = 4096
 #: (text, label) pairs from which the default lexical part fits its labels in worker
 #: processes: below, their start (seconds) outweighs the work (the bundled sample's
 #: 3,000 texts x 40 labels stay in one process; debtags' 3,000 x 326 go parallel).
@@ -470,8 +468,9 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             yield start, expit(self.decision_function(chunk))
 
     def _predict_sparse(self, texts: list[str]) -> sp.csr_matrix:
-        parts = [apply_thresholds_sparse(proba, self.thresholds_) for _, proba in self._chunks(texts)]
-        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_outputs_), dtype=np.int8)
+        return apply_thresholds_in_chunks(
+            (proba for _, proba in self._chunks(texts)), self.thresholds_, self.n_outputs_
+        )
 
     def predict_top_k(self, X, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most probable labels of each text, without the dense probability matrix.

@@ -12,15 +12,15 @@ validation split). It serves twice:
 
 The fitted model is plain arrays (vocabulary, idf, one coefficient row and intercept
 per label), so it needs no pickle to be saved and costs one sparse product to apply.
-The coefficients are kept as a sparse matrix where that saves memory: a linear SVM's
-(or liblinear logistic model's) weights are a combination of its support vectors' rows,
-non-zero only on their terms, and a label with few positives has few. Measured with the default SVM, the share of
-non-zero weights (after :data:`COEF_RELATIVE_TOLERANCE`) was 0.45 on 5,000 debtags texts
-(325 labels), and 0.31 / 0.19 at 20,000 synthetic Zipf-tailed texts of 1,000 / 5,000
-labels, falling as labels grow rarer; a label without positives has none. Above half
-non-zero, the sparse form (a float32 and an int32 index per weight) costs more than a
-dense one and is slower to apply: ``coef_`` is then a dense array
-(:data:`SPARSE_COEF_MAX_SHARE`).
+The coefficients are kept as a sparse matrix where that saves memory: a linear SVM's (or
+liblinear logistic model's) weights are a combination of its support vectors' rows, non-zero
+only on their terms, and a label with few positives has few. Measured with the
+default SVM, the share of non-zero weights (after :data:`COEF_RELATIVE_TOLERANCE`) was
+0.45 on 5,000 debtags texts (325 labels), and 0.31 / 0.19 at 20,000 synthetic Zipf-tailed
+texts of 1,000 / 5,000 labels, falling as labels grow rarer; a label without
+positives has none. Above half non-zero, the sparse form (a float32 and an int32 index
+per weight) costs more than a dense one and is slower to apply: ``coef_`` is then a
+dense array (:data:`SPARSE_COEF_MAX_SHARE`).
 
 The per-label models are fitted in parallel (``n_jobs``) by joblib's worker processes,
 which map the one TF-IDF matrix read-only. Not in threads, although liblinear
@@ -46,7 +46,13 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from .splits import stratified_indices
-from .thresholds import MIN_THRESHOLD_POSITIVES, apply_thresholds, apply_thresholds_sparse, tune_thresholds
+from .thresholds import (
+    MIN_THRESHOLD_POSITIVES,
+    PREDICT_CHUNK_TEXTS,
+    apply_thresholds,
+    apply_thresholds_in_chunks,
+    tune_thresholds,
+)
 from .validation import (
     FRACTION,
     POSITIVE_FLOAT,
@@ -80,8 +86,6 @@ COEF_RELATIVE_TOLERANCE = float(np.finfo(np.float32).eps)
 #: about 3 times slower for 1,000 texts (0.47 s against 0.16 s, 2-core AMD EPYC); at
 #: thousands of mostly rare labels the CSR form is a fraction of the size and as fast.
 SPARSE_COEF_MAX_SHARE = 0.5
-#: ``predict`` of a model fitted on a sparse ``y`` thresholds this many texts at a time.
-PREDICT_CHUNK_TEXTS = 4096
 
 
 class LexicalFitCancelled(RuntimeError):
@@ -545,11 +549,11 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         if not getattr(self, "sparse_output_", False):
             return apply_thresholds(self.predict_proba(X), self.thresholds_)
         texts = check_texts(X)
-        parts = [
-            apply_thresholds_sparse(self.predict_proba(texts[start : start + PREDICT_CHUNK_TEXTS]), self.thresholds_)
+        chunks = (
+            self.predict_proba(texts[start : start + PREDICT_CHUNK_TEXTS])
             for start in range(0, len(texts), PREDICT_CHUNK_TEXTS)
-        ]
-        return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, self.n_outputs_), dtype=np.int8)
+        )
+        return apply_thresholds_in_chunks(chunks, self.thresholds_, self.n_outputs_)
 
     def score(self, X, y, sample_weight=None) -> float:
         """Subset accuracy, as scikit-learn's multi-label classifiers."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -10,6 +12,9 @@ DEFAULT_CANDIDATES = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 #: Fewest held-out positives for a label to get a threshold of its own.
 MIN_THRESHOLD_POSITIVES = 5
+#: Texts predicted at a time by a sparse ``predict`` and by ``predict_top_k``: their
+#: dense probabilities are the only (chunk, n_labels) array made.
+PREDICT_CHUNK_TEXTS = 4096
 
 
 def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
@@ -30,6 +35,15 @@ def apply_thresholds(y_proba: np.ndarray, thresholds) -> np.ndarray:
 def apply_thresholds_sparse(y_proba: np.ndarray, thresholds) -> sp.csr_matrix:
     """:func:`apply_thresholds` as a CSR matrix of int8 0/1, made without a dense integer copy."""
     return sp.csr_matrix(np.asarray(y_proba) >= np.asarray(thresholds), dtype=np.int8)
+
+
+def apply_thresholds_in_chunks(chunks: Iterable[np.ndarray], thresholds, n_labels: int) -> sp.csr_matrix:
+    """:func:`apply_thresholds_sparse` of each chunk of probabilities, stacked into one CSR matrix.
+
+    ``n_labels`` gives the width of the empty matrix when there is no chunk.
+    """
+    parts = [apply_thresholds_sparse(proba, thresholds) for proba in chunks]
+    return sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, n_labels), dtype=np.int8)
 
 
 def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold, weights: np.ndarray | None = None) -> tuple:
