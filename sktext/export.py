@@ -331,7 +331,7 @@ def export_onnx(
         "thresholds": [float(value) for value in np.asarray(estimator.thresholds_)],
         "max_length": effective_max_length(
             tokenizer,
-            getattr(estimator, "max_length_", None) or estimator.max_length,
+            estimator._kept_length(),
             position_limit(estimator.module_.encoder.config),
         ),
         "truncation_side": getattr(tokenizer, "truncation_side", "right"),

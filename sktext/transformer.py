@@ -174,9 +174,12 @@ class TransformerModelMixin:
 
     def _encode(self, texts: list[str]) -> TokenizedTexts:
         limit = position_limit(self.module_.encoder.config)
-        # A folder saved before max_length_ existed holds an int max_length.
-        length = getattr(self, "max_length_", None) or self.max_length
-        return encode_with_tokenizer(self.tokenizer_, texts, length, max_positions=limit)
+        return encode_with_tokenizer(self.tokenizer_, texts, self._kept_length(), max_positions=limit)
+
+    def _kept_length(self) -> int:
+        """Tokens kept per text by the fitted model: ``max_length_``, or ``max_length`` (an int)
+        in a folder saved before ``max_length_`` existed."""
+        return getattr(self, "max_length_", None) or self.max_length
 
     def _build_module(self, n_outputs: int, pretrained) -> TransformerClassifierModule:
         return TransformerClassifierModule(pretrained, n_outputs, pooling=self.pooling, dropout=self.dropout)
