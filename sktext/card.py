@@ -29,6 +29,9 @@ __all__ = ["CARD_FILE", "model_card"]
 CARD_FILE = "README.md"
 #: Above this many labels the label table is folded away under its summary.
 MANY_LABELS = 30
+#: Above this many labels the table lists only those with the most training positives
+#: (a row is about 35 bytes: 20,000 labels would make a card of 700 kB).
+MAX_CARD_LABELS = 500
 #: Parameter values longer than this are cut in the card (the manifest has them whole).
 MAX_VALUE_CHARS = 120
 _NOT_RECORDED = "not recorded"
@@ -311,7 +314,7 @@ class _EstimatorCard:
         support = self.attributes.get("label_support_")
         scores = self.attributes.get("validation_scores_") or {}
         valid_support = scores.get("support")
-        rows, binary_index = [], 0
+        rows, positives, binary_index = [], [], 0
         for index, (target, kind, classes) in enumerate(self._label_entries()):
             row = [index, _cell(target)]
             if self.layout is not None:
@@ -322,18 +325,24 @@ class _EstimatorCard:
                     _at(valid_support, binary_index),
                     _number(_at(self.thresholds, binary_index, None), 3),
                 ]
+                positives.append(_at(support, binary_index, None))
                 binary_index += 1
             else:
                 row += [_NOT_RECORDED, _NOT_RECORDED, "argmax"]
+                positives.append(None)
             rows.append(row)
         header = ["#", "label" if self.layout is None else "target"]
         if self.layout is not None:
             header += ["kind", "classes"]
         header += ["training positives", "validation positives", "threshold"]
         lines = ["## Labels", "", *self._label_notes(support, valid_support), ""]
+        what = "labels" if self.layout is None else "targets"
+        summary = f"All {len(rows)} {what}"
+        if len(rows) > MAX_CARD_LABELS:
+            rows, summary, note = _most_positive_rows(rows, positives, what)
+            lines += [note, ""]
         table = _table(header, rows)
         if len(rows) > MANY_LABELS:
-            summary = f"All {len(rows)} {'labels' if self.layout is None else 'targets'}"
             table = ["<details>", f"<summary>{summary}</summary>", "", *table, "", "</details>"]
         return lines + table
 
@@ -551,6 +560,30 @@ class _EstimatorCard:
                 "```",
             ]
         return lines
+
+
+def _most_positive_rows(rows: list[list], positives: Sequence[Any], what: str) -> tuple[list[list], str, str]:
+    """The :data:`MAX_CARD_LABELS` rows of the most training positives, the table's summary and a note.
+
+    Most positives first, ties in the model's order (the ``#`` column keeps each
+    label's index); without recorded positives, the first rows in the model's order.
+    """
+    counts = [value if isinstance(value, int) else -1 for value in positives]
+    known = any(value >= 0 for value in counts)
+    order = sorted(range(len(rows)), key=lambda index: (-counts[index], index)) if known else range(len(rows))
+    kept = [rows[index] for index in list(order)[:MAX_CARD_LABELS]]
+    chosen = (
+        f"the {len(kept)} {what} with the most training positives"
+        if known
+        else f"the first {len(kept)} {what} in the model's order"
+    )
+    note = (
+        f"The table lists {chosen}{', most first' if known else ' (training positives not recorded)'}; "
+        f"the other {len(rows) - len(kept)} of the {len(rows)} {what} are left out of this card. "
+        "`sktext.json` in this folder holds them all: the names (`classes`, or `output_layout`), "
+        "the thresholds (`thresholds`) and the training positives (`attributes.label_support_`)."
+    )
+    return kept, f"{chosen[0].upper()}{chosen[1:]}, of {len(rows)}", note
 
 
 def _literal(text: str) -> str:

@@ -188,6 +188,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
         self.label_support_ = hard[:, binary].sum(axis=0).astype(np.int64)
+        self.n_samples_fit_ = len(texts)
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )

@@ -366,8 +366,12 @@ class LabelSource:
         return _binarize_known(lists, list(classes), path), list(classes)
 
 
-def _binarize_known(lists: list[list[str]], classes: list[str], path: Path) -> np.ndarray:
-    """Indicators of the model's ``classes``; other labels are reported on stderr and dropped."""
+def _binarize_known(lists: list[list[str]], classes: list[str], path: Path):
+    """Indicators of the model's ``classes`` as a CSR matrix; other labels are reported on stderr and dropped.
+
+    Sparse because the report takes it so: 5,000 texts of 20,000 labels would be 800 MB
+    as a dense int64 matrix.
+    """
     from sklearn.preprocessing import MultiLabelBinarizer
 
     known = set(classes)
@@ -379,7 +383,7 @@ def _binarize_known(lists: list[list[str]], classes: list[str], path: Path) -> n
             file=sys.stderr,
         )
     kept = [[label for label in labels if label in known] for labels in lists]
-    return MultiLabelBinarizer(classes=classes).fit_transform(kept)
+    return MultiLabelBinarizer(classes=classes, sparse_output=True).fit_transform(kept).tocsr()
 
 
 # -- target columns and what a model predicts --------------------------------------------------
@@ -866,7 +870,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if names:
         context = {"model": f"{type(estimator).__name__} ({Path(args.model_dir).name})", "data": path.name}
         with _stage(f"writing the report to {args.out}"):
-            metrics = write_report(args.out, Y, predictions.label_proba, estimator.thresholds_, names, context=context)
+            support, n_fit = vars(estimator).get("label_support_"), vars(estimator).get("n_samples_fit_")
+            metrics = write_report(
+                args.out,
+                Y,
+                predictions.label_proba,
+                estimator.thresholds_,
+                names,
+                context=context,
+                # PSP@k weighs each label by its training frequency; older model folders lack the count
+                **({"label_support": support, "n_training_samples": n_fit} if n_fit is not None else {}),
+            )
         print(
             f"F1 micro {metrics['f1_micro']:.3f} | macro {metrics['f1_macro']:.3f} | samples "
             f"{metrics['f1_samples']:.3f} on {len(texts)} texts; report: {Path(args.out) / REPORT_FILE}"

@@ -69,7 +69,12 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
        ``GridSearchCV``); an unfitted one is cloned and fitted on ``X, y``;
     2. a stratified ``validation_fraction`` of the labeled texts is held out;
     3. the teacher's ``predict_proba`` labels the other labeled texts and every
-       unlabeled one: these probabilities are the student's soft targets;
+       unlabeled one: these probabilities are the student's soft targets; on the
+       labeled texts they are mixed with the real labels,
+       ``label_weight * y + (1 - label_weight) * p`` (Hinton et al.'s weighted sum of
+       the hard-label and soft-label losses, which for BCE is the loss against the mix);
+       with ``centre_on_thresholds``, each label's probabilities are first moved so
+       that the teacher's own threshold falls at 0.5;
     4. a clone of the student is fitted on them;
     5. per-label thresholds are tuned for F1 (sktext's rule, as the classifiers' own)
        on the student's probabilities for the held-out texts against their real
@@ -86,6 +91,20 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         targets: ``TransformerMultiLabelClassifier``, ``ULMFiTClassifier``,
         ``sktext.lexical.TfidfLinearClassifier``) and whose ``predict_proba`` returns
         one probability per label.
+    label_weight : float in [0, 1], default=0.0
+        Weight of the real labels in the labeled texts' targets; the rest is the
+        teacher's probability. 0 teaches the teacher's probabilities alone; above 0.5,
+        a labeled text's hard view (p >= 0.5, what the student's lexical SVMs and
+        stratified split read) is its real labels. Unlabeled texts always get the
+        teacher's probabilities.
+    centre_on_thresholds : bool, default=False
+        Move the teacher's probabilities of each label so that its threshold
+        (``teacher.thresholds_``, tuned for F1 on real labels) falls at 0.5:
+        ``p' = sigmoid(logit(p) - logit(threshold))``. The student's hard view (p >= 0.5:
+        its stratified split, its lexical SVMs, its own threshold tuning) is then the
+        teacher's predictions rather than ``p >= 0.5`` of its raw probabilities, which
+        for a rare label with a low threshold is seldom positive. A teacher without
+        ``thresholds_`` is refused.
     validation_fraction : float, default=0.1
         Share of the labeled texts held out to tune the student's thresholds on real
         labels; the student never trains on them.
@@ -124,13 +143,26 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "teacher": [Types(object, description="an estimator")],
         "student": [Types(object, description="an estimator")],
+        "label_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "centre_on_thresholds": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, teacher, student, *, validation_fraction: float = 0.1, random_state=None) -> None:
+    def __init__(
+        self,
+        teacher,
+        student,
+        *,
+        label_weight: float = 0.0,
+        centre_on_thresholds: bool = False,
+        validation_fraction: float = 0.1,
+        random_state=None,
+    ) -> None:
         self.teacher = teacher
         self.student = student
+        self.label_weight = label_weight
+        self.centre_on_thresholds = centre_on_thresholds
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
@@ -167,6 +199,10 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         train, valid = stratified_indices(Y, self.validation_fraction, seed_from(self.random_state))
         student_texts = [texts[i] for i in train] + list(unlabeled)
         soft = self._teacher_proba(teacher, student_texts, Y.shape[1])
+        if self.centre_on_thresholds:
+            soft = _centred(soft, self._teacher_thresholds(teacher, Y.shape[1]))
+        if self.label_weight:  # the labeled texts come first
+            soft[: len(train)] = self.label_weight * Y[train] + (1 - self.label_weight) * soft[: len(train)]
         student = clone(self.student)
         try:
             with warnings.catch_warnings():
@@ -203,6 +239,18 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 f"{role} fitted on the same label columns)."
             )
         return np.asarray(proba.toarray() if hasattr(proba, "toarray") else proba, dtype=np.float64)
+
+    @staticmethod
+    def _teacher_thresholds(teacher, n_labels: int) -> np.ndarray:
+        thresholds = getattr(teacher, "thresholds_", None)
+        if thresholds is None or np.shape(thresholds) != (n_labels,):
+            got = "none" if thresholds is None else f"shape {np.shape(thresholds)}"
+            raise ValueError(
+                f"centre_on_thresholds=True needs the teacher's per-label thresholds_ of shape ({n_labels},); "
+                f"{type(teacher).__name__} has {got}. Use an sktext classifier as the teacher, or "
+                "centre_on_thresholds=False."
+            )
+        return np.asarray(thresholds, dtype=np.float64)
 
     def _teacher_proba(self, teacher, texts: list[str], n_labels: int) -> np.ndarray:
         soft = self._proba(teacher, texts, n_labels, "teacher")
@@ -249,6 +297,15 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
         return tags
+
+
+def _centred(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``sigmoid(logit(p) - logit(t))`` per label: the probabilities with each threshold ``t`` moved to 0.5."""
+    from scipy.special import expit, logit
+
+    eps = 1e-6  # 0 and 1 (clipped probabilities, a threshold of 1.0) stay finite
+    shifted = logit(np.clip(proba, eps, 1 - eps)) - logit(np.clip(thresholds, eps, 1 - eps))
+    return expit(shifted).astype(np.float32)
 
 
 def shallow_encoder(folder, *, n_layers: int, model_name_or_path: str | None = None) -> str:

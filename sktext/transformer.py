@@ -460,6 +460,9 @@ class TransformerMultiLabelClassifier(TransformerModelMixin, MultiLabelTextClass
         Decision threshold of each label (each 0/1 target column) used by ``predict``.
     label_support_ : ndarray of shape (n_labels,)
         Positives of each label (each 0/1 target column) in the ``y`` given to ``fit``.
+    n_samples_fit_ : int
+        Texts given to ``fit`` (validation part included): with ``label_support_``, the
+        label frequencies that propensity-scored metrics (PSP@k) of the report need.
     sparse_output_ : bool
         Whether ``y`` was a sparse matrix: ``predict`` then returns a CSR matrix.
     soft_targets_ : bool

@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 
 import sktext.persistence
 from sktext import load_model, save_model
-from sktext.card import CARD_FILE, MANY_LABELS, model_card
+from sktext.card import CARD_FILE, MANY_LABELS, MAX_CARD_LABELS, model_card
 from sktext.language_model import fine_tune_language_model
 from sktext.persistence import MANIFEST_FILE, read_manifest
 from sktext.thresholds import f1_at_thresholds
@@ -194,6 +194,38 @@ def test_many_labels_stay_compact_but_all_listed(classifier_folder):
     rows = _label_rows(card)
     assert len(rows) == n and r"a \| b" in rows
     assert rows["topic::3"][2:] == ["3", "0", f"{np.linspace(0.1, 0.9, n)[3]:.3f}"]
+
+
+def _many_labels_manifest(n: int, support: np.ndarray | None) -> dict:
+    """An old classifier's manifest with ``n`` labels (no fitting needed)."""
+    manifest = copy.deepcopy(read_manifest(OLD_FOLDERS / "transformer_classifier"))
+    manifest["classes"] = {"type": "str", "values": [f"tag{i}" for i in range(n)]}
+    manifest["n_outputs"] = n
+    manifest["thresholds"] = {"__ndarray__": np.linspace(0.1, 0.9, n).tolist(), "dtype": "<f8"}
+    if support is not None:
+        manifest["attributes"]["label_support_"] = {"__ndarray__": support.tolist(), "dtype": "<i8"}
+    return manifest
+
+
+def test_20000_labels_give_a_small_card_of_the_most_frequent():
+    n = 20_000
+    support = np.random.default_rng(0).permutation(n)  # label i has support[i] training positives
+    card = model_card(_many_labels_manifest(n, support), name="many")
+    assert len(card.encode()) < 40_000
+    rows = _label_rows(card)
+    kept = np.argsort(-support)[:MAX_CARD_LABELS]
+    assert list(rows) == [f"tag{i}" for i in kept]  # most training positives first
+    assert rows[f"tag{kept[0]}"][:3] == [str(kept[0]), f"tag{kept[0]}", str(n - 1)]
+    assert f"<summary>The {MAX_CARD_LABELS} labels with the most training positives, of {n}</summary>" in card
+    assert f"the other {n - MAX_CARD_LABELS} of the {n} labels are left out of this card" in card
+    assert "`sktext.json` in this folder holds them all" in card and "`thresholds`" in card
+
+
+def test_many_labels_without_recorded_positives_keep_the_models_order():
+    card = model_card(_many_labels_manifest(MAX_CARD_LABELS + 1, None), name="many")
+    assert list(_label_rows(card)) == [f"tag{i}" for i in range(MAX_CARD_LABELS)]
+    assert f"the first {MAX_CARD_LABELS} labels in the model's order (training positives not recorded)" in card
+    assert len(_label_rows(model_card(_many_labels_manifest(MAX_CARD_LABELS, None), name="all"))) == MAX_CARD_LABELS
 
 
 def test_without_validation_the_card_says_so(classifier_folder):

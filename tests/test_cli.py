@@ -155,6 +155,8 @@ def test_evaluate_writes_the_report(csv_model, files, tmp_path, capsys):
         assert f"{metrics[key]:.3f}" in page
     assert all(f"<td>{name}</td>" in page for name in LABELS) and "micro avg" in page
     assert f"F1 micro {metrics['f1_micro']:.3f}" in capsys.readouterr().out
+    # the model folder knows its training label counts, so the ranking metrics include PSP@k
+    assert set(metrics["psp_at_k"]) == set(metrics["precision_at_k"]) and 0 < metrics["psp_at_k"]["1"] <= 1
 
 
 def test_evaluate_uses_the_saved_label_settings(csv_model, files, tmp_path):

@@ -56,6 +56,45 @@ def test_thresholds_come_from_real_labels_not_from_the_teachers_hard_view():
     assert distilled.validation_scores_["f1_micro"] > 0.9
 
 
+class BlindTeacher(KeywordTeacher):
+    """A fitted teacher that knows nothing: 0.1 for every label of every text."""
+
+    def predict_proba(self, X):
+        return np.full((len(X), len(TOPIC_WORDS)), 0.1)
+
+
+def test_label_weight_mixes_the_real_labels_into_the_labeled_texts_targets():
+    texts, Y = make_toy_data(300, seed=0)
+    new_texts, Y_new = make_toy_data(200, seed=2)
+    teacher = BlindTeacher().fit(texts, Y)
+    f1 = {}
+    for weight in (0.0, 1.0):
+        distilled = DistilledClassifier(teacher, lexical_student(), label_weight=weight, random_state=0)
+        f1[weight] = f1_score(Y_new, distilled.fit(texts, Y).predict(new_texts), average="micro")
+    # taught by the blind teacher alone the student learns nothing (about 0.57 here: every label on every
+    # text); with the real labels mixed in it learns them
+    assert f1[1.0] > 0.9 and f1[0.0] < 0.7
+
+
+def test_centring_on_the_teachers_thresholds_teaches_its_decisions_to_a_hard_view_student():
+    texts, Y = make_toy_data(300, seed=0)
+    unlabeled, _ = make_toy_data(400, seed=1)
+    new_texts, Y_new = make_toy_data(200, seed=2)
+    teacher = KeywordTeacher().fit(texts, Y)  # 0.3 where a label holds: never 0.5, so its hard view is empty
+    svm_student = TfidfLinearClassifier(random_state=0)  # linear SVMs: they learn the hard view (p >= 0.5)
+    f1 = {}
+    for centre in (False, True):
+        teacher.thresholds_ = np.full(len(TOPIC_WORDS), 0.2)  # the teacher predicts a label from 0.2
+        distilled = DistilledClassifier(teacher, svm_student, centre_on_thresholds=centre, random_state=0)
+        distilled.fit(texts, Y, X_unlabeled=unlabeled)
+        f1[centre] = f1_score(Y_new, distilled.predict(new_texts), average="micro")
+    # centred, 0.3 becomes 0.63 and 0.02 becomes 0.08: the hard view holds the teacher's decisions
+    assert f1[True] > 0.9 and f1[False] < 0.7
+    del teacher.thresholds_
+    with pytest.raises(ValueError, match=r"centre_on_thresholds=True needs the teacher's per-label thresholds_"):
+        DistilledClassifier(teacher, svm_student, centre_on_thresholds=True).fit(texts, Y)
+
+
 def test_an_unfitted_teacher_is_fitted_on_the_labeled_texts_in_a_pipeline(tiny_bert, tmp_path):
     texts, Y = make_toy_data(200, seed=3)
     unlabeled, _ = make_toy_data(200, seed=4)
