@@ -186,7 +186,9 @@ def load_debtags(data_dir: str | os.PathLike | None = None) -> DebtagsData:
     )
 
 
-def load_unlabeled_texts(data_dir: str | os.PathLike | None = None, *, max_texts: int | None = None) -> list[str]:
+def load_unlabeled_texts(
+    data_dir: str | os.PathLike | None = None, *, max_texts: int | None = None, with_sources: bool = False
+) -> list[str] | tuple[list[str], list[str]]:
     """Load the untagged in-domain descriptions (for language-model fine-tuning).
 
     Parameters
@@ -195,21 +197,27 @@ def load_unlabeled_texts(data_dir: str | os.PathLike | None = None, *, max_texts
         See :func:`resolve_data_dir`.
     max_texts : int, default=None
         Return only the first ``max_texts`` texts (file order, sorted by id).
+    with_sources : bool, default=False
+        Also return each text's source package (sibling binaries share one).
 
     Returns
     -------
     texts : list of str
+    sources : list of str
+        Only with ``with_sources``.
     """
     path = resolve_data_dir(data_dir) / "unlabeled.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"Expected the unlabeled texts in {path}; not found.")
-    texts = []
+    texts, sources = [], []
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for line in handle:
             if max_texts is not None and len(texts) >= max_texts:
                 break
-            texts.append(json.loads(line)["text"])
-    return texts
+            record = json.loads(line)
+            texts.append(record["text"])
+            sources.append(record["source"])
+    return (texts, sources) if with_sources else texts
 
 
 def subsample(

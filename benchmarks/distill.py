@@ -107,14 +107,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=["no"],
         help="DistilledClassifier's centre_on_thresholds: one fit of each student per value",
     )
+    parser.add_argument(
+        "--grouped",
+        action="store_true",
+        help="hold out whole source packages (DistilledClassifier's groups), and their unlabeled siblings",
+    )
     parser.add_argument("--teacher-only", action="store_true", help="fit the teacher and label the texts, then stop")
     parser.add_argument("--out", default=None)
     return parser.parse_args(argv)
 
 
-def labeled_part(data, n_labeled: str) -> tuple[list[str], np.ndarray]:
+def labeled_part(data, n_labeled: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """The labeled texts drawn from train, their labels and their source packages."""
     n = None if n_labeled == "all" else int(n_labeled)
-    return subsample(data.train_texts, data.train_Y, n, random_state=0)
+    rows, Y = subsample(range(len(data.train_texts)), data.train_Y, n, random_state=0)
+    return [data.train_texts[row] for row in rows], Y, [data.train_sources[row] for row in rows]
 
 
 def fit_teacher(cache: Path, texts: list[str], Y: np.ndarray) -> dict[str, Any]:
@@ -178,6 +185,7 @@ def student_specs(args: argparse.Namespace) -> list[tuple[str, str, int | None, 
                 for centre in args.centre:
                     row = name if layers is None else f"{name}_{layers}"
                     row += (f" w={weight:g}" if weight else "") + (" centred" if centre == "yes" else "")
+                    row += " grouped" if args.grouped else ""
                     specs.append((row, name, layers, weight, centre == "yes"))
     return specs
 
@@ -230,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     data = load_debtags(args.data_dir)
-    texts, Y = labeled_part(data, args.n_labeled)
+    texts, Y, sources = labeled_part(data, args.n_labeled)
     teacher_fit = fit_teacher(cache, texts, Y)
     print(f"teacher: fitted on {len(texts)} texts in {teacher_fit['fit_s']:.0f} s", file=sys.stderr, flush=True)
 
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sktext.distill import DistilledClassifier
 
     teacher = load_model(cache / "teacher")
-    unlabeled = load_unlabeled_texts(args.data_dir, max_texts=args.n_unlabeled)
+    unlabeled, unlabeled_sources = load_unlabeled_texts(args.data_dir, max_texts=args.n_unlabeled, with_sources=True)
     proba, labeling_s = teacher_probabilities(cache, teacher, texts, unlabeled)
     if args.teacher_only:
         return teacher_fit
@@ -283,9 +291,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cached, student, label_weight=weight, centre_on_thresholds=centre, random_state=0
         )
         start = time.perf_counter()
-        distilled.fit(texts, Y, X_unlabeled=unlabeled)
+        grouping = {"groups": sources, "groups_unlabeled": unlabeled_sources} if args.grouped else {}
+        distilled.fit(texts, Y, X_unlabeled=unlabeled, **grouping)
         rows.append(row(row_name, distilled, time.perf_counter() - start, distilled.validation_scores_))
-        rows[-1].update(label_weight=weight, centre_on_thresholds=centre)
+        rows[-1].update(label_weight=weight, centre_on_thresholds=centre, grouped=args.grouped)
         compare(rows)
         write_results("distill", payload, out)  # after every student: a long run keeps what it measured
     print(format_table(rows, COLUMNS))

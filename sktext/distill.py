@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils.validation import check_is_fitted
 
 from .splits import stratified_indices
@@ -137,7 +138,9 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     The unlabeled texts are a fit parameter, ``X_unlabeled``: they have no rows in ``y``.
     ``GridSearchCV`` passes it to every fit unchanged (it splits only parameters as
-    long as ``X``).
+    long as ``X``). So are the texts' groups (``groups``, ``groups_unlabeled``), for a
+    held-out part of whole groups where near-copies of a text would make the thresholds
+    tuned on it too easy.
     """
 
     _parameter_constraints: dict = {
@@ -166,7 +169,7 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.random_state = random_state
 
-    def fit(self, X, y, X_unlabeled=None):
+    def fit(self, X, y, X_unlabeled=None, groups=None, groups_unlabeled=None):
         """Label the texts with the teacher, fit the student on that, tune its thresholds on real labels.
 
         Parameters
@@ -177,6 +180,16 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             Their real 0/1 labels.
         X_unlabeled : list, tuple, ndarray or pandas Series of str, default=None
             Texts without labels: the teacher labels them for the student.
+        groups : array-like of shape (n_samples,), default=None
+            A group for each labeled text (a source, an author, a product family:
+            texts of one group are near-copies of each other). Given, the held-out
+            part is whole groups, a ``validation_fraction`` of them
+            (``sklearn.model_selection.GroupShuffleSplit``), so that the thresholds are
+            tuned on texts unlike the student's, as new data will be; without it, a
+            stratified random part.
+        groups_unlabeled : array-like of shape (n_unlabeled,), default=None
+            The group of each unlabeled text, with ``groups``: unlabeled texts of a
+            held-out group are left out of the student's texts.
 
         Returns
         -------
@@ -185,6 +198,7 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         texts = check_texts(X)
         Y, classes = check_label_matrix(y, len(texts))
         unlabeled = [] if X_unlabeled is None else check_texts(X_unlabeled)
+        groups, groups_unlabeled = _check_groups(groups, groups_unlabeled, len(texts), len(unlabeled))
         validate_parameters(self)
         for role in ("teacher", "student"):
             if not hasattr(getattr(self, role), "predict_proba"):
@@ -196,7 +210,15 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             teacher = self.teacher
         else:
             teacher = clone(self.teacher).fit(X, y)
-        train, valid = stratified_indices(Y, self.validation_fraction, seed_from(self.random_state))
+        seed = seed_from(self.random_state)
+        if groups is None:
+            train, valid = stratified_indices(Y, self.validation_fraction, seed)
+        else:
+            split = GroupShuffleSplit(n_splits=1, test_size=self.validation_fraction, random_state=seed)
+            train, valid = next(split.split(texts, groups=groups))
+            if groups_unlabeled is not None:
+                kept = ~np.isin(groups_unlabeled, groups[valid])
+                unlabeled = [text for text, keep in zip(unlabeled, kept) if keep]
         student_texts = [texts[i] for i in train] + list(unlabeled)
         soft = self._teacher_proba(teacher, student_texts, Y.shape[1])
         if self.centre_on_thresholds:
@@ -297,6 +319,32 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
         return tags
+
+
+def _check_groups(groups, groups_unlabeled, n_labeled: int, n_unlabeled: int):
+    """``groups`` and ``groups_unlabeled`` as arrays of the texts' lengths (or None), or a ValueError."""
+    if groups is None:
+        if groups_unlabeled is not None:
+            raise ValueError(
+                "groups_unlabeled was given without groups: the held-out part is drawn by the labeled "
+                "texts' groups, so pass groups= (one per labeled text) as well, or neither."
+            )
+        return None, None
+    checked = []
+    for name, values, expected in (("groups", groups, n_labeled), ("groups_unlabeled", groups_unlabeled, n_unlabeled)):
+        if values is None:
+            checked.append(None)
+            continue
+        values = np.asarray(values)
+        if values.ndim != 1 or len(values) != expected:
+            raise ValueError(
+                f"{name} must hold one group per {'labeled' if name == 'groups' else 'unlabeled'} text "
+                f"({expected}); got shape {values.shape}."
+            )
+        checked.append(values)
+    if len(np.unique(checked[0])) < 2:
+        raise ValueError("groups must hold at least 2 distinct groups: the held-out part is whole groups.")
+    return checked[0], checked[1]
 
 
 def _centred(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

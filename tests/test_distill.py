@@ -95,6 +95,46 @@ def test_centring_on_the_teachers_thresholds_teaches_its_decisions_to_a_hard_vie
         DistilledClassifier(teacher, svm_student, centre_on_thresholds=True).fit(texts, Y)
 
 
+class SpyTeacher(KeywordTeacher):
+    """A KeywordTeacher that keeps the texts it was asked to label: the student's texts."""
+
+    def predict_proba(self, X):
+        self.asked_ = list(X)
+        return super().predict_proba(X)
+
+
+def test_groups_hold_out_whole_groups_and_their_unlabeled_siblings():
+    texts, Y = make_toy_data(300, seed=0)
+    unlabeled, _ = make_toy_data(400, seed=1)
+    texts, unlabeled = [f"{t} l{i}" for i, t in enumerate(texts)], [f"{t} u{i}" for i, t in enumerate(unlabeled)]
+    groups, groups_unlabeled = np.arange(300) % 30, np.arange(400) % 40  # groups 30-39 have no labeled text
+    teacher = SpyTeacher().fit(texts, Y)
+    distilled = DistilledClassifier(teacher, lexical_student(), random_state=0)
+    distilled.fit(texts, Y, X_unlabeled=unlabeled, groups=groups, groups_unlabeled=groups_unlabeled)
+    group_of = {**dict(zip(unlabeled, groups_unlabeled)), **dict(zip(texts, groups))}
+    asked = set(teacher.asked_)
+    held_out = {group_of[text] for text in texts if text not in asked}
+    assert len(held_out) == 3  # a tenth of the 30 labeled groups, whole
+    assert not any(group_of[text] in held_out for text in asked)  # no sibling of a held-out text trains
+    assert distilled.n_student_texts_ == len(asked) == 270 + 400 - 30
+    new_texts, Y_new = make_toy_data(200, seed=2)
+    assert f1_score(Y_new, distilled.predict(new_texts), average="micro") > 0.9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"groups_unlabeled": np.zeros(10)}, r"groups_unlabeled was given without groups"),
+        ({"groups": np.zeros(5)}, r"groups must hold one group per labeled text \(80\); got shape \(5,\)"),
+        ({"groups": np.zeros(80)}, r"at least 2 distinct groups"),
+    ],
+)
+def test_bad_groups_get_a_clear_error(kwargs, message):
+    texts, Y = make_toy_data(80, seed=0)
+    with pytest.raises(ValueError, match=message):
+        DistilledClassifier(KeywordTeacher().fit(texts, Y), lexical_student()).fit(texts, Y, **kwargs)
+
+
 def test_an_unfitted_teacher_is_fitted_on_the_labeled_texts_in_a_pipeline(tiny_bert, tmp_path):
     texts, Y = make_toy_data(200, seed=3)
     unlabeled, _ = make_toy_data(200, seed=4)
