@@ -220,9 +220,11 @@ class DistilledClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 kept = ~np.isin(groups_unlabeled, groups[valid])
                 unlabeled = [text for text, keep in zip(unlabeled, kept) if keep]
         student_texts = [texts[i] for i in train] + list(unlabeled)
+        # checked before the teacher's pass over every text, which may take long
+        centres = self._teacher_thresholds(teacher, Y.shape[1]) if self.centre_on_thresholds else None
         soft = self._teacher_proba(teacher, student_texts, Y.shape[1])
-        if self.centre_on_thresholds:
-            soft = _centred(soft, self._teacher_thresholds(teacher, Y.shape[1]))
+        if centres is not None:
+            soft = _centred(soft, centres)
         if self.label_weight:  # the labeled texts come first
             soft[: len(train)] = self.label_weight * Y[train] + (1 - self.label_weight) * soft[: len(train)]
         student = clone(self.student)
@@ -330,21 +332,19 @@ def _check_groups(groups, groups_unlabeled, n_labeled: int, n_unlabeled: int):
                 "texts' groups, so pass groups= (one per labeled text) as well, or neither."
             )
         return None, None
-    checked = []
-    for name, values, expected in (("groups", groups, n_labeled), ("groups_unlabeled", groups_unlabeled, n_unlabeled)):
-        if values is None:
-            checked.append(None)
-            continue
+
+    def one_per_text(name: str, values, n_texts: int, kind: str) -> np.ndarray:
         values = np.asarray(values)
-        if values.ndim != 1 or len(values) != expected:
-            raise ValueError(
-                f"{name} must hold one group per {'labeled' if name == 'groups' else 'unlabeled'} text "
-                f"({expected}); got shape {values.shape}."
-            )
-        checked.append(values)
-    if len(np.unique(checked[0])) < 2:
+        if values.ndim != 1 or len(values) != n_texts:
+            raise ValueError(f"{name} must hold one group per {kind} text ({n_texts}); got shape {values.shape}.")
+        return values
+
+    groups = one_per_text("groups", groups, n_labeled, "labeled")
+    if len(np.unique(groups)) < 2:
         raise ValueError("groups must hold at least 2 distinct groups: the held-out part is whole groups.")
-    return checked[0], checked[1]
+    if groups_unlabeled is not None:
+        groups_unlabeled = one_per_text("groups_unlabeled", groups_unlabeled, n_unlabeled, "unlabeled")
+    return groups, groups_unlabeled
 
 
 def _centred(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from .thresholds import apply_thresholds
+from .thresholds import positive_mask
 
 __all__ = [
     "evaluation_metrics",
@@ -108,7 +108,7 @@ def _confusion_counts(Y: Any, proba: np.ndarray, thresholds: np.ndarray) -> _Cou
     by_label = np.zeros((3, proba.shape[1]), dtype=np.int64)
     by_sample = []
     for true, scores in _row_blocks(Y, proba):
-        predicted = apply_thresholds(scores, thresholds).astype(bool)
+        predicted = positive_mask(scores, thresholds)
         hits = predicted & true
         counts = [np.count_nonzero(part, axis=0) for part in (hits, predicted, true)]
         by_label += np.stack(counts)
