@@ -85,6 +85,10 @@ COEF_RELATIVE_TOLERANCE = float(np.finfo(np.float32).eps)
 #: non-zero, the CSR form is no smaller, and its product with the texts' features is
 #: about 3 times slower for 1,000 texts (0.47 s against 0.16 s, 2-core AMD EPYC); at
 #: thousands of mostly rare labels the CSR form is a fraction of the size and as fast.
+#: The dense form is stored in Fortran order, so that its transpose, which
+#: ``features @ coef.T`` reads, is C-contiguous: scipy would otherwise copy the whole
+#: matrix on every call (215 MB at debtags' 326 labels x 164,689 terms; 0.23 s against
+#: 0.07 s for the product over 5,693 test texts, 2-core AMD EPYC).
 SPARSE_COEF_MAX_SHARE = 0.5
 
 
@@ -117,7 +121,7 @@ def _compact(coef: sp.csr_matrix) -> sp.csr_matrix | np.ndarray:
     sparse_bytes = coef.data.nbytes + coef.indices.nbytes + coef.indptr.nbytes
     if sparse_bytes <= SPARSE_COEF_MAX_SHARE * n_labels * n_features * np.dtype(np.float32).itemsize:
         return coef
-    return coef.toarray()
+    return coef.toarray(order="F")
 
 
 def _margins(features: sp.csr_matrix, coef: sp.csr_matrix | np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -131,6 +135,8 @@ def _margins(features: sp.csr_matrix, coef: sp.csr_matrix | np.ndarray, intercep
     for 1,000 (0.47 s against 0.16 s, the TF-IDF transform adding 0.4 s to both).
     """
     if not sp.issparse(coef):
+        # coef.T is C-contiguous when coef is in Fortran order (_compact); a C-ordered
+        # one (set by hand, or an older pickle) still works, copied on each call.
         return np.asarray(features @ coef.T, dtype=np.float64) + intercept
     product = coef @ features.T.tocsr()
     return np.asarray(product.T.toarray(), dtype=np.float64) + intercept

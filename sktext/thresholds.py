@@ -151,6 +151,36 @@ def tune_thresholds(
     return thresholds, global_threshold
 
 
+def floor_at_rates(thresholds, y_proba: np.ndarray, rates) -> np.ndarray:
+    """Thresholds lowered, where needed, so that each label is predicted at least at its rate.
+
+    Label ``j``'s threshold becomes at most the ``k``-th largest of ``y_proba[:, j]``,
+    ``k = round(rates[j] * n_samples)``: at it, at least ``k`` texts are predicted
+    positive. A label whose ``k`` is 0 keeps its threshold.
+
+    Parameters
+    ----------
+    thresholds : float or array-like of shape (n_labels,)
+    y_proba : array-like of shape (n_samples, n_labels)
+        Predicted probabilities of the texts the thresholds were tuned on.
+    rates : array-like of shape (n_labels,)
+        The share of texts each label is expected to hold (e.g. its mean over training
+        labels).
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_labels,)
+    """
+    y_proba = np.asarray(y_proba)
+    n_samples, n_labels = y_proba.shape
+    floored = np.array(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n_labels,)))
+    wanted = np.rint(np.asarray(rates, dtype=np.float64) * n_samples).astype(np.int64).clip(0, n_samples)
+    for label in np.flatnonzero(wanted > 0):
+        kth_largest = np.partition(y_proba[:, label], n_samples - wanted[label])[n_samples - wanted[label]]
+        floored[label] = min(floored[label], float(kth_largest))
+    return floored
+
+
 def f1_at_thresholds(y_true: np.ndarray, y_proba: np.ndarray, thresholds) -> dict:
     """Micro and macro F1 of the decisions ``proba >= thresholds``, with each label's support.
 

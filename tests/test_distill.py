@@ -189,3 +189,44 @@ def test_shallow_encoder_keeps_the_first_layers(tiny_bert, tmp_path):
     TransformerMultiLabelClassifier(folder, max_epochs=1, batch_size=16).fit(texts, Y)
     with pytest.raises(ValueError, match="n_layers must be an int from 1 to the encoder's 2 layers"):
         shallow_encoder(tmp_path / "deep", n_layers=3, model_name_or_path=tiny_bert)
+
+
+class TimidTeacher(KeywordTeacher):
+    """Sure of the toy's first labels, but gives its rare last label only 0.04 where it holds (0.01 elsewhere)."""
+
+    def predict_proba(self, X):
+        proba = super().predict_proba(X)
+        proba[:, :-1] = np.where(proba[:, :-1] > 0.1, 0.9, 0.02)
+        proba[:, -1] = np.where(proba[:, -1] > 0.1, 0.04, 0.01)
+        return proba
+
+
+def rare_last_label(texts: list[str], Y: np.ndarray, keep_every: int) -> tuple[list[str], np.ndarray]:
+    """The toy with its last label kept on one in ``keep_every`` of its texts (its words dropped elsewhere)."""
+    rare_words = set(list(TOPIC_WORDS.values())[-1])
+    Y = Y.copy()
+    seen = 0
+    for i, text in enumerate(texts):
+        if Y[i, -1]:
+            seen += 1
+            if seen % keep_every:
+                Y[i, -1] = 0
+                texts[i] = " ".join(word for word in text.split() if word not in rare_words)
+    return texts, Y
+
+
+def test_label_rates_floor_the_thresholds_of_a_label_the_teacher_is_timid_about():
+    texts, Y = rare_last_label(*make_toy_data(400, seed=0), keep_every=8)
+    unlabeled, _ = rare_last_label(*make_toy_data(400, seed=1), keep_every=8)
+    new_texts, Y_new = rare_last_label(*make_toy_data(400, seed=2), keep_every=8)
+    teacher = TimidTeacher().fit(texts, Y)
+    predicted = {}
+    for floor in (False, True):
+        distilled = DistilledClassifier(teacher, lexical_student(), floor_at_label_rates=floor, random_state=0)
+        predicted[floor] = distilled.fit(texts, Y, X_unlabeled=unlabeled).predict(new_texts)
+    # a rare label (about 5 % of the texts, 2 of the 40 held out): tuned on two positives, the
+    # threshold falls back to the global one, far above what the timid student gives the label
+    assert predicted[False][:, -1].sum() == 0
+    assert f1_score(Y_new[:, -1], predicted[True][:, -1]) > 0.5
+    # the sure labels keep their decisions
+    np.testing.assert_array_equal(predicted[True][:, :-1], predicted[False][:, :-1])

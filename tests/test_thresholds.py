@@ -41,3 +41,15 @@ def test_rare_labels_get_the_global_threshold():
 def test_shape_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match="same|shape"):
         tune_thresholds(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+def test_floor_at_rates_lowers_a_threshold_only_where_a_label_would_be_predicted_below_its_rate():
+    from sktext.thresholds import floor_at_rates
+
+    proba = np.array([[0.9, 0.30, 0.2], [0.8, 0.20, 0.1], [0.1, 0.10, 0.1], [0.1, 0.05, 0.1]])
+    # label 0 is predicted on 2 texts at 0.5, as its rate (0.5) asks; label 1 on none where it
+    # should be on 2; label 2's rate rounds to no text
+    floored = floor_at_rates(0.5, proba, [0.5, 0.5, 0.1])
+    np.testing.assert_array_equal(floored, [0.5, 0.2, 0.5])
+    assert ((proba >= floored).sum(axis=0) >= [2, 2, 0]).all()
+    np.testing.assert_array_equal(floor_at_rates([0.05, 0.05, 0.05], proba, [0.5, 0.5, 0.5]), [0.05] * 3)
