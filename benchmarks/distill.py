@@ -120,7 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--teacher-only", action="store_true", help="fit the teacher and label the texts, then stop")
     parser.add_argument("--out", default=None)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.save_outputs and args.grouped:
+        # save_outputs draws the held-out part again as the ungrouped fit does
+        parser.error("--save-outputs reads the stratified held-out part; it cannot be combined with --grouped")
+    return args
 
 
 def labeled_part(data, n_labeled: str) -> tuple[list[str], np.ndarray, list[str]]:
