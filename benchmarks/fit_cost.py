@@ -8,7 +8,10 @@ Two parts, each printing a table and writing JSON to ``benchmarks/results/``:
     train texts; then ``predict_proba`` of the 5,693 test texts. It reports the fit's
     seconds outside the network (the fit's wall time minus skorch's epoch ``dur``), the
     fit's stages (``fit_seconds_``), and ``predict_proba``'s seconds split into
-    tokenizing, the network and the lexical margins. Beside sktext 0.1's behaviour,
+    tokenizing, the network and the lexical margins, each timed alone, with the
+    previous way in the same run (``predict_serial_s``: the tokenizer's own call, then
+    the network, then the margins, one after the other; ``predict_tokenize_hf_s``: that
+    tokenizing alone). Beside sktext 0.1's behaviour,
     set by parameter in the same run (the lexical part's two fits on one core:
     ``lexical=TfidfLinearClassifier(class_weight="balanced")`` with ``n_jobs=None``;
     prediction in batches of ``2 * batch_size`` texts with the lexical margins after the
@@ -84,23 +87,51 @@ def _old_predict_proba(clf, texts: list[str]) -> tuple[np.ndarray, dict[str, flo
     from sktext.lexical import apply_blend
 
     parts = {}
-    dataset, parts["tokenize_s"] = _timed(clf._encode, texts)
+    dataset, parts["tokenize_s"] = _timed(_hf_call_encode, clf, texts)
     logits, parts["network_s"] = _timed(clf._logits, dataset, by_tokens=False)
     margins, parts["lexical_s"] = _timed(clf.lexical_.decision_function, texts)
     logits = apply_blend(clf.blend_weights_, clf.blend_centre_, logits, margins)
     return expit(logits), parts
 
 
-def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
-    """The default prediction's parts, each timed alone.
+def _hf_call_encode(clf, texts: list[str]):
+    """Tokenizing as before the private backend: the Hugging Face tokenizer's own call."""
+    from sktext.batching import TokenizedTexts
+    from sktext.transformer import effective_max_length, position_limit
 
-    A dense ``coef_`` is stored in Fortran order; ``lexical_c_order_s`` times the
-    lexical part once more with a C-ordered copy, as it was kept before.
+    tokenizer = clf.tokenizer_
+    max_length = effective_max_length(tokenizer, clf._kept_length(), position_limit(clf.module_.encoder.config))
+    encoded = tokenizer(
+        texts, truncation=True, max_length=max_length, return_attention_mask=False, return_token_type_ids=False
+    )["input_ids"]
+    return TokenizedTexts.from_sequences(encoded, pad_id=tokenizer.pad_token_id or 0)
+
+
+def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
+    """The default prediction's parts, each timed alone, and the previous way in a row.
+
+    ``serial_s``: tokenizing (the tokenizer's own call), the network and the lexical
+    margins one after the other, as ``predict_proba`` ran them before the margins moved
+    to a thread beside the network; ``tokenize_hf_s`` that tokenizing alone. A dense
+    ``coef_`` is stored in Fortran order; ``lexical_c_order_s`` times the lexical part
+    once more with a C-ordered copy, as it was kept before.
     """
+    from scipy.special import expit
+
+    from sktext.lexical import apply_blend
+
     parts = {}
     dataset, parts["tokenize_s"] = _timed(clf._encode, texts)
+    _, parts["tokenize_hf_s"] = _timed(_hf_call_encode, clf, texts)
     _, parts["network_s"] = _timed(clf._logits, dataset)
     _, parts["lexical_s"] = _timed(clf.lexical_.decision_function, texts)
+
+    def serial():
+        logits = clf._logits(_hf_call_encode(clf, texts))
+        margins = clf.lexical_.decision_function(texts)
+        return expit(apply_blend(clf.blend_weights_, clf.blend_centre_, logits, margins))
+
+    _, parts["serial_s"] = _timed(serial)
     coef = clf.lexical_.coef_
     if isinstance(coef, np.ndarray):
         clf.lexical_.coef_ = np.ascontiguousarray(coef)
@@ -171,7 +202,9 @@ def run_proxy(args) -> dict:
         "outside_network_s",
         *[f"{stage}_s" for stage in STAGES],
         "predict_proba_s",
+        "predict_serial_s",
         "predict_tokenize_s",
+        "predict_tokenize_hf_s",
         "predict_network_s",
         "predict_lexical_s",
         "micro_f1",

@@ -14,7 +14,9 @@ This benchmark measures what each arm costs in F1 against the default, paired (s
 network seed, same texts), at several training sizes, with the frozen default encoder
 as the network (its blend leans most on the lexical part, so any loss shows there
 first) and, with ``--fine-tune``, the fine-tuned default. An arm is
-``CLASS_WEIGHT:REFIT``, e.g. ``none:refit`` or ``balanced:once``.
+``CLASS_WEIGHT:REFIT``, e.g. ``none:refit`` or ``balanced:once``, optionally with the SVMs'
+stopping tolerance, ``balanced:refit:tol=0.1`` (liblinear's own default for its dual solver;
+scikit-learn's is 1e-4).
 
 The dev texts are a fixed 2,000-text stratified part of debtags train, or with
 ``--grouped-dev`` whole source packages held out until 2,000 texts (as the test split is
@@ -28,6 +30,7 @@ Examples
     python benchmarks/lexical_refit.py                      # 250 / 1,000 / 3,000 texts, seeds 0 1
     python benchmarks/lexical_refit.py --arms default none:refit none:once --sizes 1000 3000
     python benchmarks/lexical_refit.py --sizes 250 --fine-tune --seeds 0
+    python benchmarks/lexical_refit.py --arms default balanced:refit:tol=0.1 --sizes 1000 3000
 """
 
 from __future__ import annotations
@@ -54,17 +57,28 @@ from common import (  # noqa: E402
 
 
 def arm_params(arm: str) -> dict:
-    """Estimator parameters of an arm: ``default`` (no parameter set) or ``CLASS_WEIGHT:REFIT``."""
+    """Estimator parameters of an arm: ``default`` (no parameter set) or ``CLASS_WEIGHT:REFIT[:tol=TOL]``."""
     if arm == "default":
         return {}
-    class_weight, refit = arm.split(":")
-    if class_weight not in ("balanced", "none") or refit not in ("refit", "once"):
-        raise SystemExit(f"arm {arm!r}: expected 'default' or CLASS_WEIGHT:REFIT, e.g. none:refit or balanced:once")
+    class_weight, refit, *rest = arm.split(":")
+    tol = rest[0].removeprefix("tol=") if rest else None
+    if (
+        class_weight not in ("balanced", "none")
+        or refit not in ("refit", "once")
+        or len(rest) > 1
+        or (rest and not rest[0].startswith("tol="))
+    ):
+        raise SystemExit(
+            f"arm {arm!r}: expected 'default' or CLASS_WEIGHT:REFIT[:tol=TOL], e.g. none:refit or balanced:once:tol=0.1"
+        )
     from sktext.lexical import TfidfLinearClassifier
 
     return {
         "lexical": TfidfLinearClassifier(
-            class_weight=None if class_weight == "none" else "balanced", random_state=0, n_jobs=-1
+            class_weight=None if class_weight == "none" else "balanced",
+            random_state=0,
+            n_jobs=-1,
+            **({} if tol is None else {"tol": float(tol)}),
         ),
         "lexical_refit": refit == "refit",
     }

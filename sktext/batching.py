@@ -9,6 +9,7 @@ parallel token streams cut into BPTT windows.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -57,10 +58,7 @@ class TokenizedTexts(Dataset):
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        if len(sequences) and offsets[-1]:
-            ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
-        else:
-            ids = np.zeros(0, dtype=np.int64)
+        ids = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(offsets[-1]))
         return cls(ids, offsets, pad_id, y)
 
     @property

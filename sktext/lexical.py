@@ -151,6 +151,7 @@ def _fit_label(
     seed: int,
     sample_weight=None,
     X_twice: sp.csr_matrix | None = None,
+    tol: float = 1e-4,
 ):
     """Weights ``(columns, values)`` and intercept of one label's linear model (a constant when y is).
 
@@ -158,16 +159,24 @@ def _fit_label(
     ``loss="log_loss"``) a logistic regression on the probabilities, else the hard view.
     """
     if X_twice is not None and is_soft(y):
-        return _fit_soft_logistic(X_twice, y, C, class_weight, seed, sample_weight)
+        return _fit_soft_logistic(X_twice, y, C, class_weight, seed, sample_weight, tol)
     y = hard_view(y, np.int64)  # soft targets: their hard view (0/1 targets: themselves)
     if y.min() == y.max():
         return _sparse_weights(np.zeros(0)), CONSTANT_MARGIN * (1.0 if y[0] else -1.0)
     if loss == "squared_hinge":
         model = LinearSVC(
-            C=C, loss="squared_hinge", dual="auto", max_iter=5000, class_weight=class_weight, random_state=seed
+            C=C,
+            loss="squared_hinge",
+            dual="auto",
+            tol=tol,
+            max_iter=5000,
+            class_weight=class_weight,
+            random_state=seed,
         )
     else:
-        model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, class_weight=class_weight, random_state=seed)
+        model = LogisticRegression(
+            C=C, solver="liblinear", tol=tol, max_iter=1000, class_weight=class_weight, random_state=seed
+        )
     model.fit(X, y, sample_weight=sample_weight)
     return _sparse_weights(model.coef_.ravel()), float(model.intercept_[0])
 
@@ -185,7 +194,9 @@ def _weighted_pairs(p: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.n
     return targets, np.r_[p * weight, (1.0 - p) * weight]
 
 
-def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_weight, seed: int, sample_weight):
+def _fit_soft_logistic(
+    X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_weight, seed: int, sample_weight, tol: float = 1e-4
+):
     """Logistic regression on probabilities ``p`` (:func:`_weighted_pairs` over ``X`` stacked twice).
 
     ``"balanced"`` weighs the two sides by their expected counts, as scikit-learn's rule
@@ -197,7 +208,7 @@ def _fit_soft_logistic(X_twice: sp.csr_matrix, p: np.ndarray, C: float, class_we
         total = float(n) if sample_weight is None else float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
         weights[:n] *= total / (2.0 * max(weights[:n].sum(), 1e-12))
         weights[n:] *= total / (2.0 * max(weights[n:].sum(), 1e-12))
-    model = LogisticRegression(C=C, solver="liblinear", max_iter=1000, random_state=seed)
+    model = LogisticRegression(C=C, solver="liblinear", tol=tol, max_iter=1000, random_state=seed)
     model.fit(X_twice, targets, sample_weight=weights)
     return _sparse_weights(model.coef_.ravel()), float(model.intercept_[0])
 
@@ -280,6 +291,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         logistic regression (liblinear).
     C : float, default=1.0
         Inverse regularisation strength of every per-label model.
+    tol : float, default=1e-4
+        Stopping tolerance of liblinear's solver for every per-label model
+        (``LinearSVC``'s and ``LogisticRegression``'s ``tol``).
     ngram_range : tuple of (int, int), default=(1, 2)
         Word n-grams of the TF-IDF features.
     min_df : int or float, default=2
@@ -348,6 +362,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         *,
         loss: str = "squared_hinge",
         C: float = 1.0,
+        tol: float = 1e-4,
         ngram_range: tuple[int, int] = (1, 2),
         min_df: int | float = 2,
         max_df: float = 0.9,
@@ -360,6 +375,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         self.loss = loss
         self.C = C
+        self.tol = tol
         self.ngram_range = ngram_range
         self.min_df = min_df
         self.max_df = max_df
@@ -373,6 +389,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "loss": [Options(LOSSES)],
         "C": [POSITIVE_FLOAT],
+        "tol": [POSITIVE_FLOAT],
         "ngram_range": ["array-like"],
         "min_df": [POSITIVE_INT, FRACTION],
         "max_df": [Interval(numbers.Real, 0, 1, closed="right"), POSITIVE_INT],
@@ -409,6 +426,10 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             X = vectorizer.fit_transform(texts) if counts is None else counts.fit(vectorizer)
         except ValueError as error:  # every text empty, or only stop words
             raise self._no_words(error) from None
+        # liblinear takes float64: converted once here rather than by scikit-learn for each
+        # label (the same margins, bit for bit; all of debtags, 326 labels, 2 processes:
+        # 44.0-47.8 s against 46.0-56.1 s, two runs each).
+        X = X.astype(np.float64)
         X.sort_indices()  # liblinear sorts in place, which fails on joblib's read-only maps
         X_twice = None
         if self.loss == "log_loss" and is_soft(Y):  # probabilities: each text as a weighted positive and negative
@@ -422,7 +443,15 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
                     raise LexicalFitCancelled("the lexical fit was cancelled")
                 fitted += parallel(
                     delayed(_fit_label)(
-                        X, Y[:, j], self.loss, float(self.C), self.class_weight, seed, sample_weight, X_twice
+                        X,
+                        Y[:, j],
+                        self.loss,
+                        float(self.C),
+                        self.class_weight,
+                        seed,
+                        sample_weight,
+                        X_twice,
+                        float(self.tol),
                     )
                     for j in range(start, min(start + chunk, n_labels))
                 )

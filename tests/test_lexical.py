@@ -381,6 +381,57 @@ def test_a_failed_fit_stops_the_lexical_thread(tiny_bert, toy, monkeypatch):
     assert not hasattr(clf, "lexical_")
 
 
+def test_margins_beside_the_network_predict_what_they_predict_in_turn(tiny_bert, toy, monkeypatch):
+    import threading
+
+    from scipy.special import expit
+
+    (X, Y), (X_test, _) = toy
+    clf = _untrained_transformer(tiny_bert).fit(X, Y)
+    margins = clf.lexical_.decision_function(X_test)
+    lexical = clf.__dict__.pop("lexical_")
+    network = clf.decision_function(X_test)  # the network alone
+    clf.lexical_ = lexical
+    network[:] = apply_blend(clf.blend_weights_, clf.blend_centre_, network, margins)  # in its float32
+    in_turn = expit(network)
+    threads: list[str] = []
+    real = type(lexical).decision_function
+
+    def recorded(self, texts):
+        threads.append(threading.current_thread().name)
+        return real(self, texts)
+
+    monkeypatch.setattr(type(lexical), "decision_function", recorded)
+    np.testing.assert_array_equal(clf.predict_proba(X_test), in_turn)
+    assert threads and threads[0].startswith("sktext-lexical")
+
+    def broken(self, texts):
+        raise MemoryError("no room for the margins")
+
+    monkeypatch.setattr(type(clf.lexical_), "decision_function", broken)
+    with pytest.raises(MemoryError, match="no room for the margins"):  # not lost in the thread
+        clf.predict_proba(X_test)
+    assert not any(t.name.startswith("sktext-lexical") for t in threading.enumerate())
+
+
+def test_tol_reaches_every_label_solver_and_is_checked(toy, monkeypatch):
+    from sktext import lexical
+
+    (X, Y), _ = toy
+    seen: list[float] = []
+    real = lexical.LinearSVC
+
+    def recording(**kwargs):
+        seen.append(kwargs["tol"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(lexical, "LinearSVC", recording)
+    TfidfLinearClassifier(threshold=0.5, tol=0.25, random_state=0).fit(X, Y)
+    assert seen and set(seen) == {0.25}
+    with pytest.raises(ValueError, match="tol"):
+        TfidfLinearClassifier(tol=0).fit(X, Y)
+
+
 def test_parallel_workers_fit_the_same_linear_models(toy):
     (X, Y), (X_test, _) = toy
     one = TfidfLinearClassifier(class_weight="balanced", random_state=0, n_jobs=1).fit(X, Y)

@@ -66,6 +66,54 @@ def test_auto_max_length_fits_most_training_texts_and_truncates_the_rest(tiny_be
     assert load_model(tmp_path / "model")._encode(["game " * 60]).lengths.tolist() == [32]
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_encoding_gives_the_tokenizers_own_ids_and_leaves_it_as_it_was(tiny_bert, side):
+    from transformers import AutoTokenizer
+
+    from sktext.transformer import encode_with_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tokenizer.truncation_side = side
+    texts = make_toy_data(30)[0] + [
+        "",
+        "   ",
+        "naïve café 東京 emoji 🎮 résumé",
+        "a literal [SEP] and [CLS] inside the text",
+        "game " * 300,
+        "UPPER case Words\nand\ttabs 12345",
+    ]
+    for max_length in (8, 128):
+        encoded = encode_with_tokenizer(tokenizer, texts, max_length)
+        expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+        assert [encoded.ids[a:b].tolist() for a, b in zip(encoded.offsets[:-1], encoded.offsets[1:])] == expected
+    backend = tokenizer.backend_tokenizer
+    backend.no_truncation()
+    encode_with_tokenizer(tokenizer, texts, 8)
+    assert backend.truncation is None  # the user's tokenizer is not reconfigured
+    assert len(tokenizer(["game " * 300])["input_ids"][0]) > 128
+
+
+def test_a_slow_tokenizer_encodes_through_its_own_call(tiny_bert):
+    from transformers import AutoTokenizer
+
+    from sktext.transformer import encode_with_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = make_toy_data(10)[0] + ["game " * 300]
+
+    class Slow:  # what sktext reads of a Python tokenizer: no Rust backend
+        is_fast = False
+        pad_token_id = tokenizer.pad_token_id
+        model_max_length = tokenizer.model_max_length
+
+        def __call__(self, *args, **kwargs):
+            return tokenizer(*args, **kwargs)
+
+    slow = encode_with_tokenizer(Slow(), texts, 16)
+    fast = encode_with_tokenizer(tokenizer, texts, 16)
+    assert np.array_equal(slow.ids, fast.ids) and np.array_equal(slow.offsets, fast.offsets)
+
+
 @pytest.mark.parametrize(("max_length", "expected"), [("auto", 128), (12, 12), (1000, 128)])
 def test_max_length_is_capped_by_the_encoder(tiny_bert, max_length, expected):
     X, Y = make_toy_data(20)
