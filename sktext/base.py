@@ -283,7 +283,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             + (f"; {truncated} texts ({truncated / max(len(lengths), 1):.0%}) cut at {limit}." if truncated else "."),
             f"Training: {self.n_epochs_} epochs of {steps_per_epoch} steps of {self.batch_size} texts = "
             f"{self.n_epochs_ * steps_per_epoch} steps"
-            + (", early stopping on the validation loss." if split is not None and self.patience else "."),
+            + (f", early stopping on {self._stopping_on()}." if split is not None and self.patience else "."),
         ]
         return "\n".join(lines)
 
@@ -389,6 +389,14 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         net.fit(dataset, None)
         return net.history
 
+    def _stopping_on(self) -> str:
+        """What early stopping watches, in words (for the fit plan)."""
+        return "the validation loss"
+
+    def _validation_score(self):
+        """``score(validation_logits) -> float`` that early stopping monitors, or None for the validation loss."""
+        return None
+
     @staticmethod
     def _n_train(dataset: TokenizedTexts, split: ShuffleValidSplit | None) -> int:
         """Texts left for training once ``split`` holds out the validation part."""
@@ -446,6 +454,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
                 lr_parameter=("lr", base_lr),
                 checkpoint=self._checkpoint_path(checkpoint_name),
                 extra=self.callbacks,
+                validation_score=self._validation_score(),
                 **(callback_options or {}),
             ),
             verbose=int(bool(self.verbose)),

@@ -6,6 +6,8 @@
   last ``n_trainable`` layer groups train during the run, and every parameter gets its
   ``requires_grad`` back at the end.
 - :class:`FiniteLossGuard`: stops a run whose loss is no longer finite, with the fix.
+- :class:`ValidationScore`: a score of the validation part's logits after each epoch
+  (the classifiers' blended, threshold-tuned F1), for early stopping to monitor.
 - :class:`EarlyStopping`: skorch's, ending the run with
   :class:`~sktext.reliability.StopTraining` instead of a ``KeyboardInterrupt``, so that
   a real Ctrl-C is never mistaken for it, and only once the epoch's other callbacks
@@ -45,6 +47,7 @@ __all__ = [
     "StopWhenRequested",
     "TrainableLayerGroups",
     "TrainingCheckpoint",
+    "ValidationScore",
     "one_cycle",
 ]
 
@@ -180,6 +183,40 @@ class FiniteLossGuard(Callback):
             f"(e.g. {self.parameter}={lr / 10:g}), keep gradient_clip_norm set (e.g. 1.0), "
             "and check that the targets hold what you expect."
         )
+
+
+class ValidationScore(Callback):
+    """A score of the validation part after each epoch, recorded in the history as ``name``.
+
+    The network's validation logits are collected as skorch computes them for the
+    validation loss (no second pass; they stay on the device until the epoch ends), then
+    handed to ``score``, whose value early stopping can monitor.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(logits) -> float`` for an ndarray of the validation texts' logits, in the
+        order the validation part holds them; higher is better.
+    name : str, default="valid_f1"
+    """
+
+    def __init__(self, score, name: str = "valid_f1") -> None:
+        self.score = score
+        self.name = name
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.outputs_ = []
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        y_pred = kwargs.get("y_pred")
+        if not training and y_pred is not None:
+            self.outputs_.append(y_pred.detach())
+
+    def on_epoch_end(self, net, **kwargs):
+        outputs, self.outputs_ = getattr(self, "outputs_", []), []
+        if outputs:
+            logits = torch.cat(outputs).float().cpu().numpy()
+            net.history.record(self.name, float(self.score(logits)))
 
 
 class EarlyStopping(_SkorchEarlyStopping):

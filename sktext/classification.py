@@ -88,6 +88,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             Types(TfidfLinearClassifier, description="a sktext.lexical.TfidfLinearClassifier"),
         ],
         "lexical_refit": ["boolean", Options(["auto"])],
+        "monitor": [
+            Options(
+                ["valid_loss", "valid_f1"],
+                hint="'valid_f1' stops on the validation part's blended, threshold-tuned micro-F1",
+            )
+        ],
     }
 
     def _criterion(self) -> tuple[type[torch.nn.Module], dict]:
@@ -195,9 +201,11 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         lexical = self._lexical_model(len(texts), len(binary)) if len(binary) else None
         refit = self._lexical_refits(len(texts))
         job = _LexicalJob(lexical, texts, Y[:, binary], weights, refit) if lexical is not None else None
+        score = self._early_stopping_score(hard, weights, thresholds, job)
+        self._validation_f1 = score
         try:
             dataset, split = self._fit_module(
-                texts, Y, criterion_kwargs, weights, before_training=self._lexical_starter(job)
+                texts, Y, criterion_kwargs, weights, before_training=self._lexical_starter(job, score)
             )
             if split is not None and (thresholds is None or lexical is not None):
                 train, valid = split.indices(dataset.y)
@@ -216,6 +224,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 if len(binary):
                     self.validation_scores_ = f1_at_thresholds(hard[valid][:, binary], expit(logits), thresholds)
         finally:
+            del self._validation_f1
             if job is not None:
                 job.cancel()
         if thresholds is None:
@@ -278,14 +287,52 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         """
         return self.device_.type != "cpu"
 
-    def _lexical_starter(self, job: _LexicalJob | None):
-        """``before_training`` for :meth:`_fit_module`: start ``job`` in a thread where it overlaps."""
+    def _lexical_starter(self, job: _LexicalJob | None, score: _ValidationF1 | None = None):
+        """``before_training`` for :meth:`_fit_module`: start ``job`` in a thread where it overlaps.
+
+        Where early stopping watches the blended F1 (``score``) and the lexical part
+        cannot overlap, it is fitted now, before the network: the first epoch's score
+        needs its margins.
+        """
 
         def start(split, dataset) -> None:
-            if job is not None and split is not None and self._overlap_lexical():
+            if split is None:
+                return
+            if score is not None:
+                score.bind(split.validation_order(dataset))
+            if job is not None and self._overlap_lexical():
                 job.start(split.indices(dataset.y)[0], n_jobs_left_for_torch=1)
+            elif job is not None and score is not None:
+                with self._fit_stage("lexical"):
+                    job.start(split.indices(dataset.y)[0])
 
         return start
+
+    # -- early stopping on F1 --------------------------------------------------------
+    def _early_stopping_score(self, hard: np.ndarray, weights, thresholds, job) -> _ValidationF1 | None:
+        """The validation score for ``monitor="valid_f1"`` (None for the validation loss)."""
+        if self.monitor != "valid_f1" or self.validation_fraction is None or not self.patience:
+            return None
+        layout = self.output_layout_
+        if not len(layout.binary_targets):
+            raise ValueError(
+                "monitor='valid_f1' watches the F1 of 0/1 labels, and y has none (only "
+                "categorical targets); use monitor='valid_loss'."
+            )
+        if world()[1] > 1:
+            raise ValueError(
+                "monitor='valid_f1' is not available in a data-parallel fit (each process sees "
+                "part of every validation batch); use monitor='valid_loss'."
+            )
+        return _ValidationF1(hard[:, layout.binary_targets], layout.binary_logits, weights, thresholds, job)
+
+    def _validation_score(self):
+        return self.__dict__.get("_validation_f1")
+
+    def _stopping_on(self) -> str:
+        if self.monitor == "valid_f1":
+            return "the validation part's micro-F1 (blended, thresholds tuned)"
+        return super()._stopping_on()
 
     def _fit_lexical(self, job: _LexicalJob, train, valid, neural_logits) -> np.ndarray:
         """Fit ``lexical_``, ``blend_weights_`` and ``blend_centre_``; return the validation part's blend.
@@ -555,6 +602,62 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
         return tags
+
+
+class _ValidationF1:
+    """``score(validation_logits)`` for early stopping: the micro-F1 the fit would get there.
+
+    As after training: the network's logits of the 0/1 labels, blended with the
+    lexical part's margins (the blend fitted on these logits; the margins are the
+    training part's lexical model's, computed once), thresholds tuned by the fit's rule
+    (or the fixed ones), micro-F1 of the decisions. Without a lexical part, or where it
+    cannot be fitted (no words), the network's logits alone.
+
+    Parameters
+    ----------
+    hard : ndarray of shape (n_texts, n_labels)
+        The 0/1 labels' hard view, for every text of the fit.
+    columns : ndarray
+        The 0/1 labels' columns among the network's logits.
+    weights : ndarray of shape (n_texts,) or None
+    thresholds : ndarray of shape (n_labels,) or None
+        Fixed thresholds; None tunes them.
+    job : _LexicalJob or None
+    """
+
+    def __init__(self, hard: np.ndarray, columns, weights, thresholds, job: _LexicalJob | None) -> None:
+        self.hard, self.columns, self.weights, self.thresholds, self.job = hard, columns, weights, thresholds, job
+        self.order: np.ndarray | None = None
+        self._margins: np.ndarray | None | bool = False  # False: not computed yet
+
+    def bind(self, order: np.ndarray) -> None:
+        """The validation texts, in the order the validation part holds them."""
+        self.order = order
+
+    def _lexical_margins(self) -> np.ndarray | None:
+        if self._margins is False:
+            self._margins = None
+            if self.job is not None and self.job.started:
+                try:
+                    part, _ = self.job.result()
+                except ValueError:  # no words: the fit warns when it blends
+                    return None
+                self._margins = part.decision_function([self.job.texts[i] for i in self.order])
+        return self._margins
+
+    def __call__(self, logits: np.ndarray) -> float:
+        Y = self.hard[self.order]
+        weights = None if self.weights is None else self.weights[self.order]
+        logits = np.asarray(logits, dtype=np.float64)[:, self.columns]
+        margins = self._lexical_margins()
+        if margins is not None:
+            blend, centre = fit_blend(logits, margins, Y, sample_weight=weights)
+            logits = apply_blend(blend, centre, logits, margins)
+        proba = expit(logits)
+        thresholds = self.thresholds
+        if thresholds is None:
+            thresholds, _ = tune_thresholds(Y, proba, min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=weights)
+        return float(f1_at_thresholds(Y, proba, thresholds)["f1_micro"])
 
 
 class _LexicalJob:

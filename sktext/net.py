@@ -48,6 +48,7 @@ from .callbacks import (
     TrainableLayerGroups,
     TrainingCheckpoint,
     TrainingTimeEstimate,
+    ValidationScore,
     one_cycle,
 )
 from .distributed import all_reduce_gradients, broadcast_module, shard_slice, sum_across_processes, world
@@ -324,6 +325,7 @@ BUILT_IN_CALLBACKS = (
     "time_estimate",
     "schedule",
     "clip",
+    "valid_f1",
     "early_stopping",
     "progress",
     "finite_loss",
@@ -350,6 +352,7 @@ def make_callbacks(
     lr_parameter: tuple[str, float | None] | None = None,
     checkpoint=None,
     extra=None,
+    validation_score=None,
 ) -> list:
     """The callbacks of one training run: schedule, clipping, early stopping, progress.
 
@@ -391,11 +394,17 @@ def make_callbacks(
     extra : list of skorch callbacks or (name, callback) pairs, optional
         The user's own (an estimator's ``callbacks`` parameter), run after sktext's and
         before the checkpoint; an unnamed one is named after its class.
+    validation_score : callable or None, default=None
+        ``score(validation_logits) -> float``, higher is better: recorded after each
+        epoch as ``valid_f1`` (:class:`~sktext.callbacks.ValidationScore`), which early
+        stopping then monitors instead of the validation loss; only with
+        ``has_validation``.
 
     Returns
     -------
     list of (str, skorch.callbacks.Callback)
-        Named ``trainable_groups``, ``schedule``, ``clip``, ``early_stopping``, ``progress``,
+        Named ``trainable_groups``, ``schedule``, ``clip``, ``valid_f1`` (with
+        ``validation_score``), ``early_stopping``, ``progress``,
         ``time_estimate`` (with ``verbose``), ``finite_loss``, then the ``extra`` ones, then ``stop`` (which ends the run when
         early stopping asks) and ``checkpoint``.
 
@@ -424,8 +433,16 @@ def make_callbacks(
     ]
     if gradient_clip_norm:
         callbacks.append(("clip", GradientNormClipping(gradient_clip_value=gradient_clip_norm)))
+    scored = has_validation and validation_score is not None
+    if scored:
+        callbacks.append(("valid_f1", ValidationScore(validation_score, "valid_f1")))
     if has_validation and patience:
-        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)))
+        stopping = (
+            EarlyStopping(monitor="valid_f1", lower_is_better=False, patience=patience, load_best=True)
+            if scored
+            else EarlyStopping(monitor="valid_loss", patience=patience, load_best=True)
+        )
+        callbacks.append(("early_stopping", stopping))
     if bool(verbose) if progress_bar is None else progress_bar:
         callbacks.append(("progress", ProgressBar()))
     if verbose:

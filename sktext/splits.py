@@ -68,10 +68,14 @@ class ShuffleValidSplit:
         """Texts left for training once the validation part is held out."""
         return len(self.indices(dataset.y)[0])
 
+    def validation_order(self, dataset: TokenizedTexts) -> np.ndarray:
+        """The validation indices in the order the validation part holds them (longest first)."""
+        valid = self.indices(dataset.y)[1]
+        return valid[np.argsort(-dataset.lengths[valid], kind="stable")]
+
     def __call__(self, dataset: TokenizedTexts, y=None, **fit_params):
-        train, valid = self.indices(dataset.y)
-        valid = valid[np.argsort(-dataset.lengths[valid], kind="stable")]
-        return dataset.subset(train), dataset.subset(valid)
+        train, _ = self.indices(dataset.y)
+        return dataset.subset(train), dataset.subset(self.validation_order(dataset))
 
 
 class MultilabelValidSplit(ShuffleValidSplit):

@@ -512,6 +512,12 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
     patience : int or None, default=3
         Epochs without a lower validation loss before a stage stops (best weights
         restored). None disables early stopping.
+    monitor : {"valid_loss", "valid_f1"}, default="valid_loss"
+        What early stopping watches: the validation loss, or the validation part's
+        micro-F1 as the fit would predict it there (the network's logits blended with
+        the lexical part, thresholds tuned), recorded as ``valid_f1`` in ``history_``;
+        the best epoch's weights are kept either way. With ``"valid_f1"`` on a CPU the
+        lexical part's first fit comes before the network's training, not after it.
     pos_weight : None, "balanced" or array-like of shape (n_labels,), default=None
         Weight of positive examples in the loss; ``"balanced"`` uses
         ``n_negative / n_positive`` per label, capped at 100. With ``loss="focal"``
@@ -668,6 +674,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         lexical_refit: bool | str = "auto",
         validation_fraction: float | None = 0.1,
         patience: int | None = 3,
+        monitor: str = "valid_loss",
         pos_weight=None,
         loss: str = "bce",
         focal_gamma: float = 2.0,
@@ -704,6 +711,7 @@ class ULMFiTClassifier(ULMFiTModelMixin, MultiLabelTextClassifierBase):
         self.lexical_refit = lexical_refit
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.monitor = monitor
         self.pos_weight = pos_weight
         self.loss = loss
         self.focal_gamma = focal_gamma

@@ -67,12 +67,13 @@ def test_auto_max_length_fits_most_training_texts_and_truncates_the_rest(tiny_be
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_encoding_gives_the_tokenizers_own_ids_and_leaves_it_as_it_was(tiny_bert, side):
+@pytest.mark.parametrize("model", ["tiny", "default"])
+def test_encoding_gives_the_tokenizers_own_ids_and_leaves_it_as_it_was(tiny_bert, side, model):
     from transformers import AutoTokenizer
 
     from sktext.transformer import encode_with_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert if model == "tiny" else resolve_model_path("all-MiniLM-L6-v2"))
     tokenizer.truncation_side = side
     texts = make_toy_data(30)[0] + [
         "",

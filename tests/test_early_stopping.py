@@ -1,0 +1,68 @@
+"""Early stopping on the validation part's blended, threshold-tuned F1 (``monitor="valid_f1"``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sktext import TransformerMultiLabelClassifier
+
+from conftest import make_toy_data, ulmfit_factory
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return make_toy_data(240, seed=0)
+
+
+def _classifier(tiny_bert, **params):
+    options = dict(max_epochs=4, lr=3e-3, batch_size=16, precision="fp32", random_state=0)
+    return TransformerMultiLabelClassifier(tiny_bert, **{**options, **params})
+
+
+def test_valid_f1_is_what_the_fit_then_scores_and_its_best_epoch_is_kept(tiny_bert, toy):
+    X, Y = toy
+    clf = _classifier(tiny_bert, monitor="valid_f1", patience=4).fit(X, Y)
+    scores = [row["valid_f1"] for row in clf.history_]
+    assert len(scores) == 4 and all(0 <= score <= 1 for score in scores)
+    # The weights kept are the best epoch's: blended and tuned after training, they score as it did.
+    assert clf.validation_scores_["f1_micro"] == pytest.approx(max(scores), abs=1e-9)
+
+
+def test_the_first_epoch_is_scored_with_the_lexical_part(tiny_bert, toy):
+    X, Y = toy
+    frozen = dict(monitor="valid_f1", lr=1e-6, max_epochs=1)  # a network that learns nothing
+    blended = _classifier(tiny_bert, **frozen).fit(X, Y)
+    alone = _classifier(tiny_bert, lexical=None, **frozen).fit(X, Y)
+    assert blended.history_[0]["valid_f1"] > 0.9 > alone.history_[0]["valid_f1"] + 0.2
+    assert blended.fit_seconds_["lexical"] > 0
+
+
+def test_a_score_that_stops_improving_stops_the_run(tiny_bert, toy):
+    X, Y = toy
+    clf = _classifier(tiny_bert, monitor="valid_f1", lr=1e-7, patience=1, max_epochs=6).fit(X, Y)
+    scores = [row["valid_f1"] for row in clf.history_]
+    assert len(scores) < 6
+    assert max(scores[1:]) <= scores[0] + 1e-12  # no epoch beat the first by more than skorch's threshold
+
+
+def test_loss_stays_the_default_and_watches_no_f1(tiny_bert, toy):
+    X, Y = toy
+    clf = _classifier(tiny_bert, max_epochs=2).fit(X, Y)
+    assert clf.monitor == "valid_loss"
+    assert "valid_f1" not in clf.history_[-1]
+
+
+def test_ulmfit_stages_watch_it_too(toy):
+    X, Y = toy
+    clf = ulmfit_factory(None, monitor="valid_f1", max_epochs=2).fit(X, Y)
+    assert "valid_f1" in clf.history_[-1]
+
+
+def test_bad_monitor_values_and_targets_are_clear_errors(tiny_bert, toy):
+    X, Y = toy
+    with pytest.raises(ValueError, match="monitor.*valid_loss.*valid_f1"):
+        _classifier(tiny_bert, monitor="f1").fit(X, Y)
+    classes = np.array(["a", "b", "c"])[Y.argmax(axis=1)][:, None]
+    with pytest.raises(ValueError, match="monitor='valid_f1'.*categorical.*monitor='valid_loss'"):
+        _classifier(tiny_bert, monitor="valid_f1").fit(X, np.hstack([classes, classes]))
