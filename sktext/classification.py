@@ -201,7 +201,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         lexical = self._lexical_model(len(texts), len(binary)) if len(binary) else None
         refit = self._lexical_refits(len(texts))
         job = _LexicalJob(lexical, texts, Y[:, binary], weights, refit) if lexical is not None else None
-        score = self._early_stopping_score(hard, weights, thresholds, job)
+        score = self._early_stopping_score(Y, hard, weights, thresholds, job)
         self._validation_f1 = score
         try:
             dataset, split = self._fit_module(
@@ -309,7 +309,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         return start
 
     # -- early stopping on F1 --------------------------------------------------------
-    def _early_stopping_score(self, hard: np.ndarray, weights, thresholds, job) -> _ValidationF1 | None:
+    def _early_stopping_score(self, Y: np.ndarray, hard: np.ndarray, weights, thresholds, job) -> _ValidationF1 | None:
         """The validation score for ``monitor="valid_f1"`` (None for the validation loss)."""
         if self.monitor != "valid_f1" or self.validation_fraction is None or not self.patience:
             return None
@@ -324,7 +324,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 "monitor='valid_f1' is not available in a data-parallel fit (each process sees "
                 "part of every validation batch); use monitor='valid_loss'."
             )
-        return _ValidationF1(hard[:, layout.binary_targets], layout.binary_logits, weights, thresholds, job)
+        binary = layout.binary_targets
+        return _ValidationF1(Y[:, binary], hard[:, binary], layout.binary_logits, weights, thresholds, job)
 
     def _validation_score(self):
         return self.__dict__.get("_validation_f1")
@@ -615,8 +616,10 @@ class _ValidationF1:
 
     Parameters
     ----------
-    hard : ndarray of shape (n_texts, n_labels)
-        The 0/1 labels' hard view, for every text of the fit.
+    targets, hard : ndarray of shape (n_texts, n_labels)
+        The 0/1 labels' targets (soft ones too: the blend learns them, as after
+        training) and their hard view (the thresholds and the F1 read it), for every
+        text of the fit.
     columns : ndarray
         The 0/1 labels' columns among the network's logits.
     weights : ndarray of shape (n_texts,) or None
@@ -625,8 +628,11 @@ class _ValidationF1:
     job : _LexicalJob or None
     """
 
-    def __init__(self, hard: np.ndarray, columns, weights, thresholds, job: _LexicalJob | None) -> None:
-        self.hard, self.columns, self.weights, self.thresholds, self.job = hard, columns, weights, thresholds, job
+    def __init__(
+        self, targets: np.ndarray, hard: np.ndarray, columns, weights, thresholds, job: _LexicalJob | None
+    ) -> None:
+        self.targets, self.hard, self.columns = targets, hard, columns
+        self.weights, self.thresholds, self.job = weights, thresholds, job
         self.order: np.ndarray | None = None
         self._margins: np.ndarray | None | bool = False  # False: not computed yet
 
@@ -651,7 +657,7 @@ class _ValidationF1:
         logits = np.asarray(logits, dtype=np.float64)[:, self.columns]
         margins = self._lexical_margins()
         if margins is not None:
-            blend, centre = fit_blend(logits, margins, Y, sample_weight=weights)
+            blend, centre = fit_blend(logits, margins, self.targets[self.order], sample_weight=weights)
             logits = apply_blend(blend, centre, logits, margins)
         proba = expit(logits)
         thresholds = self.thresholds

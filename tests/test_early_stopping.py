@@ -20,8 +20,11 @@ def _classifier(tiny_bert, **params):
     return TransformerMultiLabelClassifier(tiny_bert, **{**options, **params})
 
 
-def test_valid_f1_is_what_the_fit_then_scores_and_its_best_epoch_is_kept(tiny_bert, toy):
+@pytest.mark.parametrize("targets", ["0/1", "soft"])
+def test_valid_f1_is_what_the_fit_then_scores_and_its_best_epoch_is_kept(tiny_bert, toy, targets):
     X, Y = toy
+    if targets == "soft":  # probabilities: the blend learns them, the F1 reads their hard view
+        Y = np.where(Y > 0, 0.9, 0.1) - 0.05 * np.random.default_rng(0).random(Y.shape)
     clf = _classifier(tiny_bert, monitor="valid_f1", patience=4).fit(X, Y)
     scores = [row["valid_f1"] for row in clf.history_]
     assert len(scores) == 4 and all(0 <= score <= 1 for score in scores)
