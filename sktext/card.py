@@ -138,6 +138,13 @@ def _best_validation_loss(history: Sequence[Mapping]) -> tuple[float, int] | Non
     return min(losses) if losses else None
 
 
+def _best_validation_f1(history: Sequence[Mapping]) -> tuple[float, int] | None:
+    """The highest ``valid_f1`` (``monitor="valid_f1"``) and its epoch, the first where it ties."""
+    scores = [(entry["valid_f1"], entry.get("epoch", i + 1)) for i, entry in enumerate(history) if "valid_f1" in entry]
+    scores = [(score, epoch) for score, epoch in scores if isinstance(score, (int, float))]
+    return max(scores, key=lambda pair: (pair[0], -pair[1])) if scores else None
+
+
 # -- estimators and embedders -----------------------------------------------------------------
 class _EstimatorCard:
     """The card of a classifier, regressor or embedder, one method per section."""
@@ -448,6 +455,9 @@ class _EstimatorCard:
             line += f"; last training loss {last:.4g}"
         if best is not None:
             line += f"; best validation loss {best[0]:.4g}, at epoch {best[1]}"
+        best_f1 = _best_validation_f1(self.history)
+        if best_f1 is not None:
+            line += f"; best validation micro-F1 (blended, early stopping's measure) {best_f1[0]:.4g}, at epoch {best_f1[1]}"
         return line + "."
 
     def _language_model_stage(self) -> str:

@@ -69,3 +69,17 @@ def test_bad_monitor_values_and_targets_are_clear_errors(tiny_bert, toy):
     classes = np.array(["a", "b", "c"])[Y.argmax(axis=1)][:, None]
     with pytest.raises(ValueError, match="monitor='valid_f1'.*categorical.*monitor='valid_loss'"):
         _classifier(tiny_bert, monitor="valid_f1").fit(X, np.hstack([classes, classes]))
+
+
+def test_the_model_card_names_the_best_f1_and_its_epoch(tiny_bert, toy, tmp_path):
+    from sktext import save_model
+
+    X, Y = toy
+    clf = _classifier(tiny_bert, monitor="valid_f1", max_epochs=2).fit(X, Y)
+    save_model(clf, tmp_path / "model")
+    card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
+    scores = [row["valid_f1"] for row in clf.history_]
+    best = int(np.argmax(scores))
+    assert (
+        f"best validation micro-F1 (blended, early stopping's measure) {scores[best]:.4g}, at epoch {best + 1}" in card
+    )
