@@ -692,6 +692,7 @@ class _LexicalJob:
         self._stop = threading.Event()
         self._future: Future | None = None
         self._value: tuple[TfidfLinearClassifier, TfidfLinearClassifier] | None = None
+        self._error: ValueError | None = None
 
     def _fit_on(self, texts: list[str], Y: np.ndarray, sample_weight, counts) -> TfidfLinearClassifier:
         return clone(self.lexical)._fit(texts, Y, sample_weight, stop=self._stop, counts=counts)
@@ -712,7 +713,10 @@ class _LexicalJob:
         """
         self.started = True
         if n_jobs_left_for_torch is None:
-            self._value = self._fit(train)
+            try:
+                self._value = self._fit(train)
+            except ValueError as error:  # texts without words: raised again by result(), as from a thread
+                self._error = error
             return
         if self.lexical.n_jobs is not None and self.lexical.n_jobs > 1:
             self.lexical.set_params(n_jobs=max(1, self.lexical.n_jobs - n_jobs_left_for_torch))
@@ -724,6 +728,8 @@ class _LexicalJob:
         """``(fitted on the training part, the one that predicts)`` (waits for the thread; raises its exception)."""
         if self._future is not None:
             return self._future.result()
+        if self._error is not None:
+            raise self._error
         return self._value
 
     def cancel(self) -> None:

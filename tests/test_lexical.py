@@ -523,9 +523,10 @@ def test_deep_classifier_lexical_part_is_the_model_fitted_on_all_texts(tiny_bert
     np.testing.assert_array_equal(clf.lexical_.decision_function(X_test), alone.decision_function(X_test))
 
 
-def test_lexical_part_of_texts_without_words_is_left_out_with_a_warning(tiny_bert, toy):
+@pytest.mark.parametrize("monitor", ["valid_loss", "valid_f1"])
+def test_lexical_part_of_texts_without_words_is_left_out_with_a_warning(tiny_bert, toy, monitor):
     (_, Y), _ = toy
     texts = ["!!! ???"] * len(Y)
     with pytest.warns(UserWarning, match="lexical part is left out.*no words"):
-        clf = _untrained_transformer(tiny_bert).fit(texts, Y)
+        clf = _untrained_transformer(tiny_bert, monitor=monitor).fit(texts, Y)
     assert getattr(clf, "lexical_", None) is None
