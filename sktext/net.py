@@ -325,7 +325,6 @@ BUILT_IN_CALLBACKS = (
     "time_estimate",
     "schedule",
     "clip",
-    "valid_f1",
     "early_stopping",
     "progress",
     "finite_loss",
@@ -448,7 +447,10 @@ def make_callbacks(
     if verbose:
         callbacks.append(("time_estimate", TrainingTimeEstimate(total_steps)))
     callbacks.append(("finite_loss", FiniteLossGuard(*(lr_parameter or ("lr",)))))
-    callbacks += _named_extra_callbacks(extra or [], taken=set(BUILT_IN_CALLBACKS))
+    # "valid_f1" is the name (and the history key) of sktext's score only where it watches one.
+    callbacks += _named_extra_callbacks(
+        extra or [], taken=set(BUILT_IN_CALLBACKS) | ({"valid_f1"} if scored else set())
+    )
     if has_validation and patience:  # after the user's: they see the epoch early stopping ends on
         callbacks.append(("stop", StopWhenRequested()))
     if checkpoint is not None:  # last: it restores what the others reset at the start
@@ -458,13 +460,13 @@ def make_callbacks(
 
 def _named_extra_callbacks(extra, taken: set[str]) -> list:
     """``extra`` as (name, callback) pairs; a name sktext or another callback has is refused."""
-    named = []
+    named, own = [], set(taken)
     for entry in extra:
         name, callback = entry if isinstance(entry, tuple) else (type(entry).__name__, entry)
         if name in taken:
             raise ValueError(
                 f"callbacks: the name {name!r} is taken"
-                + (" by one of sktext's own callbacks" if name in BUILT_IN_CALLBACKS else " by another callback")
+                + (" by one of sktext's own callbacks" if name in own else " by another callback")
                 + "; pass the callback as a (name, callback) pair with another name."
             )
         taken.add(name)

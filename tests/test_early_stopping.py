@@ -83,3 +83,15 @@ def test_the_model_card_names_the_best_f1_and_its_epoch(tiny_bert, toy, tmp_path
     assert (
         f"best validation micro-F1 (blended, early stopping's measure) {scores[best]:.4g}, at epoch {best + 1}" in card
     )
+
+
+def test_a_users_valid_f1_callback_is_refused_only_where_sktext_records_one(tiny_bert, toy):
+    from skorch.callbacks import EpochScoring
+
+    X, Y = toy
+    mine = ("valid_f1", EpochScoring("f1_micro", lower_is_better=False, name="valid_f1"))
+    with pytest.raises(ValueError, match="'valid_f1' is taken by one of sktext's own callbacks"):
+        _classifier(tiny_bert, monitor="valid_f1", callbacks=[mine], max_epochs=1).fit(X, Y)
+    clf = _classifier(tiny_bert, callbacks=[("mine", EpochScoring(lambda net, X, y: 0.5, name="valid_f1"))])
+    clf.set_params(max_epochs=1).fit(X, Y)
+    assert clf.history_[-1]["valid_f1"] == 0.5
