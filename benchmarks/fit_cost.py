@@ -96,15 +96,11 @@ def _old_predict_proba(clf, texts: list[str]) -> tuple[np.ndarray, dict[str, flo
 
 def _hf_call_encode(clf, texts: list[str]):
     """Tokenizing as before the private backend: the Hugging Face tokenizer's own call."""
-    from sktext.batching import TokenizedTexts
-    from sktext.transformer import effective_max_length, position_limit
+    from sktext.transformer import effective_max_length, encode_by_tokenizer_call, position_limit
 
     tokenizer = clf.tokenizer_
     max_length = effective_max_length(tokenizer, clf._kept_length(), position_limit(clf.module_.encoder.config))
-    encoded = tokenizer(
-        texts, truncation=True, max_length=max_length, return_attention_mask=False, return_token_type_ids=False
-    )["input_ids"]
-    return TokenizedTexts.from_sequences(encoded, pad_id=tokenizer.pad_token_id or 0)
+    return encode_by_tokenizer_call(tokenizer, texts, max_length)
 
 
 def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:

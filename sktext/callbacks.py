@@ -213,7 +213,7 @@ class ValidationScore(Callback):
             self.outputs_.append(y_pred.detach())
 
     def on_epoch_end(self, net, **kwargs):
-        outputs, self.outputs_ = getattr(self, "outputs_", []), []
+        outputs, self.outputs_ = self.outputs_, []
         if outputs:
             logits = torch.cat(outputs).float().cpu().numpy()
             net.history.record(self.name, float(self.score(logits)))

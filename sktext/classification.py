@@ -215,11 +215,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                     logits = self._fit_lexical(job, train, valid, logits)
                 if thresholds is None:
                     with self._fit_stage("thresholds"):
-                        thresholds, _ = tune_thresholds(
-                            hard[valid][:, binary],
-                            expit(logits),
-                            min_positives=MIN_THRESHOLD_POSITIVES,
-                            sample_weight=None if weights is None else weights[valid],
+                        thresholds = _tuned_thresholds(
+                            hard[valid][:, binary], expit(logits), None if weights is None else weights[valid]
                         )
                 if len(binary):
                     self.validation_scores_ = f1_at_thresholds(hard[valid][:, binary], expit(logits), thresholds)
@@ -605,6 +602,12 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         return tags
 
 
+def _tuned_thresholds(hard: np.ndarray, proba: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """The classifiers' thresholds for the validation part: after training and, for early stopping, each epoch."""
+    thresholds, _ = tune_thresholds(hard, proba, min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=weights)
+    return thresholds
+
+
 class _ValidationF1:
     """``score(validation_logits)`` for early stopping: the micro-F1 the fit would get there.
 
@@ -662,7 +665,7 @@ class _ValidationF1:
         proba = expit(logits)
         thresholds = self.thresholds
         if thresholds is None:
-            thresholds, _ = tune_thresholds(Y, proba, min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=weights)
+            thresholds = _tuned_thresholds(Y, proba, weights)
         return float(f1_at_thresholds(Y, proba, thresholds)["f1_micro"])
 
 
