@@ -23,7 +23,7 @@ per weight) costs more than a dense one and is slower to apply: ``coef_`` is the
 dense array (:data:`SPARSE_COEF_MAX_SHARE`).
 
 The per-label models are fitted in parallel (``n_jobs``) by joblib's worker processes,
-which map the one TF-IDF matrix read-only. Not in threads, although liblinear
+:data:`LABELS_PER_TASK` labels a task, which map the one TF-IDF matrix read-only. Not in threads, although liblinear
 releases the GIL (two threads fitted 40 of debtags' labels in 20 s against 35 s in one,
 on 24,607 texts, 2-core AMD EPYC): scikit-learn's liblinear draws its coordinate
 order from one random generator per process, so threads fitting at once make
@@ -37,7 +37,7 @@ import threading
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, delayed
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
@@ -72,8 +72,13 @@ from .validation import (
 LOSSES = ("squared_hinge", "log_loss")
 #: Margin given to a label whose training targets are all 0 (or all 1).
 CONSTANT_MARGIN = 8.0
-#: Labels handed to each worker between two looks at a fit's ``stop`` event.
-LABELS_PER_DISPATCH = 8
+#: Labels fitted by one worker task. Each task sends the whole TF-IDF matrix to its
+#: worker process (joblib maps it, after hashing it in this process: 37 ms on all of
+#: debtags), so a task of one label wasted about a fifth of the parent's core; the fit
+#: looks at its ``stop`` event between tasks. All of debtags' 326 labels on 2 processes
+#: (2-core AMD EPYC): 96 labels took 10.3 s in tasks of 8 against 11.2-13.1 s in tasks of
+#: one, 19.5 s in one process; the same weights.
+LABELS_PER_TASK = 8
 #: Weights smaller in magnitude than this share of their label's largest are left out of
 #: ``coef_`` (float32's resolution: the rounding of that largest weight to float32 already
 #: moves a margin by as much). liblinear's dual solver leaves many such crumbs: 8 % to 17 %
@@ -90,6 +95,11 @@ COEF_RELATIVE_TOLERANCE = float(np.finfo(np.float32).eps)
 #: matrix on every call (215 MB at debtags' 326 labels x 164,689 terms; 0.23 s against
 #: 0.07 s for the product over 5,693 test texts, 2-core AMD EPYC).
 SPARSE_COEF_MAX_SHARE = 0.5
+#: (text, label) pairs beyond which :func:`fit_blend` fits on all positive pairs and a
+#: weighted sample of the others (:func:`_blend_pairs`). Above any data set of hundreds of
+#: labels (debtags' validation part: 2,461 texts x 326 labels = 802,286 pairs); at 20,000
+#: labels and 2,000 held-out texts it keeps the regression at 2 million rows, not 40.
+BLEND_MAX_PAIRS = 2_000_000
 
 
 class LexicalFitCancelled(RuntimeError):
@@ -179,6 +189,11 @@ def _fit_label(
         )
     model.fit(X, y, sample_weight=sample_weight)
     return _sparse_weights(model.coef_.ravel()), float(model.intercept_[0])
+
+
+def _fit_labels(X: sp.csr_matrix, Y: np.ndarray, *args) -> list:
+    """:func:`_fit_label` for each column of ``Y``: the work of one worker task."""
+    return [_fit_label(X, Y[:, j], *args) for j in range(Y.shape[1])]
 
 
 def _weighted_pairs(p: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
@@ -435,26 +450,19 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         if self.loss == "log_loss" and is_soft(Y):  # probabilities: each text as a weighted positive and negative
             X_twice = sp.vstack([X, X], format="csr")
             X_twice.sort_indices()
-        fitted, n_labels = [], Y.shape[1]
-        with Parallel(n_jobs=self.n_jobs) as parallel:
-            chunk = LABELS_PER_DISPATCH * effective_n_jobs(self.n_jobs)
-            for start in range(0, n_labels, chunk):
-                if stop is not None and stop.is_set():
-                    raise LexicalFitCancelled("the lexical fit was cancelled")
-                fitted += parallel(
-                    delayed(_fit_label)(
-                        X,
-                        Y[:, j],
-                        self.loss,
-                        float(self.C),
-                        self.class_weight,
-                        seed,
-                        sample_weight,
-                        X_twice,
-                        float(self.tol),
-                    )
-                    for j in range(start, min(start + chunk, n_labels))
-                )
+        n_labels = Y.shape[1]
+        args = (self.loss, float(self.C), self.class_weight, seed, sample_weight, X_twice, float(self.tol))
+        tasks = (
+            delayed(_fit_labels)(X, Y[:, start : start + LABELS_PER_TASK], *args)
+            for start in range(0, n_labels, LABELS_PER_TASK)
+        )
+        fitted = []
+        # As a generator, the labels' results come back in order as they are done, with
+        # no wait for a whole round; leaving it early cancels the tasks not yet started.
+        for block_fitted in Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks):
+            if stop is not None and stop.is_set():
+                raise LexicalFitCancelled("the lexical fit was cancelled")
+            fitted += block_fitted
         # Never the dense (n_labels, n_features) matrix where the sparse one is much smaller.
         coef = _compact(_stack_rows([row for row, _ in fitted], X.shape[1]))
         intercept = np.array([bias for _, bias in fitted], dtype=np.float64)
@@ -757,12 +765,22 @@ def fit_blend(
     weights : ndarray of shape (3,)
     centres : ndarray of shape (n_labels,)
     """
-    neural_logits = np.asarray(neural_logits, dtype=np.float64)
-    centres = np.average(neural_logits, axis=0, weights=sample_weight) if centre else np.zeros(neural_logits.shape[1])
-    features = np.column_stack([np.ravel(neural_logits - centres), np.ravel(lexical_margins)])
-    probabilities = np.ravel(np.asarray(Y, dtype=np.float64))
+    neural_logits = np.asarray(neural_logits)
+    if not centre:
+        centres = np.zeros(neural_logits.shape[1])
+    elif sample_weight is None:  # summed in float64 without a float64 copy of the logits
+        centres = neural_logits.mean(axis=0, dtype=np.float64)
+    else:
+        centres = np.average(neural_logits, axis=0, weights=np.asarray(sample_weight, dtype=np.float64))
+    pairs, pair_weight = _blend_pairs(np.asarray(Y), sample_weight)
+    features = np.column_stack(
+        [
+            np.asarray(neural_logits.ravel()[pairs], dtype=np.float64) - np.tile(centres, len(Y))[pairs],
+            np.asarray(np.asarray(lexical_margins).ravel()[pairs], dtype=np.float64),
+        ]
+    )
+    probabilities = np.asarray(np.asarray(Y).ravel()[pairs], dtype=np.float64)
     targets = hard_view(probabilities, bool)
-    pair_weight = None if sample_weight is None else np.repeat(np.asarray(sample_weight, float), neural_logits.shape[1])
     if targets.all() or not targets.any():
         return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
     if is_soft(probabilities):  # every pair a positive of weight p and a negative of weight 1 - p
@@ -781,6 +799,32 @@ def fit_blend(
     if not weights[:2].any():  # neither part helps on its own: fall back on the network
         return np.array([1.0, 0.0, 0.0]), np.zeros_like(centres)
     return weights, centres
+
+
+def _blend_pairs(Y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (text, label) pairs the blend is fitted on, as flat indices into ``Y``, and their weights.
+
+    Every pair, up to :data:`BLEND_MAX_PAIRS`. Beyond, every pair with a positive
+    target and a uniform sample of the others (seeded, so the fit is repeatable), each
+    sampled one weighing the inverse of its sampling rate: the regression's loss is then
+    an unbiased estimate of its loss over every pair, for three numbers. The pairs'
+    weights are the texts' ``sample_weight`` (None: all 1).
+    """
+    n_texts, n_labels = Y.shape
+    text_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if Y.size <= BLEND_MAX_PAIRS:
+        pairs = np.arange(Y.size)
+        return pairs, None if text_weight is None else np.repeat(text_weight, n_labels)
+    flat = Y.ravel()
+    positive = np.flatnonzero(flat > 0)
+    rate = max(BLEND_MAX_PAIRS - len(positive), 1) / max(Y.size - len(positive), 1)
+    drawn = np.flatnonzero(np.random.default_rng(0).random(Y.size) < rate)
+    drawn = drawn[flat[drawn] <= 0]
+    pairs = np.concatenate([positive, drawn])
+    weight = np.concatenate([np.ones(len(positive)), np.full(len(drawn), 1.0 / rate)])
+    if text_weight is not None:
+        weight *= text_weight[pairs // n_labels]
+    return pairs, weight
 
 
 def apply_blend(

@@ -72,6 +72,64 @@ def _confusion_counts(y_true: np.ndarray, y_proba: np.ndarray, threshold, weight
     return weights @ (predicted & y_true), weights @ (predicted & ~y_true), weights @ (~predicted & y_true)
 
 
+#: Entries of a (texts, labels) block that :func:`_counts_at_candidates` bins at a time.
+COUNT_BLOCK_ENTRIES = 1 << 22
+
+
+def _counts_at_candidates(
+    y_true, y_proba: np.ndarray, candidates: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Weighted) true positives and predicted positives of each label at each candidate, and its positives.
+
+    The counts :func:`_confusion_counts` gives at each candidate in turn, from one pass
+    over the probabilities: each one's bin among the sorted candidates (the number of
+    them it reaches, compared as ``proba >= candidate`` compares), a histogram of the
+    bins per label, summed from the top. A block of labels at a time, so that ``y_true``
+    may be a sparse matrix (CSC) that is never made dense whole. At 326 labels and
+    2,461 texts, 99 candidates: 0.02 s against 0.13 s for a comparison per candidate.
+
+    Returns
+    -------
+    tp, predicted : ndarray of shape (n_candidates, n_labels)
+    positives : ndarray of shape (n_labels,)
+    """
+    n_samples, n_labels = y_proba.shape
+    order = np.argsort(candidates, kind="stable")
+    # The dtype ``proba >= candidate`` compares in (float64 under NumPy 2, float32 before).
+    compared = np.result_type(y_proba, np.asarray(candidates[0])) if len(candidates) else y_proba.dtype
+    edges = candidates[order].astype(compared)
+    n_bins = len(candidates) + 1
+    dtype = np.int64 if weights is None else np.float64
+    tp_hist = np.zeros((n_labels, n_bins), dtype=dtype)
+    all_hist = np.zeros((n_labels, n_bins), dtype=dtype)
+    positives = np.zeros(n_labels, dtype=dtype)
+    step = max(1, COUNT_BLOCK_ENTRIES // max(n_samples, 1))
+    for start in range(0, n_labels, step):
+        stop = min(start + step, n_labels)
+        block = y_true[:, start:stop]
+        truth = block.toarray() > 0.5 if sp.issparse(block) else block
+        bins = np.searchsorted(edges, y_proba[:, start:stop].astype(compared), side="right")
+        bins += np.arange(stop - start) * n_bins  # one histogram per label
+        size = (stop - start) * n_bins
+        if weights is None:
+            all_hist[start:stop] = np.bincount(bins.ravel(), minlength=size).reshape(-1, n_bins)
+            tp_hist[start:stop] = np.bincount(bins[truth], minlength=size).reshape(-1, n_bins)
+            positives[start:stop] = truth.sum(axis=0)
+        else:
+            row_weight = np.broadcast_to(weights[:, None], bins.shape)
+            all_hist[start:stop] = np.bincount(bins.ravel(), row_weight.ravel(), minlength=size).reshape(-1, n_bins)
+            tp_hist[start:stop] = np.bincount(bins[truth], row_weight[truth], minlength=size).reshape(-1, n_bins)
+            positives[start:stop] = weights @ truth
+    tp, predicted = np.empty((len(candidates), n_labels), dtype), np.empty((len(candidates), n_labels), dtype)
+    tp[order], predicted[order] = _reaching(tp_hist).T, _reaching(all_hist).T
+    return tp, predicted, positives
+
+
+def _reaching(histogram: np.ndarray) -> np.ndarray:
+    """Per label, the count in the bins above each sorted candidate: those that reach it."""
+    return np.cumsum(histogram[:, ::-1], axis=1)[:, ::-1][:, 1:]
+
+
 def _middle_of_best(scores: np.ndarray, candidates: np.ndarray) -> float:
     """The candidate in the middle of the best-scoring ones (robust to plateaus)."""
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
@@ -125,7 +183,8 @@ def tune_thresholds(
     thresholds : ndarray of shape (n_labels,)
     global_threshold : float
     """
-    y_true = np.asarray(y_true) > 0.5
+    sparse_truth = sp.issparse(y_true)
+    y_true = sp.csc_matrix(y_true) if sparse_truth else np.asarray(y_true) > 0.5
     y_proba = np.asarray(y_proba, dtype=np.float32)
     if y_true.shape != y_proba.shape or y_true.ndim != 2:
         raise ValueError(
@@ -133,17 +192,14 @@ def tune_thresholds(
         )
     candidates = DEFAULT_CANDIDATES if candidates is None else np.asarray(candidates, float)
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    label_f1 = np.zeros((len(candidates), y_true.shape[1]))
-    micro_f1 = np.zeros(len(candidates))
-    for k, threshold in enumerate(candidates):
-        tp, fp, fn = _confusion_counts(y_true, y_proba, threshold, weights)
-        denominator = 2 * tp + fp + fn
-        label_f1[k] = np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
-        total = denominator.sum()
-        micro_f1[k] = 2 * tp.sum() / total if total else 0.0
+    tp, predicted, positives = _counts_at_candidates(y_true, y_proba, candidates, weights)
+    denominator = predicted + positives  # 2 tp + fp + fn
+    label_f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    totals = denominator.sum(axis=1)
+    micro_f1 = np.divide(2 * tp.sum(axis=1), totals, out=np.zeros(len(candidates)), where=totals > 0)
     global_threshold = _middle_of_best(micro_f1, candidates)
     thresholds = np.full(y_true.shape[1], global_threshold)
-    positives = y_true.sum(axis=0)
+    positives = np.asarray((y_true > 0.5).sum(axis=0) if sparse_truth else y_true.sum(axis=0)).ravel()
     for label in np.flatnonzero(positives >= min_positives):
         own = _middle_of_best(label_f1[:, label], candidates)
         weight = positives[label] / (positives[label] + shrinkage)

@@ -195,6 +195,22 @@ def test_blend_centres_away_a_label_prior_in_the_network_logits():
     assert ((evidence + prior)[Y[:, 1], 1] < 0).mean() > 0.9  # which its raw logits do not
 
 
+def test_a_blend_over_more_pairs_than_its_cap_fits_on_a_weighted_sample(monkeypatch):
+    from sktext import lexical
+
+    rng = np.random.default_rng(2)
+    Y = rng.random((400, 200)) < 0.01  # 80,000 pairs, a rare positive each
+    neural = np.where(Y, 1.0, -1.0) + rng.normal(0, 1.5, Y.shape)
+    margins = np.where(Y, 0.5, -1.0) + rng.normal(0, 0.5, Y.shape)
+    every_pair, centre = fit_blend(neural, margins, Y)
+    monkeypatch.setattr(lexical, "BLEND_MAX_PAIRS", 10_000)
+    sampled, sampled_centre = fit_blend(neural, margins, Y)
+    np.testing.assert_array_equal(sampled_centre, centre)  # centres are means over every text
+    np.testing.assert_allclose(sampled, every_pair, rtol=0.15, atol=0.1)
+    assert not np.array_equal(sampled, every_pair)  # it did sample
+    np.testing.assert_array_equal(fit_blend(neural, margins, Y)[0], sampled)  # the same sample each time
+
+
 def _untrained_transformer(tiny_bert, **params):
     # One epoch at a tiny rate: the network alone learns next to nothing.
     return TransformerMultiLabelClassifier(tiny_bert, max_epochs=1, lr=1e-6, batch_size=16, random_state=0, **params)
@@ -530,3 +546,13 @@ def test_lexical_part_of_texts_without_words_is_left_out_with_a_warning(tiny_ber
     with pytest.warns(UserWarning, match="lexical part is left out.*no words"):
         clf = _untrained_transformer(tiny_bert, monitor=monitor).fit(texts, Y)
     assert getattr(clf, "lexical_", None) is None
+
+
+@pytest.mark.parametrize("monitor", ["valid_loss", "valid_f1"])
+def test_fit_leaves_the_callers_label_matrix_as_it_was(tiny_bert, toy, monitor):
+    # The fit reads a float32 y in place (no copy of the whole matrix): it must write nothing into it.
+    (X, Y), _ = toy
+    y = np.asarray(Y, dtype=np.float32)
+    before = y.copy()
+    _untrained_transformer(tiny_bert, monitor=monitor, patience=1).fit(X, y)
+    np.testing.assert_array_equal(y, before)

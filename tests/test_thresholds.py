@@ -53,3 +53,57 @@ def test_floor_at_rates_lowers_a_threshold_only_where_a_label_would_be_predicted
     np.testing.assert_array_equal(floored, [0.5, 0.2, 0.5])
     assert ((proba >= floored).sum(axis=0) >= [2, 2, 0]).all()
     np.testing.assert_array_equal(floor_at_rates([0.05, 0.05, 0.05], proba, [0.5, 0.5, 0.5]), [0.05] * 3)
+
+
+def _reference_thresholds(Y, P, candidates, sample_weight=None, min_positives=5, shrinkage=2.0):
+    """The documented rule, written with scikit-learn's F1 at each candidate in turn."""
+    from sklearn.metrics import f1_score
+
+    micro = np.array(
+        [f1_score(Y, P >= t, average="micro", zero_division=0, sample_weight=sample_weight) for t in candidates]
+    )
+    per_label = np.array(
+        [f1_score(Y, P >= t, average=None, zero_division=0, sample_weight=sample_weight) for t in candidates]
+    )
+
+    def middle_of_best(scores):
+        best = np.flatnonzero(scores >= scores.max() - 1e-12)
+        return float(candidates[best[len(best) // 2]])
+
+    global_threshold = middle_of_best(micro)
+    thresholds = np.full(Y.shape[1], global_threshold)
+    for label, positives in enumerate(Y.sum(axis=0)):
+        if positives >= min_positives:
+            weight = positives / (positives + shrinkage)
+            thresholds[label] = weight * middle_of_best(per_label[:, label]) + (1 - weight) * global_threshold
+    return thresholds, global_threshold
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_thresholds_follow_the_rule_at_every_candidate_with_ties_and_sparse_labels(weighted):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, n_labels = 300, 12
+    Y = (rng.random((n, n_labels)) < np.linspace(0.01, 0.4, n_labels)).astype(int)
+    P = np.clip(Y * 0.35 + rng.random((n, n_labels)) * 0.6, 0, 1)
+    P[:, :4] = np.round(P[:, :4], 2)  # probabilities exactly at candidates: ">=" counts them
+    P = P.astype(np.float32)
+    weights = rng.random(n) * 2 if weighted else None
+    candidates = np.round(np.arange(0.01, 1.0, 0.01), 2)
+    expected, expected_global = _reference_thresholds(Y, P, candidates, weights)
+    for y_true in (Y, sp.csr_matrix(Y)):
+        thresholds, global_threshold = tune_thresholds(y_true, P, sample_weight=weights)
+        assert global_threshold == pytest.approx(expected_global)
+        np.testing.assert_allclose(thresholds, expected, atol=1e-12)
+
+
+def test_thresholds_take_candidates_in_any_order():
+    rng = np.random.default_rng(1)
+    Y = (rng.random((200, 5)) < 0.2).astype(int)
+    P = np.clip(Y * 0.4 + rng.random((200, 5)) * 0.5, 0, 1)
+    candidates = np.array([0.7, 0.2, 0.45, 0.3, 0.9, 0.55])
+    expected, expected_global = _reference_thresholds(Y, P.astype(np.float32), np.sort(candidates))
+    thresholds, global_threshold = tune_thresholds(Y, P, candidates=candidates)
+    assert global_threshold == pytest.approx(expected_global)
+    np.testing.assert_allclose(thresholds, expected, atol=1e-12)
