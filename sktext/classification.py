@@ -165,10 +165,11 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 "or loss='focal' for them."
             )
         binary = layout.binary_targets
+        columns = layout.binary_columns  # the same, as a view where it can be
         names = [target.name for target in layout.targets]
         thresholds = self._fixed_thresholds(len(binary))
-        pos_weight = self._resolve_pos_weight(Y[:, binary], weights)  # soft: expected positives
-        empty = binary[hard[:, binary].sum(axis=0) == 0]
+        pos_weight = self._resolve_pos_weight(Y[:, columns], weights)  # soft: expected positives
+        empty = binary[hard[:, columns].sum(axis=0) == 0]
         if len(empty) and soft:
             warnings.warn(
                 f"{len(empty)} label(s) never reach probability 0.5 in y (e.g. {str(names[empty[0]])!r}): "
@@ -193,14 +194,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         self._criterion()  # a loss these targets cannot take fails here, before any training
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
-        self.label_support_ = hard[:, binary].sum(axis=0).astype(np.int64)
+        self.label_support_ = hard[:, columns].sum(axis=0).astype(np.int64)
         self.n_samples_fit_ = len(texts)
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
         )
         lexical = self._lexical_model(len(texts), len(binary)) if len(binary) else None
         refit = self._lexical_refits(len(texts))
-        job = _LexicalJob(lexical, texts, Y[:, binary], weights, refit) if lexical is not None else None
+        job = _LexicalJob(lexical, texts, Y[:, columns], weights, refit) if lexical is not None else None
         score = self._early_stopping_score(Y, hard, weights, thresholds, job)
         self._validation_f1 = score
         try:
@@ -210,16 +211,16 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             if split is not None and (thresholds is None or lexical is not None):
                 train, valid = split.indices(dataset.y)
                 with self._fit_stage("validation_logits"):
-                    logits = self._logits(dataset.subset(valid))[:, layout.binary_logits]
+                    logits = self._logits(dataset.subset(valid))[:, layout.binary_logit_columns]
                 if job is not None:
                     logits = self._fit_lexical(job, train, valid, logits)
                 if thresholds is None:
                     with self._fit_stage("thresholds"):
                         thresholds = _tuned_thresholds(
-                            hard[valid][:, binary], expit(logits), None if weights is None else weights[valid]
+                            hard[valid][:, columns], expit(logits), None if weights is None else weights[valid]
                         )
                 if len(binary):
-                    self.validation_scores_ = f1_at_thresholds(hard[valid][:, binary], expit(logits), thresholds)
+                    self.validation_scores_ = f1_at_thresholds(hard[valid][:, columns], expit(logits), thresholds)
         finally:
             del self._validation_f1
             if job is not None:
@@ -321,8 +322,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                 "monitor='valid_f1' is not available in a data-parallel fit (each process sees "
                 "part of every validation batch); use monitor='valid_loss'."
             )
-        binary = layout.binary_targets
-        return _ValidationF1(Y[:, binary], hard[:, binary], layout.binary_logits, weights, thresholds, job)
+        columns = layout.binary_columns
+        return _ValidationF1(Y[:, columns], hard[:, columns], layout.binary_logit_columns, weights, thresholds, job)
 
     def _validation_score(self):
         return self.__dict__.get("_validation_f1")
@@ -495,7 +496,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         if layout.is_multilabel and self.__dict__.get("sparse_output_", False):
             return self._predict_sparse(check_texts(X))
         logits = self.decision_function(X)
-        decided = apply_thresholds(expit(logits[:, layout.binary_logits]), self.thresholds_)
+        decided = apply_thresholds(expit(logits[:, layout.binary_logit_columns]), self.thresholds_)
         if layout.is_multilabel:
             return decided
         columns, binary_index = [], 0
@@ -623,8 +624,8 @@ class _ValidationF1:
         The 0/1 labels' targets (soft ones too: the blend learns them, as after
         training) and their hard view (the thresholds and the F1 read it), for every
         text of the fit.
-    columns : ndarray
-        The 0/1 labels' columns among the network's logits.
+    columns : ndarray or slice
+        The 0/1 labels' columns among the network's logits (a slice where they are all).
     weights : ndarray of shape (n_texts,) or None
     thresholds : ndarray of shape (n_labels,) or None
         Fixed thresholds; None tunes them.

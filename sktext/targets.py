@@ -95,6 +95,20 @@ class OutputLayout:
         return np.array([t.start for t in self.targets if t.kind == BINARY], dtype=np.int64)
 
     @property
+    def binary_columns(self) -> slice | np.ndarray:
+        """:attr:`binary_targets` as an index that copies nothing where every target is binary.
+
+        ``Y[:, layout.binary_columns]`` is then ``Y`` itself (a view), not a copy of the
+        whole (n_samples, n_labels) matrix: at 20,000 labels, gigabytes.
+        """
+        return slice(None) if self.is_multilabel else self.binary_targets
+
+    @property
+    def binary_logit_columns(self) -> slice | np.ndarray:
+        """:attr:`binary_logits` as an index that copies nothing where every target is binary."""
+        return slice(None) if self.is_multilabel else self.binary_logits
+
+    @property
     def softmax_groups(self) -> list[tuple[int, int, int]]:
         """``(target index, start, stop)`` of every categorical target's logit group."""
         return [(i, t.start, t.stop) for i, t in enumerate(self.targets) if t.kind == CATEGORICAL]

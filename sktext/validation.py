@@ -136,8 +136,10 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
     if hasattr(y, "columns") and hasattr(y, "to_numpy"):
         classes = np.asarray(y.columns, dtype=object)
         y = y.to_numpy()
-    if sp.issparse(y):
-        Y = y.toarray()
+    sparse = sp.issparse(y)
+    if sparse:  # checked on its stored values and made dense once, as float32
+        Y = sp.csr_matrix(y)
+        Y.sum_duplicates()
     else:
         if isinstance(y, (list, tuple)) and y and isinstance(y[0], (list, tuple, set)):
             lengths = {len(row) for row in y}
@@ -162,7 +164,8 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
     if Y.shape[1] == 0:
         raise ValueError("y has no label columns; at least one label is needed.")
     if (
-        Y.dtype == object
+        not sparse
+        and Y.dtype == object
         and Y.size
         and all(isinstance(value, (numbers.Real, np.bool_)) and not isinstance(value, str) for value in Y.ravel())
     ):
@@ -171,9 +174,11 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         raise ValueError(
             f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use MultiLabelBinarizer().fit_transform(y)."
         )
-    values = np.unique(Y)
+    values = np.unique(Y.data) if sparse else np.unique(Y)
+    if sparse and Y.nnz < Y.shape[0] * Y.shape[1]:
+        values = np.union1d(values, [0])  # the entries not stored
     if allow_soft and Y.dtype.kind == "f" and (values != np.round(values)).any():  # fractions (or NaN)
-        _check_probabilities(Y)
+        _check_probabilities(Y.toarray() if sparse else Y)
         values = np.array([0.0, 1.0])  # probabilities: taken as they are
     if not np.isin(values, (0, 1)).all():
         shown = ", ".join(map(str, values[~np.isin(values, (0, 1))][:5]))
@@ -185,7 +190,7 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         )
     if classes is None:
         classes = np.arange(Y.shape[1])
-    return Y.astype(np.float32), classes
+    return (Y.astype(np.float32).toarray() if sparse else Y.astype(np.float32)), classes
 
 
 class SoftTargetError(ValueError):
