@@ -698,16 +698,16 @@ class _LexicalJob:
         self._value: tuple[TfidfLinearClassifier, TfidfLinearClassifier] | None = None
         self._error: ValueError | None = None
 
-    def _fit_on(self, texts: list[str], Y: np.ndarray, sample_weight, counts) -> TfidfLinearClassifier:
-        return clone(self.lexical)._fit(texts, Y, sample_weight, stop=self._stop, counts=counts)
+    def _fit_on(self, counts, rows: np.ndarray | None = None) -> TfidfLinearClassifier:
+        """A lexical model fitted on all the texts, or on their ``rows`` (the label matrix read in place)."""
+        return clone(self.lexical)._fit(
+            self.texts, self.Y, self.sample_weight, stop=self._stop, counts=counts, rows=rows
+        )
 
     def _fit(self, train: np.ndarray) -> tuple[TfidfLinearClassifier, TfidfLinearClassifier]:
-        weight = None if self.sample_weight is None else self.sample_weight[train]
         counts = self.lexical._term_counts(self.texts) if self.refit else None  # both fits' terms counted once
-        part = self._fit_on(
-            [self.texts[i] for i in train], self.Y[train], weight, None if counts is None else counts.rows(train)
-        )
-        return part, (self._fit_on(self.texts, self.Y, self.sample_weight, counts) if self.refit else part)
+        part = self._fit_on(None if counts is None else counts.rows(train), rows=train)
+        return part, (self._fit_on(counts) if self.refit else part)
 
     def start(self, train: np.ndarray, *, n_jobs_left_for_torch: int | None = None) -> None:
         """Fit (on the rows ``train``, then all): in a worker thread when ``n_jobs_left_for_torch`` is given, else here.

@@ -191,6 +191,11 @@ def _fit_label(
     return _sparse_weights(model.coef_.ravel()), float(model.intercept_[0])
 
 
+def _label_block(Y: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+    """Columns ``start:stop`` of ``Y``, of its ``rows`` only where given (a copy of that block alone)."""
+    return Y[:, start:stop] if rows is None else Y[rows, start:stop]
+
+
 def _fit_labels(X: sp.csr_matrix, Y: np.ndarray, *args) -> list:
     """:func:`_fit_label` for each column of ``Y``: the work of one worker task."""
     return [_fit_label(X, Y[:, j], *args) for j in range(Y.shape[1])]
@@ -435,7 +440,9 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         sample_weight: np.ndarray | None,
         stop: threading.Event | None = None,
         counts: TermCounts | None = None,
+        rows: np.ndarray | None = None,
     ):
+        """The vectorizer, weights and intercepts fitted on ``texts`` and ``Y`` (its ``rows``: one per text)."""
         vectorizer = self._vectorizer(len(texts))
         try:
             X = vectorizer.fit_transform(texts) if counts is None else counts.fit(vectorizer)
@@ -453,7 +460,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         n_labels = Y.shape[1]
         args = (self.loss, float(self.C), self.class_weight, seed, sample_weight, X_twice, float(self.tol))
         tasks = (
-            delayed(_fit_labels)(X, Y[:, start : start + LABELS_PER_TASK], *args)
+            delayed(_fit_labels)(X, _label_block(Y, rows, start, start + LABELS_PER_TASK), *args)
             for start in range(0, n_labels, LABELS_PER_TASK)
         )
         fitted = []
@@ -493,10 +500,21 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         """
         return self._fit(X, y, sample_weight)
 
-    def _fit(self, X, y, sample_weight=None, stop: threading.Event | None = None, counts: TermCounts | None = None):
+    def _fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        stop: threading.Event | None = None,
+        counts: TermCounts | None = None,
+        rows: np.ndarray | None = None,
+    ):
         """:meth:`fit`; setting ``stop`` (from another thread) ends it with :class:`LexicalFitCancelled`.
 
-        ``counts``: the :class:`TermCounts` of ``X``, where the caller has them.
+        ``counts``: the :class:`TermCounts` of the texts fitted on, where the caller has
+        them. ``rows``: fit on these rows of ``X``, ``y`` and ``sample_weight`` only,
+        reading ``y`` in place (a deep classifier's training part: no copy of its label
+        matrix, gigabytes at tens of thousands of labels).
         """
         texts = check_texts(X)
         Y, classes = check_label_matrix(y, len(texts), allow_soft=True)
@@ -504,22 +522,34 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         validate_parameters(self)
         seed = seed_from(self.random_state)
         thresholds = self._fixed_thresholds(Y.shape[1])
-        hard = hard_view(Y)  # 0/1 targets: themselves
+        soft = is_soft(Y)
+        if rows is not None:
+            texts = [texts[i] for i in rows]
+            weights = None if weights is None else weights[rows]
         if thresholds is None:  # two fits: their terms counted once
+            hard = hard_view(Y if rows is None else Y[rows]) if soft else (Y if rows is None else Y[rows])
             train, valid = stratified_indices(hard, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
             counts = counts if counts is not None else self._term_counts(texts)
             vectorizer, coef, intercept = self._fit_arrays(
-                [texts[i] for i in train], Y[train], seed, train_weight, stop, counts.rows(train)
+                [texts[i] for i in train],
+                Y,
+                seed,
+                train_weight,
+                stop,
+                counts.rows(train),
+                rows=train if rows is None else rows[train],
             )
             margins = _margins(vectorizer.transform([texts[i] for i in valid]), coef, intercept)
             thresholds, _ = tune_thresholds(
                 hard[valid], expit(margins), min_positives=MIN_THRESHOLD_POSITIVES, sample_weight=valid_weight
             )
-        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(texts, Y, seed, weights, stop, counts)
+        self.vectorizer_, self.coef_, self.intercept_ = self._fit_arrays(
+            texts, Y, seed, weights, stop, counts, rows=rows
+        )
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
-        self.soft_targets_ = is_soft(Y)
+        self.soft_targets_ = soft
         self.sparse_output_ = bool(sp.issparse(y))
         self.thresholds_ = thresholds
         return self

@@ -174,7 +174,7 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         raise ValueError(
             f"y must hold 0/1 numbers, got dtype {Y.dtype}. For label lists use MultiLabelBinarizer().fit_transform(y)."
         )
-    values = np.unique(Y.data) if sparse else np.unique(Y)
+    values = np.unique(Y.data) if sparse else _distinct_values(Y)
     if sparse and Y.nnz < Y.shape[0] * Y.shape[1]:
         values = np.union1d(values, [0])  # the entries not stored
     if allow_soft and Y.dtype.kind == "f" and (values != np.round(values)).any():  # fractions (or NaN)
@@ -190,7 +190,7 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         )
     if classes is None:
         classes = np.arange(Y.shape[1])
-    return (Y.astype(np.float32).toarray() if sparse else Y.astype(np.float32)), classes
+    return (Y.astype(np.float32).toarray() if sparse else Y.astype(np.float32, copy=False)), classes
 
 
 class SoftTargetError(ValueError):
@@ -216,6 +216,36 @@ def _check_probabilities(Y: np.ndarray) -> None:
         )
 
 
+#: Entries of a target matrix looked at a block of rows at a time (by :func:`is_soft` and
+#: :func:`check_label_matrix`), so that a check makes no temporary array of the whole
+#: matrix's size: 400 million entries at 20,000 texts x 20,000 labels.
+CHECK_BLOCK_ENTRIES = 1 << 23
+
+
+def _row_blocks(Y: np.ndarray):
+    """``Y`` a block of rows at a time (about :data:`CHECK_BLOCK_ENTRIES` entries each); a small or 1-D ``Y`` whole."""
+    if Y.ndim < 2 or Y.size <= CHECK_BLOCK_ENTRIES:
+        yield Y
+        return
+    step = max(1, CHECK_BLOCK_ENTRIES // max(Y.shape[1], 1))
+    for start in range(0, Y.shape[0], step):
+        yield Y[start : start + step]
+
+
+def _distinct_values(Y: np.ndarray) -> np.ndarray:
+    """``np.unique(Y)``, without sorting a copy of a large matrix: its entries other than 0 and 1 are few."""
+    if Y.size <= CHECK_BLOCK_ENTRIES:
+        return np.unique(Y)
+    seen, others = set(), []
+    for block in _row_blocks(Y):
+        zero, one = block == 0, block == 1
+        seen.update(value for value, found in ((0, zero.any()), (1, one.any())) if found)
+        other = block[~(zero | one)]
+        if other.size:
+            others.append(np.unique(other))
+    return np.unique(np.concatenate([np.array(sorted(seen), dtype=Y.dtype), *others]))
+
+
 def is_soft(Y: np.ndarray) -> bool:
     """Whether a checked target matrix holds soft targets: any value strictly between 0 and 1.
 
@@ -223,7 +253,7 @@ def is_soft(Y: np.ndarray) -> bool:
     fraction holds per-label probabilities, whose *hard view* is ``Y >= 0.5``.
     """
     Y = np.asarray(Y)
-    return Y.dtype.kind == "f" and bool(((Y > 0) & (Y < 1)).any())
+    return Y.dtype.kind == "f" and any(bool(((block > 0) & (block < 1)).any()) for block in _row_blocks(Y))
 
 
 def hard_view(Y, dtype=np.float32) -> np.ndarray:

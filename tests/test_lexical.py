@@ -530,6 +530,39 @@ def test_terms_counted_once_give_each_subset_the_vectorizer_it_would_fit(toy, pa
         assert (shared.transform(X_test) != alone.transform(X_test)).nnz == 0
 
 
+@pytest.mark.parametrize("threshold", [0.5, "auto"])
+def test_a_fit_on_rows_is_the_fit_on_those_texts_and_labels(toy, threshold):
+    # How a deep classifier fits its training part's lexical model: on rows of its label
+    # matrix read in place, never copied whole.
+    (X, Y), (X_test, _) = toy
+    rows = np.sort(np.random.default_rng(0).choice(len(X), 180, replace=False))
+    weights = np.random.default_rng(1).random(len(X)) + 0.5
+    params = dict(class_weight="balanced", random_state=0, threshold=threshold)
+    on_rows = TfidfLinearClassifier(**params)._fit(X, Y, weights, rows=rows)
+    alone = TfidfLinearClassifier(**params).fit([X[i] for i in rows], Y[rows], sample_weight=weights[rows])
+    assert on_rows.vectorizer_.vocabulary_ == alone.vectorizer_.vocabulary_
+    np.testing.assert_array_equal(dense(on_rows.coef_), dense(alone.coef_))
+    np.testing.assert_array_equal(on_rows.thresholds_, alone.thresholds_)
+    np.testing.assert_array_equal(on_rows.decision_function(X_test), alone.decision_function(X_test))
+
+
+def test_a_large_label_matrix_is_checked_a_block_of_rows_at_a_time(toy, monkeypatch):
+    from sktext import validation
+
+    (X, Y), _ = toy
+    monkeypatch.setattr(validation, "CHECK_BLOCK_ENTRIES", 16)  # every check in blocks of a few rows
+    assert not TfidfLinearClassifier(threshold=0.5).fit(X, Y.astype(np.float32)).soft_targets_
+    soft = np.where(Y > 0, 0.9, 0.05).astype(np.float32)
+    assert TfidfLinearClassifier(threshold=0.5).fit(X, soft).soft_targets_
+    wrong = Y.astype(float)
+    wrong[-1, -1] = 2.0
+    with pytest.raises(ValueError, match="holding only 0 and 1; found 2"):
+        TfidfLinearClassifier(threshold=0.5).fit(X, wrong.astype(int))
+    soft[-1, -1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TfidfLinearClassifier(threshold=0.5).fit(X, soft)
+
+
 def test_deep_classifier_lexical_part_is_the_model_fitted_on_all_texts(tiny_bert, toy):
     (X, Y), (X_test, _) = toy
     clf = _untrained_transformer(tiny_bert, lexical=_one_process_lexical()).fit(X, Y)
