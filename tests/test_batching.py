@@ -30,6 +30,18 @@ def test_subset_keeps_texts_and_targets():
     np.testing.assert_array_equal(targets.numpy(), data.y[[3, 0]])
 
 
+def test_a_subset_of_a_subset_reads_its_parents_targets_without_copying_them():
+    data = TokenizedTexts.from_sequences(
+        [[i + 1] * (i + 1) for i in range(6)], pad_id=0, y=np.arange(12.0).reshape(6, 2)
+    )
+    part = data.subset([5, 1, 3]).subset([2, 0])  # texts 3 and 5
+    assert np.shares_memory(part._y, data.y)  # the label matrix is not copied
+    np.testing.assert_array_equal(part.y, data.y[[3, 5]])
+    inputs, targets = part.__getitems__([1, 0])
+    assert inputs["input_ids"][0].tolist() == [6] * 6
+    np.testing.assert_array_equal(targets.numpy(), data.y[[5, 3]])
+
+
 def test_sort_by_length_returns_permutation():
     ordered, order = sort_by_length(_dataset())
     assert ordered.lengths.tolist() == [5, 3, 2, 1, 0] and order.tolist() == [3, 0, 4, 1, 2]
