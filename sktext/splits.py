@@ -20,7 +20,7 @@ from sklearn.model_selection import ShuffleSplit
 
 from .batching import TokenizedTexts
 from .targets import OutputLayout
-from .validation import hard_view
+from .validation import hard_view, row_blocks
 
 __all__ = ["MultilabelValidSplit", "ShuffleValidSplit", "stratified_indices", "stratified_shuffle_split"]
 
@@ -109,8 +109,8 @@ class MultilabelValidSplit(ShuffleValidSplit):
         return stratified_shuffle_split(y, self.fraction, self.seed)
 
     def _stratify_on(self, y):
-        if sp.issparse(y) and self.layout is None:
-            return sp.csr_matrix(y >= 0.5)  # soft targets: their hard view
+        if self.layout is None or self.layout.is_multilabel:
+            return _positives(y)
         indicators = y if self.layout is None else self.layout.indicator_matrix(y)
         indicators = hard_view(indicators)  # soft targets: their hard view
         if indicators.shape[1] == 1:  # one label: stratify on it and its complement
@@ -122,6 +122,21 @@ def stratified_indices(Y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     """Sorted train and validation rows of a 0/1 matrix, split as :class:`MultilabelValidSplit` does."""
     train, valid = MultilabelValidSplit(fraction, seed, None).indices(Y)
     return np.sort(train), np.sort(valid)
+
+
+def _positives(Y) -> sp.csr_matrix:
+    """The hard view ``Y >= 0.5`` as a sparse bool matrix, made a block of rows at a time.
+
+    One label is stratified on beside its complement (iterative stratification needs
+    two columns).
+    """
+    if sp.issparse(Y):
+        positives = sp.csr_matrix(Y >= 0.5)
+    else:
+        positives = sp.vstack([sp.csr_matrix(block >= 0.5) for block in row_blocks(np.asarray(Y))], format="csr")
+    if positives.shape[1] == 1:
+        positives = sp.hstack([positives, sp.csr_matrix(np.asarray(~positives.toarray()))], format="csr")
+    return positives
 
 
 def stratified_shuffle_split(Y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import SoftTargetError, check_label_matrix
+from .validation import SoftTargetError, check_label_matrix, row_blocks
 
 __all__ = ["BINARY", "CATEGORICAL", "OutputLayout", "Target", "check_targets"]
 
@@ -114,7 +114,12 @@ class OutputLayout:
         return [(i, t.start, t.stop) for i, t in enumerate(self.targets) if t.kind == CATEGORICAL]
 
     def indicator_matrix(self, Y: np.ndarray) -> np.ndarray:
-        """The targets as one 0/1 column per logit (categorical ones one-hot), for stratifying."""
+        """The targets as one 0/1 column per logit (categorical ones one-hot), for stratifying.
+
+        A multi-label ``Y`` is that already, and comes back as it is (no copy).
+        """
+        if self.is_multilabel:
+            return Y
         indicators = np.zeros((len(Y), self.n_logits), dtype=np.float32)
         for index, target in enumerate(self.targets):
             if target.kind == BINARY:
@@ -129,6 +134,14 @@ class OutputLayout:
         indicators = self.indicator_matrix(Y)
         weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         total = weights.sum()
+        if self.is_multilabel:  # every label at once, a block of rows at a time, in float64
+            start = 0
+            counts = np.zeros(self.n_logits)
+            for block in row_blocks(indicators):
+                counts += weights[start : start + len(block)] @ block.astype(np.float64)
+                start += len(block)
+            prior = (counts + 0.5) / (total + 1.0)
+            return np.log(prior / (1 - prior))
         for target in self.targets:
             counts = weights @ indicators[:, target.start : target.stop]
             if target.kind == BINARY:

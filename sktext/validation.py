@@ -222,7 +222,7 @@ def _check_probabilities(Y: np.ndarray) -> None:
 CHECK_BLOCK_ENTRIES = 1 << 23
 
 
-def _row_blocks(Y: np.ndarray):
+def row_blocks(Y: np.ndarray):
     """``Y`` a block of rows at a time (about :data:`CHECK_BLOCK_ENTRIES` entries each); a small or 1-D ``Y`` whole."""
     if Y.ndim < 2 or Y.size <= CHECK_BLOCK_ENTRIES:
         yield Y
@@ -237,7 +237,7 @@ def _distinct_values(Y: np.ndarray) -> np.ndarray:
     if Y.size <= CHECK_BLOCK_ENTRIES:
         return np.unique(Y)
     seen, others = set(), []
-    for block in _row_blocks(Y):
+    for block in row_blocks(Y):
         zero, one = block == 0, block == 1
         seen.update(value for value, found in ((0, zero.any()), (1, one.any())) if found)
         other = block[~(zero | one)]
@@ -253,7 +253,7 @@ def is_soft(Y: np.ndarray) -> bool:
     fraction holds per-label probabilities, whose *hard view* is ``Y >= 0.5``.
     """
     Y = np.asarray(Y)
-    return Y.dtype.kind == "f" and any(bool(((block > 0) & (block < 1)).any()) for block in _row_blocks(Y))
+    return Y.dtype.kind == "f" and any(bool(((block > 0) & (block < 1)).any()) for block in row_blocks(Y))
 
 
 def hard_view(Y, dtype=np.float32) -> np.ndarray:

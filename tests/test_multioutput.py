@@ -228,3 +228,16 @@ def test_multi_head_loss():
     assert loss(logits, targets).item() == pytest.approx((bce + ce).mean().item())
     focal = MultiHeadLoss(binary_logits=[0], binary_targets=[0], groups=[(1, 1, 4)], gamma=0.0)
     assert focal(logits, targets).item() == pytest.approx(loss(logits, targets).item(), rel=1e-6)
+
+
+def test_multilabel_bias_prior_is_each_labels_weighted_smoothed_log_odds(monkeypatch):
+    from sktext import validation
+
+    monkeypatch.setattr(validation, "CHECK_BLOCK_ENTRIES", 40)  # summed over blocks of rows
+    rng = np.random.default_rng(2)
+    Y = (rng.random((300, 7)) < np.linspace(0.02, 0.6, 7)).astype(np.float32)
+    weights = rng.random(300) * 3
+    layout = OutputLayout.multilabel(np.arange(7))
+    assert layout.indicator_matrix(Y) is Y  # nothing to one-hot: no copy
+    prior = (weights @ Y.astype(np.float64) + 0.5) / (weights.sum() + 1.0)
+    np.testing.assert_allclose(layout.bias_prior(Y, weights), np.log(prior / (1 - prior)), rtol=1e-12)
