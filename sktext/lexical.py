@@ -23,8 +23,8 @@ per weight) costs more than a dense one and is slower to apply: ``coef_`` is the
 dense array (:data:`SPARSE_COEF_MAX_SHARE`).
 
 The per-label models are fitted in parallel (``n_jobs``) by joblib's worker processes,
-:data:`LABELS_PER_TASK` labels a task, which map the one TF-IDF matrix read-only. Not in threads, although liblinear
-releases the GIL (two threads fitted 40 of debtags' labels in 20 s against 35 s in one,
+:data:`LABELS_PER_TASK` labels a task, which map the one TF-IDF matrix read-only. Not in
+threads, although liblinear releases the GIL (two threads fitted 40 of debtags' labels in 20 s against 35 s in one,
 on 24,607 texts, 2-core AMD EPYC): scikit-learn's liblinear draws its coordinate
 order from one random generator per process, so threads fitting at once make
 ``random_state`` give slightly different models from run to run.
