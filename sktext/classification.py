@@ -428,7 +428,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
             margins = pool.submit(lexical.decision_function, texts)
             logits = self._logits(self._encode(texts))
             margins = margins.result()
-        columns = self.output_layout_.binary_logits
+        columns = self.output_layout_.binary_logit_columns
         logits[:, columns] = apply_blend(self.blend_weights_, self.blend_centre_, logits[:, columns], margins)
         return logits
 

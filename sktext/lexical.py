@@ -527,7 +527,8 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
             texts = [texts[i] for i in rows]
             weights = None if weights is None else weights[rows]
         if thresholds is None:  # two fits: their terms counted once
-            hard = hard_view(Y if rows is None else Y[rows]) if soft else (Y if rows is None else Y[rows])
+            part = Y if rows is None else Y[rows]
+            hard = hard_view(part) if soft else part
             train, valid = stratified_indices(hard, self.validation_fraction, seed)
             train_weight, valid_weight = (None, None) if weights is None else (weights[train], weights[valid])
             counts = counts if counts is not None else self._term_counts(texts)

@@ -131,11 +131,12 @@ def _positives(Y) -> sp.csr_matrix:
     two columns).
     """
     if sp.issparse(Y):
-        positives = sp.csr_matrix(Y >= 0.5)
+        positives = sp.csr_matrix(Y >= 0.5)  # hard_view's rule, on the stored entries
     else:
-        positives = sp.vstack([sp.csr_matrix(block >= 0.5) for block in row_blocks(np.asarray(Y))], format="csr")
+        blocks = row_blocks(np.asarray(Y))
+        positives = sp.vstack([sp.csr_matrix(hard_view(block, bool)) for block in blocks], format="csr")
     if positives.shape[1] == 1:
-        positives = sp.hstack([positives, sp.csr_matrix(np.asarray(~positives.toarray()))], format="csr")
+        positives = sp.hstack([positives, sp.csr_matrix(~positives.toarray())], format="csr")
     return positives
 
 
