@@ -148,6 +148,16 @@ def test_many_rare_labels_keep_coef_far_below_its_dense_size():
     assert stored < 0.5 * dense_bytes  # a float32 and an int32 per weight kept: 0.4 here
     assert clf.coef_.getnnz(axis=1)[Y.sum(axis=0) == 0].sum() == 0  # a label never seen has no weights
     assert clf.predict(texts[:50]).shape == (50, n_labels)
+    # each row is its label's own weights, up to the last label (the rows are gathered
+    # as the workers return them, into buffers that grow many times over here)
+    assert clf.coef_.nnz > 4 * 65_536
+    seen = np.flatnonzero(Y.sum(axis=0) > 0)
+    some = np.r_[seen[:2], seen[len(seen) // 2], seen[-2:]]
+    reference = _dense_reference(clf, texts, Y[:, some], 0)
+    largest = np.abs(reference).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        clf.coef_[some].toarray(), reference, rtol=1e-6, atol=COEF_RELATIVE_TOLERANCE * largest.max()
+    )
 
 
 def test_linear_model_predicts_constant_labels_as_constant():
