@@ -151,3 +151,29 @@ def test_writer_publishes_only_on_success(tmp_path):
         writer.write([{"a": 1}])
         raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]
+
+
+@pytest.mark.parametrize("proba", [True, False])
+def test_many_labels_are_predicted_a_few_texts_a_call_with_the_same_output(
+    model_folder, data, tmp_path, monkeypatch, proba
+):
+    """A model of many labels never makes the (chunk, n_labels) probabilities at once: a block of texts a call."""
+    import sktext.cli
+
+    source = data["folder"] / "texts.jsonl.gz"
+    args = ["predict", str(model_folder), str(source), "--out"] + (["--proba"] if proba else [])
+    assert main([*args[:4], str(tmp_path / "whole.jsonl"), *args[4:]]) == 0
+    sizes = []
+    original = TransformerMultiLabelClassifier.predict_proba
+
+    def recorded(self, X, *rest, **kwargs):
+        sizes.append(len(X))
+        return original(self, X, *rest, **kwargs)
+
+    monkeypatch.setattr(TransformerMultiLabelClassifier, "predict_proba", recorded)
+    monkeypatch.setattr(sktext.cli, "PREDICT_BLOCK_ENTRIES", 5 * len(LABELS) + 2)  # 5 texts of 3 labels
+    assert main([*args[:4], str(tmp_path / "blocks.jsonl"), *args[4:]]) == 0
+    assert sizes == [5] * 10 + [3]
+    whole, blocks = (tmp_path / "whole.jsonl").read_text(), (tmp_path / "blocks.jsonl").read_text()
+    assert blocks == whole and len(whole.splitlines()) == 53
+    assert ('"proba"' in whole) == proba
