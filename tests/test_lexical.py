@@ -124,7 +124,7 @@ def _dense_reference(clf: TfidfLinearClassifier, X, Y, random_state) -> np.ndarr
 @pytest.mark.parametrize("random_state", [0, 3])
 def test_coef_equals_the_dense_fit_and_stays_dense_at_few_labels(toy, random_state):
     (X, Y), (X_test, _) = toy
-    clf = TfidfLinearClassifier(threshold=0.5, random_state=random_state).fit(X, Y)
+    clf = TfidfLinearClassifier(threshold=0.5, min_weight=0, random_state=random_state).fit(X, Y)
     # three frequent labels: most weights are non-zero, CSR would be no smaller and slower
     assert isinstance(clf.coef_, np.ndarray) and clf.coef_.dtype == np.float32
     assert clf.coef_.shape == (3, len(clf.vectorizer_.vocabulary_))
@@ -140,7 +140,7 @@ def test_coef_equals_the_dense_fit_and_stays_dense_at_few_labels(toy, random_sta
 def test_many_rare_labels_keep_coef_far_below_its_dense_size():
     """A label's weights live on its support vectors' terms: with many rare labels, most weights are absent."""
     texts, Y = make_many_rare_labels(1000, 1000)
-    clf = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)
+    clf = TfidfLinearClassifier(threshold=0.5, min_weight=0, random_state=0).fit(texts, Y)
     assert isinstance(clf.coef_, sp.csr_matrix)
     n_labels, n_features = clf.coef_.shape
     dense_bytes = n_labels * n_features * np.dtype(np.float32).itemsize
@@ -160,6 +160,36 @@ def test_many_rare_labels_keep_coef_far_below_its_dense_size():
     )
 
 
+def test_weights_below_min_weight_are_left_out_and_the_margins_move_less_than_it():
+    texts, Y = make_many_rare_labels(600, 200)
+    test_texts = make_many_rare_labels(200, 200, seed=1)[0]
+    full = TfidfLinearClassifier(threshold=0.5, min_weight=0, random_state=0).fit(texts, Y)
+    pruned = TfidfLinearClassifier(threshold=0.5, random_state=0).fit(texts, Y)  # min_weight=0.01
+    dense, kept = sp.csr_matrix(full.coef_).toarray(), sp.csr_matrix(pruned.coef_).toarray()
+    left_out = (kept == 0) & (dense != 0)
+    assert left_out.sum() > 0.15 * np.count_nonzero(dense)  # rare labels: many tiny weights
+    assert np.abs(dense[left_out]).max() < 0.01
+    np.testing.assert_array_equal(kept[kept != 0], dense[kept != 0])
+    np.testing.assert_array_equal(pruned.intercept_, full.intercept_)
+    # each TF-IDF row has unit norm: a margin moves by at most the norm of its label's left-out weights
+    moved = np.abs(pruned.decision_function(test_texts) - full.decision_function(test_texts))
+    assert moved.max() > 0
+    assert (moved <= np.linalg.norm(np.where(left_out, dense, 0), axis=1) + 1e-6).all()
+
+
+def test_min_weight_keeps_the_largest_weights_of_a_label_whose_weights_are_all_small(toy):
+    (X, Y), (X_test, _) = toy
+    # a tiny C shrinks every weight below 0.01: pruning keeps each label's top tenth, not nothing
+    full = TfidfLinearClassifier(threshold=0.5, C=1e-4, min_weight=0, random_state=0).fit(X, Y)
+    pruned = TfidfLinearClassifier(threshold=0.5, C=1e-4, random_state=0).fit(X, Y)
+    dense = sp.csr_matrix(full.coef_).toarray()
+    assert np.abs(dense).max() < 0.01
+    kept = sp.csr_matrix(pruned.coef_).toarray()
+    largest = np.abs(dense).max(axis=1, keepdims=True)
+    np.testing.assert_array_equal(kept != 0, np.abs(dense) > 0.1 * largest)
+    assert (pruned.decision_function(X_test).std(axis=0) > 0).all()  # no label became a constant
+
+
 def test_linear_model_predicts_constant_labels_as_constant():
     X, Y = make_toy_data(60, seed=1)
     Y = np.column_stack([Y, np.zeros(len(Y), int)])
@@ -173,6 +203,10 @@ def test_linear_model_names_bad_parameters():
         TfidfLinearClassifier(C=float("inf")).fit(X, Y)
     with pytest.raises(ValueError, match="The 'loss' parameter"):
         TfidfLinearClassifier(loss="hinge").fit(X, Y)
+    with pytest.raises(
+        ValueError, match="The 'min_weight' parameter of TfidfLinearClassifier must be a finite float >= 0"
+    ):
+        TfidfLinearClassifier(min_weight=-0.1).fit(X, Y)
 
 
 def test_blend_weights_favour_the_informative_part():
