@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler
 
+from .validation import dense_rows
+
 
 class TokenizedTexts(Dataset):
     """Ragged token ids of many texts, with optional 0/1 targets.
@@ -115,7 +117,7 @@ class TokenizedTexts(Dataset):
         if self.sample_weight is not None:
             inputs["sample_weight"] = torch.from_numpy(self.sample_weight[indices])
         rows = indices if self._target_rows is None else self._target_rows[indices]
-        targets = None if self._y is None else torch.from_numpy(self._y[rows])
+        targets = None if self._y is None else torch.from_numpy(dense_rows(self._y, rows))
         return inputs, targets
 
 

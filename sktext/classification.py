@@ -33,10 +33,10 @@ from .splits import MultilabelValidSplit
 from .targets import BINARY, check_targets
 from .thresholds import (
     MIN_THRESHOLD_POSITIVES,
-    PREDICT_CHUNK_TEXTS,
     apply_thresholds,
     apply_thresholds_in_chunks,
     f1_at_thresholds,
+    prediction_chunks,
     tune_thresholds,
 )
 from .validation import (
@@ -47,6 +47,8 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    column_sums,
+    dense_rows,
     hard_view,
     is_soft,
 )
@@ -169,7 +171,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         names = [target.name for target in layout.targets]
         thresholds = self._fixed_thresholds(len(binary))
         pos_weight = self._resolve_pos_weight(Y[:, columns], weights)  # soft: expected positives
-        empty = binary[hard[:, columns].sum(axis=0) == 0]
+        support = column_sums(hard[:, columns])
+        empty = binary[support == 0]
         if len(empty) and soft:
             warnings.warn(
                 f"{len(empty)} label(s) never reach probability 0.5 in y (e.g. {str(names[empty[0]])!r}): "
@@ -194,7 +197,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         self._criterion()  # a loss these targets cannot take fails here, before any training
         self.classes_ = classes
         self.n_outputs_ = Y.shape[1]
-        self.label_support_ = hard[:, columns].sum(axis=0).astype(np.int64)
+        self.label_support_ = support.astype(np.int64)
         self.n_samples_fit_ = len(texts)
         criterion_kwargs = (
             {} if pos_weight is None else {"pos_weight": torch.as_tensor(pos_weight, dtype=torch.float32)}
@@ -214,13 +217,14 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
                     logits = self._logits(dataset.subset(valid))[:, layout.binary_logit_columns]
                 if job is not None:
                     logits = self._fit_lexical(job, train, valid, logits)
+                valid_hard = dense_rows(hard, valid)[:, columns]  # the validation part, dense
                 if thresholds is None:
                     with self._fit_stage("thresholds"):
                         thresholds = _tuned_thresholds(
-                            hard[valid][:, columns], expit(logits), None if weights is None else weights[valid]
+                            valid_hard, expit(logits), None if weights is None else weights[valid]
                         )
                 if len(binary):
-                    self.validation_scores_ = f1_at_thresholds(hard[valid][:, columns], expit(logits), thresholds)
+                    self.validation_scores_ = f1_at_thresholds(valid_hard, expit(logits), thresholds)
         finally:
             del self._validation_f1
             if job is not None:
@@ -358,7 +362,7 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         with self._fit_stage("blend"):
             valid_weight = None if job.sample_weight is None else job.sample_weight[valid]
             self.blend_weights_, self.blend_centre_ = fit_blend(
-                neural_logits, margins, job.Y[valid], sample_weight=valid_weight
+                neural_logits, margins, dense_rows(job.Y, valid), sample_weight=valid_weight
             )
         self.lexical_ = full
         return apply_blend(self.blend_weights_, self.blend_centre_, neural_logits, margins)
@@ -379,8 +383,8 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
     def _resolve_pos_weight(self, Y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray | None:
         if self.pos_weight is None:
             return None
-        weights = np.ones(len(Y)) if sample_weight is None else sample_weight
-        positives = (weights @ Y).astype(np.float32)
+        weights = np.ones(Y.shape[0]) if sample_weight is None else sample_weight
+        positives = column_sums(Y, weights).astype(np.float32)
         if isinstance(self.pos_weight, str):
             negatives = np.float32(weights.sum()) - positives
             weight = np.divide(negatives, positives, out=np.ones_like(positives), where=positives > 0)
@@ -514,9 +518,9 @@ class MultiLabelTextClassifierBase(ClassifierMixin, TextEstimatorBase):
         return predicted
 
     def _chunks(self, texts: list[str]):
-        """``texts`` in chunks of :data:`PREDICT_CHUNK_TEXTS`, with the multi-label probabilities of each."""
-        for start in range(0, len(texts), PREDICT_CHUNK_TEXTS):
-            chunk = texts[start : start + PREDICT_CHUNK_TEXTS]
+        """``texts`` in chunks (:func:`~sktext.thresholds.prediction_chunks`), with the multi-label probabilities of each."""
+        for start, stop in prediction_chunks(len(texts), self.n_outputs_):
+            chunk = texts[start:stop]
             yield start, expit(self.decision_function(chunk))
 
     def _predict_sparse(self, texts: list[str]) -> sp.csr_matrix:
@@ -656,12 +660,12 @@ class _ValidationF1:
         return self._margins
 
     def __call__(self, logits: np.ndarray) -> float:
-        Y = self.hard[self.order]
+        Y = dense_rows(self.hard, self.order)
         weights = None if self.weights is None else self.weights[self.order]
         logits = np.asarray(logits, dtype=np.float64)[:, self.columns]
         margins = self._lexical_margins()
         if margins is not None:
-            blend, centre = fit_blend(logits, margins, self.targets[self.order], sample_weight=weights)
+            blend, centre = fit_blend(logits, margins, dense_rows(self.targets, self.order), sample_weight=weights)
             logits = apply_blend(blend, centre, logits, margins)
         proba = expit(logits)
         thresholds = self.thresholds

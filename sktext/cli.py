@@ -64,7 +64,7 @@ import scipy.sparse as sp
 from .io import DataFileError, data_format, iter_record_chunks
 from .io import read_records as _read_records
 from .targets import BINARY
-from .thresholds import apply_thresholds_sparse
+from .thresholds import apply_thresholds_sparse, prediction_chunks
 from .validation import hard_view, is_soft
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
@@ -79,11 +79,6 @@ PROBA_PREFIX = "proba_"
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 DEFAULT_CHUNK_SIZE = 10_000  # rows ``predict`` reads, predicts and writes at a time
-#: Probabilities one ``predict_proba`` call of ``predict`` and ``evaluate`` makes at most
-#: (texts x outputs): the whole chunk at up to 419 outputs, fewer texts a call above
-#: (at 20,000 labels 209 texts, a 32 MB float64 array; tokenizing and the network's
-#: batches are as efficient from a few hundred texts on).
-PREDICT_BLOCK_ENTRIES = 1 << 22
 
 
 class CommandLineError(Exception):
@@ -541,17 +536,19 @@ class Predictions:
 def predict_targets(estimator, targets: ModelTargets, texts: list[str], keep_label_proba: bool = True) -> Predictions:
     """Every output of ``estimator`` for ``texts``, ``predict_proba`` (or ``predict``) a block of texts at a time.
 
-    A block holds at most :data:`PREDICT_BLOCK_ENTRIES` probabilities, so that a model of
-    tens of thousands of labels never makes a dense (chunk, n_labels) array: 10,000 rows
-    x 20,000 labels were 1.6 GB per array. Without ``keep_label_proba`` the labels'
-    probabilities are dropped block by block (only their 0/1 decisions, sparse, are kept).
+    The blocks are :func:`sktext.thresholds.prediction_chunks`', so that a model of tens
+    of thousands of labels never makes a dense (chunk, n_labels) array of the whole chunk:
+    10,000 rows x 20,000 labels were 1.6 GB per array. Without ``keep_label_proba`` the
+    labels' probabilities are dropped block by block (only their 0/1 decisions, sparse,
+    are kept).
     """
     if targets.task == REGRESSION:
         predicted = np.asarray(estimator.predict(texts), dtype=np.float64).reshape(len(texts), -1)
         return Predictions(values={column: predicted[:, j] for j, column in enumerate(targets.target_columns)})
-    step = max(1, PREDICT_BLOCK_ENTRIES // max(1, getattr(estimator, "n_outputs_", 1)))
+    n_outputs = getattr(estimator, "n_outputs_", 1)
     blocks = [
-        _predict_block(estimator, targets, texts[i : i + step], keep_label_proba) for i in range(0, len(texts), step)
+        _predict_block(estimator, targets, texts[start:stop], keep_label_proba)
+        for start, stop in prediction_chunks(len(texts), n_outputs)
     ]
     if len(blocks) <= 1:
         return blocks[0] if blocks else _predict_block(estimator, targets, texts, keep_label_proba)

@@ -60,9 +60,9 @@ from sklearn.utils.validation import check_is_fitted
 from .splits import stratified_indices
 from .thresholds import (
     MIN_THRESHOLD_POSITIVES,
-    PREDICT_CHUNK_TEXTS,
     apply_thresholds,
     apply_thresholds_in_chunks,
+    prediction_chunks,
     tune_thresholds,
 )
 from .validation import (
@@ -240,7 +240,8 @@ def _fit_label(
 
 def _label_block(Y: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
     """Columns ``start:stop`` of ``Y``, of its ``rows`` only where given (a copy of that block alone)."""
-    return Y[:, start:stop] if rows is None else Y[rows, start:stop]
+    block = Y[:, start:stop] if rows is None else Y[rows, start:stop]
+    return block.toarray() if sp.issparse(block) else block
 
 
 def _fit_labels(X: sp.csr_matrix, Y: np.ndarray, *args) -> list:
@@ -592,7 +593,7 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         matrix, gigabytes at tens of thousands of labels).
         """
         texts = check_texts(X)
-        Y, classes = check_label_matrix(y, len(texts), allow_soft=True)
+        Y, classes = check_label_matrix(y, len(texts), allow_soft=True, keep_sparse=True)
         weights = check_sample_weight(sample_weight, len(texts))
         validate_parameters(self)
         seed = seed_from(self.random_state)
@@ -692,15 +693,14 @@ class TfidfLinearClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples, n_labels), dtype=int64, or scipy.sparse.csr_matrix of int8
             A CSR matrix where ``y`` was sparse (``sparse_output_``), built
-            :data:`PREDICT_CHUNK_TEXTS` texts at a time, as scikit-learn's multi-label
+            a chunk of texts at a time (:func:`~sktext.thresholds.prediction_chunks`), as scikit-learn's multi-label
             estimators do.
         """
         if not getattr(self, "sparse_output_", False):
             return apply_thresholds(self.predict_proba(X), self.thresholds_)
         texts = check_texts(X)
         chunks = (
-            self.predict_proba(texts[start : start + PREDICT_CHUNK_TEXTS])
-            for start in range(0, len(texts), PREDICT_CHUNK_TEXTS)
+            self.predict_proba(texts[start:stop]) for start, stop in prediction_chunks(len(texts), self.n_outputs_)
         )
         return apply_thresholds_in_chunks(chunks, self.thresholds_, self.n_outputs_)
 

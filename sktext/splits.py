@@ -52,18 +52,19 @@ class ShuffleValidSplit:
         """Train and validation indices for the targets ``y`` (computed once per array)."""
         if self._cache is not None and self._cache[0] is y:
             return self._cache[1]
-        n_valid = int(np.ceil(self.fraction * len(y)))
-        if n_valid < 1 or len(y) - n_valid < 1:
+        n_samples = y.shape[0]
+        n_valid = int(np.ceil(self.fraction * n_samples))
+        if n_valid < 1 or n_samples - n_valid < 1:
             raise ValueError(
                 f"validation_fraction={self.fraction} leaves no validation or no training "
-                f"sample out of {len(y)}; pass more texts, another fraction, or "
+                f"sample out of {n_samples}; pass more texts, another fraction, or "
                 "validation_fraction=None (for a classifier, with a float threshold)."
             )
         train, valid = self._draw(self._stratify_on(y))
         if len(train) == 0 or len(valid) == 0:
             raise ValueError(
                 f"validation_fraction={self.fraction} leaves {len(valid)} validation and "
-                f"{len(train)} training samples out of {len(y)} (the stratified split could not "
+                f"{len(train)} training samples out of {n_samples} (the stratified split could not "
                 "balance the labels); pass more texts, a larger fraction, or "
                 "validation_fraction=None (for a classifier, with a float threshold such as 0.5)."
             )

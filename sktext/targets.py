@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .validation import SoftTargetError, check_label_matrix, row_blocks
+from .validation import SoftTargetError, check_label_matrix, column_sums
 
 __all__ = ["BINARY", "CATEGORICAL", "OutputLayout", "Target", "check_targets"]
 
@@ -132,15 +132,10 @@ class OutputLayout:
         """Output-layer bias at the (weighted) training priors: log-odds (binary), log-priors (softmax)."""
         bias = np.zeros(self.n_logits)
         indicators = self.indicator_matrix(Y)
-        weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        weights = np.ones(Y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         total = weights.sum()
-        if self.is_multilabel:  # every label at once, a block of rows at a time, in float64
-            start = 0
-            counts = np.zeros(self.n_logits)
-            for block in row_blocks(indicators):
-                counts += weights[start : start + len(block)] @ block.astype(np.float64)
-                start += len(block)
-            prior = (counts + 0.5) / (total + 1.0)
+        if self.is_multilabel:  # every label at once (a block of rows at a time, or sparse), in float64
+            prior = (column_sums(indicators, weights) + 0.5) / (total + 1.0)
             return np.log(prior / (1 - prior))
         for target in self.targets:
             counts = weights @ indicators[:, target.start : target.stop]
@@ -249,9 +244,10 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
 
     Returns
     -------
-    Y : ndarray of shape (n_samples, n_targets), dtype float32
+    Y : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_targets), dtype float32
         0/1 per binary target (or its probability, for soft targets), the class
-        index per categorical target.
+        index per categorical target. A sparse multi-label ``y`` of 0/1 stays sparse
+        (CSR): the fit densifies a batch at a time.
     classes : ndarray of shape (n_labels,) or list of ndarray
         The label names for a multi-label y; else one array of classes per column.
     layout : OutputLayout
@@ -259,7 +255,7 @@ def check_targets(y, n_samples: int) -> tuple[np.ndarray, np.ndarray | list, Out
     """
     _refuse_label_lists(y)
     try:
-        Y, classes = check_label_matrix(y, n_samples, allow_soft=True)
+        Y, classes = check_label_matrix(y, n_samples, allow_soft=True, keep_sparse=True)
         return Y, classes, OutputLayout.multilabel(classes)
     except SoftTargetError:
         raise

@@ -13,8 +13,20 @@ DEFAULT_CANDIDATES = np.round(np.arange(0.01, 1.0, 0.01), 2)
 #: Fewest held-out positives for a label to get a threshold of its own.
 MIN_THRESHOLD_POSITIVES = 5
 #: Texts predicted at a time by a sparse ``predict`` and by ``predict_top_k``: their
-#: dense probabilities are the only (chunk, n_labels) array made.
+#: dense probabilities are the only (chunk, n_labels) array made...
 PREDICT_CHUNK_TEXTS = 4096
+#: ... and fewer where that array would hold more probabilities than this: at 20,000
+#: labels 209 texts a chunk (a 32 MB float64 array; the logits, margins and blend of a
+#: chunk are as many), where 4,096 texts made a 2.4 GB peak of such arrays. Tokenizing
+#: and the network's batches are as efficient from a few hundred texts on.
+PREDICT_CHUNK_ENTRIES = 1 << 22
+
+
+def prediction_chunks(n_texts: int, n_outputs: int):
+    """``(start, stop)`` of each chunk of texts to predict at once (see :data:`PREDICT_CHUNK_ENTRIES`)."""
+    step = max(1, min(PREDICT_CHUNK_TEXTS, PREDICT_CHUNK_ENTRIES // max(n_outputs, 1)))
+    for start in range(0, n_texts, step):
+        yield start, min(start + step, n_texts)
 
 
 def positive_mask(y_proba: np.ndarray, thresholds) -> np.ndarray:

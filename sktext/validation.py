@@ -106,7 +106,9 @@ def _check_encodable(texts: list[str], name: str) -> None:
             ) from None
 
 
-def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_label_matrix(
+    y, n_samples: int, *, allow_soft: bool = False, keep_sparse: bool = False
+) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
     """Validate a multi-label indicator target and return it with its label names.
 
     Parameters
@@ -120,10 +122,15 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         Also take *soft targets*: a float matrix whose values all lie in [0, 1], each
         a label's probability (see :func:`is_soft`). NaN and values outside [0, 1]
         are refused with the fix.
+    keep_sparse : bool, default=False
+        Return a sparse ``y`` of 0/1 indicators as a CSR matrix (float32, indices
+        sorted), not dense: a fit of tens of thousands of labels then densifies its
+        targets a batch at a time (20,000 texts x 20,000 labels are 1.6 GB dense).
+        Soft targets are returned dense either way.
 
     Returns
     -------
-    Y : ndarray of shape (n_samples, n_labels), dtype float32
+    Y : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_labels), dtype float32
     classes : ndarray of shape (n_labels,)
         Column names for a DataFrame, else ``arange(n_labels)``.
     """
@@ -177,7 +184,8 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
     values = np.unique(Y.data) if sparse else _distinct_values(Y)
     if sparse and Y.nnz < Y.shape[0] * Y.shape[1]:
         values = np.union1d(values, [0])  # the entries not stored
-    if allow_soft and Y.dtype.kind == "f" and (values != np.round(values)).any():  # fractions (or NaN)
+    soft = allow_soft and Y.dtype.kind == "f" and bool((values != np.round(values)).any())  # fractions (or NaN)
+    if soft:
         _check_probabilities(Y.toarray() if sparse else Y)
         values = np.array([0.0, 1.0])  # probabilities: taken as they are
     if not np.isin(values, (0, 1)).all():
@@ -190,6 +198,11 @@ def check_label_matrix(y, n_samples: int, *, allow_soft: bool = False) -> tuple[
         )
     if classes is None:
         classes = np.arange(Y.shape[1])
+    if sparse and keep_sparse and not soft:
+        Y = Y.astype(np.float32)
+        Y.eliminate_zeros()
+        Y.sort_indices()
+        return Y, classes
     return (Y.astype(np.float32).toarray() if sparse else Y.astype(np.float32, copy=False)), classes
 
 
@@ -252,8 +265,39 @@ def is_soft(Y: np.ndarray) -> bool:
     A 0/1 matrix (of any dtype) is hard; a float matrix in [0, 1] with at least one
     fraction holds per-label probabilities, whose *hard view* is ``Y >= 0.5``.
     """
+    if sp.issparse(Y):  # its stored values (the others are 0)
+        return Y.dtype.kind == "f" and bool(((Y.data > 0) & (Y.data < 1)).any())
     Y = np.asarray(Y)
     return Y.dtype.kind == "f" and any(bool(((block > 0) & (block < 1)).any()) for block in row_blocks(Y))
+
+
+def dense_rows(Y, rows=None) -> np.ndarray:
+    """Rows of a target matrix (all where ``rows`` is None) as a dense array: a sparse one densified there.
+
+    For what needs a dense block of targets (a batch, the validation part's blend and
+    thresholds) from targets kept sparse (``check_label_matrix(..., keep_sparse=True)``).
+    """
+    block = Y if rows is None else Y[rows]
+    return block.toarray() if sp.issparse(block) else np.asarray(block)
+
+
+def column_sums(Y, sample_weight=None) -> np.ndarray:
+    """Each column's (weighted) sum, in float64, a block of rows at a time: the labels' positives.
+
+    Dense or sparse ``Y``; no temporary of the whole matrix's size.
+    """
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if sp.issparse(Y):
+        Y = sp.csr_matrix(Y)
+        if weights is None:
+            return np.asarray(Y.sum(axis=0, dtype=np.float64)).ravel()
+        return np.asarray(weights @ Y, dtype=np.float64).ravel()
+    totals, start = np.zeros(Y.shape[1]), 0
+    for block in row_blocks(np.asarray(Y)):
+        block = block.astype(np.float64)
+        totals += block.sum(axis=0) if weights is None else weights[start : start + len(block)] @ block
+        start += len(block)
+    return totals
 
 
 def hard_view(Y, dtype=np.float32) -> np.ndarray:
@@ -262,6 +306,11 @@ def hard_view(Y, dtype=np.float32) -> np.ndarray:
     Whatever needs a decision (a stratified split, thresholds, scores, label counts)
     reads soft targets through this one rule.
     """
+    if sp.issparse(Y):
+        hard = sp.csr_matrix(Y, copy=True)
+        hard.data = (hard.data >= 0.5).astype(dtype)
+        hard.eliminate_zeros()
+        return hard
     return (np.asarray(Y) >= 0.5).astype(dtype)
 
 

@@ -39,12 +39,12 @@ def test_linear_model_learns_words_and_tunes_thresholds(toy, loss):
 
 
 def test_a_sparse_y_gives_a_sparse_predict(toy, monkeypatch):
-    import sktext.lexical
+    import sktext.thresholds
 
     (X, Y), (X_test, _) = toy
     dense_fit = TfidfLinearClassifier(random_state=0).fit(X, Y)
     sparse_fit = TfidfLinearClassifier(random_state=0).fit(X, sp.csr_matrix(Y))
-    monkeypatch.setattr(sktext.lexical, "PREDICT_CHUNK_TEXTS", 7)  # several chunks
+    monkeypatch.setattr(sktext.thresholds, "PREDICT_CHUNK_TEXTS", 7)  # several chunks
     predicted = sparse_fit.predict(X_test)
     assert isinstance(predicted, sp.csr_matrix) and predicted.dtype == np.int8
     np.testing.assert_array_equal(predicted.toarray(), dense_fit.predict(X_test))

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sktext import TransformerMultiLabelClassifier, classification, load_model
+from sktext import TransformerMultiLabelClassifier, load_model, thresholds
 
 from conftest import make_toy_data
 
@@ -27,7 +27,7 @@ def fitted(tiny_bert):
 
 def test_sparse_fit_predicts_a_sparse_matrix_equal_to_the_thresholded_probabilities(fitted, monkeypatch):
     clf, X_test = fitted
-    monkeypatch.setattr(classification, "PREDICT_CHUNK_TEXTS", 32)  # several chunks
+    monkeypatch.setattr(thresholds, "PREDICT_CHUNK_TEXTS", 32)  # several chunks
     predicted = clf.predict(X_test)
     assert sp.issparse(predicted) and predicted.format == "csr" and predicted.dtype == np.int8
     dense = (clf.predict_proba(X_test) >= clf.thresholds_).astype(np.int8)
@@ -52,7 +52,7 @@ def test_sparse_output_survives_a_model_folder_and_scores(fitted, tmp_path):
 
 def test_top_k_equals_the_dense_ranking(fitted, monkeypatch):
     clf, X_test = fitted
-    monkeypatch.setattr(classification, "PREDICT_CHUNK_TEXTS", 25)
+    monkeypatch.setattr(thresholds, "PREDICT_CHUNK_TEXTS", 25)
     indices, scores = clf.predict_top_k(X_test, k=3)
     proba = clf.predict_proba(X_test)
     assert indices.shape == scores.shape == (len(X_test), 3)
@@ -76,3 +76,38 @@ def test_top_k_names_a_bad_k(fitted, k):
     clf, X_test = fitted
     with pytest.raises(ValueError, match="must be an int from 1 to n_outputs_ \\(7\\)"):
         clf.predict_top_k(X_test, k=k)
+
+
+def test_a_sparse_y_stays_sparse_through_the_fit_and_fits_what_the_dense_one_fits(tiny_bert, monkeypatch):
+    """The label matrix is densified a batch (or the validation part) at a time, never whole: same model."""
+    from sktext.batching import TokenizedTexts
+
+    X, Y = make_toy_data(160, seed=4)
+    Y = np.column_stack([Y, Y[:, :1] * 0])  # a label without positives too
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    seen = []
+    original = TokenizedTexts.with_targets
+
+    def recorded(self, y, sample_weight=None):
+        if y is not None:  # (prediction datasets have no targets)
+            seen.append(type(y))
+        return original(self, y, sample_weight)
+
+    monkeypatch.setattr(TokenizedTexts, "with_targets", recorded)
+    params = dict(max_epochs=3, lr=1e-3, batch_size=16, precision="fp32", pos_weight="balanced", random_state=0)
+    models = []
+    for y in (Y, sp.csr_matrix(Y)):
+        with pytest.warns(UserWarning, match="no positive example"):
+            models.append(
+                TransformerMultiLabelClassifier(tiny_bert, monitor="valid_f1", **params).fit(
+                    X, y, sample_weight=weights
+                )
+            )
+    assert seen == [np.ndarray, sp.csr_matrix]
+    dense, sparse = models
+    np.testing.assert_array_equal(sparse.label_support_, dense.label_support_)
+    np.testing.assert_allclose(sparse.thresholds_, dense.thresholds_)
+    np.testing.assert_allclose(sparse.blend_weights_, dense.blend_weights_)
+    assert [row["valid_f1"] for row in sparse.history_] == [row["valid_f1"] for row in dense.history_]
+    X_test = make_toy_data(40, seed=9)[0]
+    np.testing.assert_allclose(sparse.predict_proba(X_test), dense.predict_proba(X_test), atol=1e-6)

@@ -158,7 +158,7 @@ def test_many_labels_are_predicted_a_few_texts_a_call_with_the_same_output(
     model_folder, data, tmp_path, monkeypatch, proba
 ):
     """A model of many labels never makes the (chunk, n_labels) probabilities at once: a block of texts a call."""
-    import sktext.cli
+    import sktext.thresholds
 
     source = data["folder"] / "texts.jsonl.gz"
     args = ["predict", str(model_folder), str(source), "--out"] + (["--proba"] if proba else [])
@@ -171,7 +171,7 @@ def test_many_labels_are_predicted_a_few_texts_a_call_with_the_same_output(
         return original(self, X, *rest, **kwargs)
 
     monkeypatch.setattr(TransformerMultiLabelClassifier, "predict_proba", recorded)
-    monkeypatch.setattr(sktext.cli, "PREDICT_BLOCK_ENTRIES", 5 * len(LABELS) + 2)  # 5 texts of 3 labels
+    monkeypatch.setattr(sktext.thresholds, "PREDICT_CHUNK_ENTRIES", 5 * len(LABELS) + 2)  # 5 texts of 3 labels
     assert main([*args[:4], str(tmp_path / "blocks.jsonl"), *args[4:]]) == 0
     assert sizes == [5] * 10 + [3]
     whole, blocks = (tmp_path / "whole.jsonl").read_text(), (tmp_path / "blocks.jsonl").read_text()
