@@ -26,13 +26,14 @@ Most of a rare label's weights are tiny: nearly every negative text stays inside
 SVM's margin, so the dual solution spreads small weights over every term of every text.
 Weights below ``min_weight`` in magnitude (0.01, the pruning of DiSMEC, Babbar and
 Schölkopf 2017; PECOS' XR-Linear prunes at 0.1) are left out of ``coef_``. A TF-IDF row
-has unit norm, so each left-out weight moves a margin by less than ``min_weight``. On 8,000 synthetic texts of 20,000 Zipf-tailed labels 93 % of the
-weights were below 0.01: ``coef_`` shrank from 545 MB to 38 MB and the margins of 2,000
-texts took 0.8 s against 2.0 s, precision@1 0.879 against 0.877. On dev splits of train
-(never a test split), 0.01 kept 36-42 % of the weights at debtags' 326 labels (1,000,
-3,000 and 19,600 texts) and 63 % at npm's 2,779 labels, moved micro-F1 by at most
-0.0005 and macro-F1 by -0.001 to +0.002, and changed 2e-5 to 4e-5 of the 0/1
-decisions (``benchmarks/lexical_pruning.py``).
+has unit norm, so each left-out weight moves a margin by less than ``min_weight``.
+Measured on dev splits of train, never a test split (``benchmarks/lexical_pruning.py``,
+2-core AMD EPYC): on 8,000 synthetic texts of 20,000 Zipf-tailed labels 0.01 kept 8.6 %
+of the weights, ``coef_`` took 49 MB against 571 MB and the margins of 2,000 texts
+1.07 s against 3.48 s, at precision@1 0.8805 against 0.8795; at debtags' 326 labels
+(1,000, 3,000 and 20,607 texts) it kept 37-42 %, moved micro-F1 by -0.0001 to -0.0003
+and macro-F1 by +0.0010 to +0.0019, and changed 4e-5 to 5e-5 of the 0/1 decisions; at
+npm's 2,779 labels it kept 62 %, micro-F1 +0.0001, macro-F1 unchanged.
 
 The per-label models are fitted in parallel (``n_jobs``) by joblib's worker processes,
 :data:`LABELS_PER_TASK` labels a task, which map the one TF-IDF matrix read-only. Not in
