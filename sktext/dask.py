@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from .thresholds import apply_thresholds
+from .thresholds import apply_thresholds_in_chunks, prediction_chunks
 
 __all__ = ["local_cluster", "predict_dask", "worker_environment"]
 
@@ -213,14 +214,21 @@ def _label_names(folder: str) -> list[str]:
     return [str(name) for name in _decode_classes(manifest["classes"])]
 
 
-def _predict_matrix(folder: str, texts: list[str], proba: bool) -> np.ndarray:
+def _predict_matrix(folder: str, texts: list[str], proba: bool) -> np.ndarray | sp.csr_matrix:
+    """The partition's probabilities (dense float32), or its 0/1 predictions as an int8 CSR matrix.
+
+    Predicted a chunk of texts at a time (:func:`~sktext.thresholds.prediction_chunks`):
+    at tens of thousands of labels no dense (partition, n_labels) array of probabilities
+    is made for the labels, only their sparse decisions.
+    """
     estimator = _worker_model(folder)
+    n_labels = len(estimator.classes_)
     if not texts:
-        return np.zeros((0, len(estimator.classes_)), dtype=np.float32 if proba else np.int8)
-    probabilities = estimator.predict_proba(texts)
+        return np.zeros((0, n_labels), dtype=np.float32) if proba else sp.csr_matrix((0, n_labels), dtype=np.int8)
+    chunks = (estimator.predict_proba(texts[start:stop]) for start, stop in prediction_chunks(len(texts), n_labels))
     if proba:
-        return probabilities.astype(np.float32)
-    return apply_thresholds(probabilities, estimator.thresholds_).astype(np.int8)
+        return np.vstack([chunk.astype(np.float32) for chunk in chunks])
+    return apply_thresholds_in_chunks(chunks, estimator.thresholds_, n_labels)
 
 
 def _texts_of(frame, text_column: str | None) -> list[str]:
@@ -232,7 +240,7 @@ def _predict_frame(frame, folder: str, text_column: str | None, proba: bool, nam
     import pandas as pd
 
     matrix = _predict_matrix(folder, _texts_of(frame, text_column), proba)
-    return pd.DataFrame(matrix, index=frame.index, columns=names)
+    return pd.DataFrame(matrix if proba else matrix.toarray(), index=frame.index, columns=names)
 
 
 def _predict_bag_partition(items: list, folder: str, text_column: str | None, proba: bool, names: list[str]) -> list:
@@ -241,7 +249,8 @@ def _predict_bag_partition(items: list, folder: str, text_column: str | None, pr
     matrix = _predict_matrix(folder, texts, proba)
     if proba:
         return [dict(zip(names, row.tolist())) for row in matrix]
-    return [[name for name, on in zip(names, row) if on] for row in matrix]
+    names = np.asarray(names, dtype=object)
+    return [names[matrix.indices[start:stop]].tolist() for start, stop in zip(matrix.indptr[:-1], matrix.indptr[1:])]
 
 
 def predict_dask(model_folder: str | os.PathLike, data, *, text_column: str | None = "text", proba: bool = False):

@@ -129,6 +129,26 @@ def test_predict_dask_bag_of_records_and_of_texts(client, model_folder):
     assert list(proba[0]) == LABELS and len(proba) == 20
 
 
+def test_a_partition_is_predicted_a_chunk_of_texts_at_a_time(model_folder, monkeypatch):
+    """Many labels: no dense (partition, n_labels) probabilities for 0/1 predictions, the same labels."""
+    import sktext.thresholds
+    from sktext import dask as sktext_dask
+
+    texts = make_toy_data(23, seed=6)[0]
+    estimator = load_model(model_folder)
+    expected = estimator.predict(texts)
+    sizes = []
+    monkeypatch.setattr(sktext_dask, "_worker_model", lambda folder: estimator)
+    monkeypatch.setattr(sktext.thresholds, "PREDICT_CHUNK_ENTRIES", 4 * len(LABELS))  # 4 texts a chunk
+    original = type(estimator).predict_proba
+    monkeypatch.setattr(type(estimator), "predict_proba", lambda self, X: sizes.append(len(X)) or original(self, X))
+    lists = sktext_dask._predict_bag_partition(texts, str(model_folder), None, False, LABELS)
+    assert sizes == [4] * 5 + [3]
+    assert lists == [[name for name, on in zip(LABELS, row) if on] for row in expected]
+    frame = sktext_dask._predict_frame(pd.DataFrame({"text": texts}), str(model_folder), "text", False, LABELS)
+    np.testing.assert_array_equal(frame.to_numpy(), expected)
+
+
 def test_predict_dask_refuses_what_it_cannot_label(model_folder, tiny_bert, tmp_path):
     ddf = dd.from_pandas(pd.DataFrame({"body": ["a game"]}), npartitions=1)
     with pytest.raises(ValueError, match="no text column 'text'.*'body'"):
