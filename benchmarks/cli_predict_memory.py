@@ -11,7 +11,9 @@ than dense rows. This benchmark:
    the 200,000 texts' network pass costs minutes, not an hour: what grows with the
    labels (the lexical part, the blend, the thresholds, the output) is the same as
    with any encoder;
-2. writes each of ``--predict-texts`` new synthetic texts (another seed) as JSON lines and runs
+2. writes each of ``--predict-texts`` synthetic texts as JSON lines (the training draw's
+   seed, so that they carry the same labels' words: a text gets its labels predicted, as
+   on real data; another seed would give other words and almost no labels) and runs
    ``python -m sktext predict MODEL TEXTS --out OUT.jsonl`` on them in a process of
    its own, which reports its peak resident memory (``ru_maxrss``, exact) as it exits;
 3. reads the output back: one row per text, each ``predicted_labels`` a list of label
@@ -70,7 +72,7 @@ def fit_model(args, workdir: Path) -> tuple[Path, dict]:
 
 
 def predict_run(folder: Path, n_texts: int, n_labels: int, workdir: Path) -> dict:
-    texts, _ = zipf_tags(n_texts, n_labels, seed=1)  # new texts of the same labels' words
+    texts, _ = zipf_tags(n_texts, n_labels, seed=0)  # the training draw's labels' words
     source, out = workdir / f"texts_{n_texts}.jsonl", workdir / f"predictions_{n_texts}.jsonl"
     with open(source, "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
@@ -116,10 +118,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--train-texts", type=int, default=20_000)
     parser.add_argument("--predict-texts", type=int, nargs="+", default=[20_000, 200_000])
     parser.add_argument("--model", default=None, help="encoder (default: a tiny random 2-layer BERT)")
+    parser.add_argument("--model-folder", default=None, help="predict with this saved model instead of fitting one")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="sktext-cli-predict-"))
-    folder, fitted = fit_model(args, workdir)
+    if args.model_folder:  # a model this script fitted and saved before
+        folder, fitted = Path(args.model_folder), {"model_folder": args.model_folder}
+    else:
+        folder, fitted = fit_model(args, workdir)
     rows = [predict_run(folder, n, args.labels, workdir) for n in args.predict_texts]
     ratio = rows[-1]["peak_mib"] / rows[0]["peak_mib"]
     print(
