@@ -10,9 +10,9 @@ reports the training stage's seconds, the seconds per step, the head's parameter
 the float32 bytes of one batch's logits, with the ratio of each count's step seconds to
 the fewest labels'.
 
-Example (about 5 minutes on 2 cores)::
+Example (about a minute on 2 cores)::
 
-    python benchmarks/head_scale.py --labels 1000 20000 50000
+    python benchmarks/head_scale.py --labels 1000 20000 50000 --texts 640 --epochs 1
 """
 
 from __future__ import annotations
