@@ -55,7 +55,6 @@ from .registry import model_folder_format
 from .reliability import check_finite_outputs, check_finite_parameters
 from .splits import ShuffleValidSplit
 from .validation import (
-    CHECK_BLOCK_ENTRIES,
     FRACTION,
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
@@ -65,6 +64,7 @@ from .validation import (
     Options,
     dense_rows,
     resolve_device,
+    row_blocks,
     seed_from,
     seeded,
     validate_parameters,
@@ -314,10 +314,8 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             digest.update(f"\0{name}={params[name]!r}".encode("utf-8", "backslashreplace"))
         for text in texts:
             digest.update(b"\0" + text.encode("utf-8"))
-        step = max(1, CHECK_BLOCK_ENTRIES // max(Y.shape[1], 1))  # the dense bytes, a block of rows at a time
-        for start in range(0, Y.shape[0], step):
-            block = dense_rows(Y, slice(start, start + step))
-            digest.update(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+        for block in row_blocks(Y):  # the dense bytes, a block of rows at a time
+            digest.update(np.ascontiguousarray(dense_rows(block), dtype=np.float32).tobytes())
         if sample_weight is not None:
             digest.update(b"\0weights" + np.ascontiguousarray(sample_weight, dtype=np.float64).tobytes())
         return Path(self.checkpoint_dir) / f"{type(self).__name__}-{digest.hexdigest()[:16]}"

@@ -64,7 +64,7 @@ import scipy.sparse as sp
 from .io import DataFileError, data_format, iter_record_chunks
 from .io import read_records as _read_records
 from .targets import BINARY
-from .thresholds import apply_thresholds_sparse, prediction_chunks
+from .thresholds import apply_thresholds_sparse, label_lists, prediction_chunks
 from .validation import hard_view, is_soft
 
 __all__ = ["main", "build_parser", "read_records", "parse_params"]
@@ -759,10 +759,7 @@ def _prediction_rows(
     """One output row per record: the kept columns, the predictions, maybe the probabilities."""
     outputs: dict[str, list] = {}
     if predictions.labels is not None:
-        names, labels = np.asarray(label_names, dtype=object), predictions.labels
-        outputs[PREDICTED_COLUMN] = [
-            names[labels.indices[start:end]].tolist() for start, end in zip(labels.indptr[:-1], labels.indptr[1:])
-        ]
+        outputs[PREDICTED_COLUMN] = label_lists(predictions.labels, label_names)
     for column, values in predictions.values.items():
         outputs[PREDICTED_PREFIX + column] = values.tolist()
     if with_proba and predictions.label_proba is not None:

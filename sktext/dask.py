@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .thresholds import apply_thresholds_in_chunks, prediction_chunks
+from .thresholds import apply_thresholds_in_chunks, label_lists, prediction_chunks
 
 __all__ = ["local_cluster", "predict_dask", "worker_environment"]
 
@@ -249,8 +249,7 @@ def _predict_bag_partition(items: list, folder: str, text_column: str | None, pr
     matrix = _predict_matrix(folder, texts, proba)
     if proba:
         return [dict(zip(names, row.tolist())) for row in matrix]
-    names = np.asarray(names, dtype=object)
-    return [names[matrix.indices[start:stop]].tolist() for start, stop in zip(matrix.indptr[:-1], matrix.indptr[1:])]
+    return label_lists(matrix, names)
 
 
 def predict_dask(model_folder: str | os.PathLike, data, *, text_column: str | None = "text", proba: bool = False):

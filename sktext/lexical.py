@@ -76,6 +76,7 @@ from .validation import (
     check_n_labels,
     check_sample_weight,
     check_texts,
+    dense_rows,
     hard_view,
     is_soft,
     seed_from,
@@ -241,8 +242,7 @@ def _fit_label(
 
 def _label_block(Y: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
     """Columns ``start:stop`` of ``Y``, of its ``rows`` only where given (a copy of that block alone)."""
-    block = Y[:, start:stop] if rows is None else Y[rows, start:stop]
-    return block.toarray() if sp.issparse(block) else block
+    return dense_rows(Y[:, start:stop] if rows is None else Y[rows, start:stop])
 
 
 def _fit_labels(X: sp.csr_matrix, Y: np.ndarray, *args) -> list:

@@ -132,7 +132,7 @@ def _positives(Y) -> sp.csr_matrix:
     two columns).
     """
     if sp.issparse(Y):
-        positives = sp.csr_matrix(Y >= 0.5)  # hard_view's rule, on the stored entries
+        positives = hard_view(Y, bool)  # on the stored entries
     else:
         blocks = row_blocks(np.asarray(Y))
         positives = sp.vstack([sp.csr_matrix(hard_view(block, bool)) for block in blocks], format="csr")

@@ -67,6 +67,13 @@ def apply_thresholds_sparse(y_proba: np.ndarray, thresholds) -> sp.csr_matrix:
     return sp.csr_matrix(positive_mask(y_proba, thresholds), dtype=np.int8)
 
 
+def label_lists(decisions: sp.csr_matrix, names) -> list[list]:
+    """Each row's positive labels, by name: the column indices of a CSR matrix of 0/1 decisions (sorted), read off ``names``."""
+    names = np.asarray(names, dtype=object)
+    indptr = decisions.indptr
+    return [names[decisions.indices[start:stop]].tolist() for start, stop in zip(indptr[:-1], indptr[1:])]
+
+
 def apply_thresholds_in_chunks(chunks: Iterable[np.ndarray], thresholds, n_labels: int) -> sp.csr_matrix:
     """:func:`apply_thresholds_sparse` of each chunk of probabilities, stacked into one CSR matrix.
 

@@ -235,9 +235,12 @@ def _check_probabilities(Y: np.ndarray) -> None:
 CHECK_BLOCK_ENTRIES = 1 << 23
 
 
-def row_blocks(Y: np.ndarray):
-    """``Y`` a block of rows at a time (about :data:`CHECK_BLOCK_ENTRIES` entries each); a small or 1-D ``Y`` whole."""
-    if Y.ndim < 2 or Y.size <= CHECK_BLOCK_ENTRIES:
+def row_blocks(Y):
+    """``Y`` a block of rows at a time (about :data:`CHECK_BLOCK_ENTRIES` entries each); a small or 1-D ``Y`` whole.
+
+    Dense or sparse: the entries counted are the matrix's, stored or not.
+    """
+    if Y.ndim < 2 or Y.shape[0] * Y.shape[1] <= CHECK_BLOCK_ENTRIES:
         yield Y
         return
     step = max(1, CHECK_BLOCK_ENTRIES // max(Y.shape[1], 1))
