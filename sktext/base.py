@@ -273,7 +273,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         """What the fit is about to do, for ``verbose >= 1``: texts, tokens, truncation, steps, device."""
         lengths = dataset.lengths
         n_train = self._n_train(dataset, split)
-        steps_per_epoch = -(-n_train // self.batch_size)
+        steps_per_epoch = self._epoch_steps(n_train)
         limit = int(lengths.max(initial=0))
         kept = getattr(self, "max_length_", None) or getattr(self, "max_length", np.inf)
         truncated = int((lengths >= limit).sum()) if limit >= kept else 0
@@ -351,13 +351,26 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         A fixed number of epochs gives small data few updates (10 epochs of 250 texts in
         batches of 32 are 80 steps): ``"auto"`` trains for at least ``MIN_AUTO_EPOCHS``
         epochs and at least ``MIN_TRAINING_STEPS`` steps, at most ``MAX_AUTO_EPOCHS``
-        epochs; early stopping still ends a run that stops improving.
+        epochs; early stopping still ends a run that stops improving. Those are passes
+        over the data: where a family fixes the steps of an epoch (``steps_per_epoch``),
+        ``"auto"`` is the number of such epochs the passes take.
         """
         if not isinstance(self.max_epochs, str):
             return int(self.max_epochs)
-        steps_per_epoch = -(-n_train // self.batch_size)
-        wanted = -(-MIN_TRAINING_STEPS // steps_per_epoch)
-        return int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted)))
+        steps_per_pass = -(-n_train // self.batch_size)
+        wanted = -(-MIN_TRAINING_STEPS // steps_per_pass)
+        passes = int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted)))
+        # Epochs of a fixed number of steps: as many as those passes take.
+        return -(-passes * steps_per_pass // self._epoch_steps(n_train))
+
+    def _fixed_epoch_steps(self) -> int | None:
+        """Training steps per epoch where a family fixes them (``steps_per_epoch``); None: one pass."""
+        return None
+
+    def _epoch_steps(self, n_train: int) -> int:
+        """Training steps per epoch: the fixed number, or one pass over ``n_train`` texts."""
+        fixed = self._fixed_epoch_steps()
+        return int(fixed) if fixed is not None else -(-n_train // self.batch_size)
 
     def _learning_rate(self) -> float:
         """The peak learning rate ``lr`` stands for in this fit (a family may resolve an ``"auto"``)."""
@@ -428,7 +441,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         ``callback_options`` go to :func:`~sktext.net.make_callbacks` (e.g. ULMFiT's
         ``layer_groups`` and ``n_trainable_groups``).
         """
-        steps_per_epoch = -(-n_train // self.batch_size)
+        steps_per_epoch = self._epoch_steps(n_train)
         base_lr = self._learning_rate()
         criterion, loss_kwargs = self._criterion()
         criterion_kwargs = {**loss_kwargs, **criterion_kwargs}
@@ -462,6 +475,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
             ),
             verbose=int(bool(self.verbose)),
             seed=seed,
+            steps_per_epoch=self._fixed_epoch_steps(),
             optimizer__weight_decay=self.weight_decay,
             optimizer__param_groups=parameter_groups,
             **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},

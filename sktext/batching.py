@@ -166,6 +166,47 @@ class LengthBucketSampler(Sampler):
         return iter([batches[i].tolist() for i in order])
 
 
+class StepsPerEpochSampler(Sampler):
+    """``steps`` batches per epoch, taken in turn from the passes of ``sampler``.
+
+    An epoch then ends after ``steps`` optimizer steps rather than after one pass over
+    the data (Keras's ``steps_per_epoch``): the next epoch goes on where the last one
+    stopped, and a new pass of ``sampler`` (a fresh shuffle) starts whenever one runs
+    out, so every text is seen once per pass whatever ``steps`` is.
+
+    Parameters
+    ----------
+    sampler : LengthBucketSampler
+        Gives one pass's batches per iteration.
+    steps : int
+        Batches per epoch.
+
+    Attributes
+    ----------
+    pending : list of list of int
+        The current pass's batches not yet given out (part of a training checkpoint).
+    """
+
+    def __init__(self, sampler: LengthBucketSampler, steps: int) -> None:
+        self.sampler = sampler
+        self.steps = int(steps)
+        self.pending: list[list[int]] = []
+
+    @property
+    def generator(self) -> np.random.Generator:
+        """The generator of the passes' order (its state is part of a training checkpoint)."""
+        return self.sampler.generator
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.steps):
+            if not self.pending:
+                self.pending = list(self.sampler)
+            yield self.pending.pop(0)
+
+
 class SequentialBatchSampler(Sampler):
     """Consecutive batches in dataset order (datasets are pre-sorted by length for inference)."""
 

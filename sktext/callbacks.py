@@ -297,9 +297,12 @@ class TrainingCheckpoint(Callback):
             "history": json.dumps(list(net.history), default=float),
             "rng_cpu": torch.get_rng_state(),
         }
-        generator = getattr(getattr(net, "train_batch_sampler_", None), "generator", None)
+        sampler = getattr(net, "train_batch_sampler_", None)
+        generator = getattr(sampler, "generator", None)
         if generator is not None:  # the batch order of the epochs to come
             state["batch_order"] = json.dumps(generator.bit_generator.state)
+        if getattr(sampler, "pending", None) is not None:  # epochs of a fixed number of steps
+            state["pending_batches"] = json.dumps(sampler.pending)
         if torch.device(net.device).type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(torch.device(net.device))
         if schedule is not None and getattr(schedule, "lr_scheduler_", None) is not None:
@@ -347,10 +350,12 @@ class TrainingCheckpoint(Callback):
     def on_train_begin(self, net, **kwargs):
         self.max_epochs_ = net.max_epochs
         self.batch_order_ = None
+        self.pending_batches_ = None
         state = self.read()
         if state is None:
             return
         self.batch_order_ = state.get("batch_order")
+        self.pending_batches_ = state.get("pending_batches")
         from skorch.callbacks import LRScheduler
 
         net.module_.load_state_dict(state["module"])
@@ -378,7 +383,9 @@ class TrainingCheckpoint(Callback):
         sampler = getattr(net, "train_batch_sampler_", None)
         if self.batch_order_ is not None and getattr(sampler, "generator", None) is not None:
             sampler.generator.bit_generator.state = json.loads(self.batch_order_)
-        self.batch_order_ = None
+        if self.pending_batches_ is not None and getattr(sampler, "pending", None) is not None:
+            sampler.pending = json.loads(self.pending_batches_)
+        self.batch_order_ = self.pending_batches_ = None
 
     def on_epoch_end(self, net, **kwargs):
         self._write(self._state(net, complete=False))

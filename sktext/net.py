@@ -36,6 +36,7 @@ from .batching import (
     LanguageModelBatches,
     LengthBucketSampler,
     SequentialBatchSampler,
+    StepsPerEpochSampler,
     TokenBudgetBatchSampler,
     TokenizedTexts,
     collate_prebatched,
@@ -70,17 +71,29 @@ def _cpu_speedup(name: str, default: bool) -> bool:
 
 
 def data_loader(
-    dataset: TokenizedTexts, batch_size: int, *, training: bool, seed: int, device, max_tokens: int | None = None
+    dataset: TokenizedTexts,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int,
+    device,
+    max_tokens: int | None = None,
+    steps_per_epoch: int | None = None,
 ) -> DataLoader:
     """A loader of padded batches: length-bucketed and shuffled for training, in order otherwise.
 
-    Out of training, ``max_tokens`` sizes the batches by padded tokens instead of
+    In training, ``steps_per_epoch`` makes each iteration over the loader (an epoch)
+    ``steps_per_epoch`` batches long, continuing the passes over the data from one
+    epoch to the next (:class:`~sktext.batching.StepsPerEpochSampler`). Out of
+    training, ``max_tokens`` sizes the batches by padded tokens instead of
     ``batch_size`` (for a dataset sorted by decreasing length). Collation is
     vectorised in the dataset, so worker processes do not pay; pinned memory does
     on CUDA.
     """
     if training:
         sampler = LengthBucketSampler(dataset.lengths, batch_size, seed=seed)
+        if steps_per_epoch is not None:
+            sampler = StepsPerEpochSampler(sampler, steps_per_epoch)
     elif max_tokens is not None:
         sampler = TokenBudgetBatchSampler(dataset.lengths, max_tokens)
     else:
@@ -108,6 +121,9 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     precision : torch.dtype or None, default=None
         Compute dtype of the forward passes: ``torch.bfloat16`` runs them under
         autocast, ``torch.float32`` plainly; None is bf16 on CUDA, fp32 elsewhere.
+    steps_per_epoch : int or None, default=None
+        Training batches per epoch (validation and early stopping then come every
+        ``steps_per_epoch`` steps); None is one pass over the training data.
     """
 
     #: Whether training and validation steps run under autocast at ``precision``.
@@ -117,10 +133,18 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
     #: its masks with ``bernoulli_`` and has no use for it (``benchmarks/cpu_speedups.py``).
     fast_dropout = True
 
-    def __init__(self, *args, seed: int = 0, precision: torch.dtype | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        seed: int = 0,
+        precision: torch.dtype | None = None,
+        steps_per_epoch: int | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.seed = seed
         self.precision = precision
+        self.steps_per_epoch = steps_per_epoch
 
     def _autocast(self):
         return autocast(self.device, self.precision) if self.autocast_on_cuda else contextlib.nullcontext()
@@ -134,7 +158,14 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
         return FastDropout() if wanted and training and self._on_cpu() else contextlib.nullcontext()
 
     def get_iterator(self, dataset, training=False):
-        loader = data_loader(dataset, self.batch_size, training=training, seed=self.seed, device=self.device)
+        loader = data_loader(
+            dataset,
+            self.batch_size,
+            training=training,
+            seed=self.seed,
+            device=self.device,
+            steps_per_epoch=self.steps_per_epoch if training else None,
+        )
         if training:  # its generator's state is part of a checkpoint
             self.train_batch_sampler_ = loader.batch_sampler
         return loader

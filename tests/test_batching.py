@@ -1,7 +1,13 @@
 import numpy as np
 import torch
 
-from sktext.batching import LengthBucketSampler, TokenBudgetBatchSampler, TokenizedTexts, sort_by_length
+from sktext.batching import (
+    LengthBucketSampler,
+    StepsPerEpochSampler,
+    TokenBudgetBatchSampler,
+    TokenizedTexts,
+    sort_by_length,
+)
 
 
 def _dataset():
@@ -60,6 +66,19 @@ def test_bucket_sampler_covers_all_groups_similar_lengths_and_reshuffles():
     assert spread < 0.2 * np.ptp(lengths)  # random batches would spread about 0.9 of the range
     same_seed = LengthBucketSampler(lengths, batch_size=10, chunk_batches=20, seed=1)
     assert list(same_seed) == first
+
+
+def test_epochs_of_fixed_steps_go_on_through_the_passes_and_see_each_text_once_a_pass():
+    lengths = np.random.default_rng(0).integers(1, 50, 100)
+    reference = LengthBucketSampler(lengths, batch_size=8, seed=2)
+    passes = list(reference) + list(reference)  # two passes of 13 batches
+    sampler = StepsPerEpochSampler(LengthBucketSampler(lengths, batch_size=8, seed=2), steps=5)
+    epochs = [list(sampler) for _ in range(5)]  # 25 batches: the first pass, then 12 of the second
+    assert len(sampler) == 5 and all(len(epoch) == 5 for epoch in epochs)
+    batches = [batch for epoch in epochs for batch in epoch]
+    assert batches == passes[:25]
+    assert sorted(i for batch in batches[:13] for i in batch) == list(range(100))
+    assert sampler.pending == passes[25:26]  # what the next epoch starts with (a checkpoint keeps it)
 
 
 def test_token_budget_batches_cover_every_text_once_within_the_budget():

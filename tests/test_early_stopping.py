@@ -95,3 +95,42 @@ def test_a_users_valid_f1_callback_is_refused_only_where_sktext_records_one(tiny
     clf = _classifier(tiny_bert, callbacks=[("mine", EpochScoring(lambda net, X, y: 0.5, name="valid_f1"))])
     clf.set_params(max_epochs=1).fit(X, Y)
     assert clf.history_[-1]["valid_f1"] == 0.5
+
+
+# -- epochs of a fixed number of steps (``steps_per_epoch``) ---------------------------------
+def _train_steps(row) -> int:
+    return sum("train_loss" in batch for batch in row["batches"])
+
+
+def test_steps_per_epoch_validates_every_k_steps_and_the_schedule_ends_with_the_last(tiny_bert, toy):
+    X, Y = toy  # 216 texts to train on: 14 steps a pass
+    clf = _classifier(tiny_bert, steps_per_epoch=5, max_epochs=4, patience=None).fit(X, Y)
+    assert clf.n_epochs_ == 4 and len(clf.history_) == 4
+    assert [_train_steps(row) for row in clf.history_] == [5, 5, 5, 5]
+    assert all("valid_loss" in row for row in clf.history_)  # the validation part scored every 5 steps
+    # The warm-up and decay span the 20 steps taken: the last step runs at the schedule's floor.
+    rates = [batch["event_lr"] for row in clf.history_ for batch in row["batches"] if "event_lr" in batch]
+    assert len(rates) == 20 and rates[-1] < 1e-3 * max(rates)
+    by_pass = _classifier(tiny_bert, max_epochs=2, patience=None).fit(X, Y)
+    assert [_train_steps(row) for row in by_pass.history_] == [14, 14]
+    # Epochs of one pass's steps are the default's epochs: the same batches, the same model.
+    same = _classifier(tiny_bert, steps_per_epoch=14, max_epochs=2, patience=None).fit(X, Y)
+    np.testing.assert_allclose(same.history_[:, "valid_loss"], by_pass.history_[:, "valid_loss"], rtol=1e-6)
+    np.testing.assert_allclose(same.predict_proba(X[:20]), by_pass.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
+
+
+def test_auto_epochs_of_fixed_steps_keep_the_steps_of_auto_passes_and_patience_counts_them(tiny_bert, toy):
+    X, Y = toy
+    still = dict(max_epochs="auto", lr=1e-7, patience=1)  # learns nothing: stops after two epochs
+    by_pass = _classifier(tiny_bert, **still).fit(X, Y)
+    by_steps = _classifier(tiny_bert, steps_per_epoch=50, **still).fit(X, Y)
+    steps = by_pass.n_epochs_ * _train_steps(by_pass.history_[0])  # what "auto" plans in passes
+    assert by_steps.n_epochs_ * 50 >= steps > (by_steps.n_epochs_ - 1) * 50
+    assert [_train_steps(row) for row in by_steps.history_] == [50, 50]  # patience 1: stopped after two
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "auto"])
+def test_a_bad_steps_per_epoch_is_a_clear_error(tiny_bert, toy, value):
+    X, Y = toy
+    with pytest.raises(ValueError, match="steps_per_epoch.*None is one pass"):
+        _classifier(tiny_bert, steps_per_epoch=value).fit(X, Y)

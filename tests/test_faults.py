@@ -205,9 +205,12 @@ def test_cli_fit_interrupted_by_sigint(tiny_bert, data, tmp_path):
 
 
 # -- 2. checkpoints ------------------------------------------------------------------------------
-def test_a_fit_interrupted_after_epoch_2_of_4_resumes_where_it_stopped(tiny_bert, data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("steps_per_epoch", [None, 3])  # 3: epochs that end mid-pass
+def test_a_fit_interrupted_after_epoch_2_of_4_resumes_where_it_stopped(
+    tiny_bert, data, tmp_path, monkeypatch, steps_per_epoch
+):
     X, Y = data
-    params = {**FIT, "max_epochs": 4, "patience": None}
+    params = {**FIT, "max_epochs": 4, "patience": None, "steps_per_epoch": steps_per_epoch}
     reference = TransformerMultiLabelClassifier(tiny_bert, **params).fit(X, Y)
 
     original = TrainingCheckpoint.on_epoch_end
