@@ -266,3 +266,13 @@ def test_regression_loss():
     assert ranged(torch.zeros(1, 2), torch.tensor([[0.0, 2.5]])) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="kind must be"):
         RegressionLoss("l1")
+
+
+def test_transformer_regressor_epochs_of_fixed_steps(tiny_bert):
+    from sktext import TransformerRegressor
+
+    X, y = make_single_score(120, seed=0)
+    reg = TransformerRegressor(tiny_bert, steps_per_epoch=3, max_epochs=4, batch_size=16, random_state=0).fit(X, y)
+    assert reg.n_epochs_ == 4
+    assert [sum("train_loss" in batch for batch in row["batches"]) for row in reg.history_] == [3, 3, 3, 3]
+    assert np.isfinite(reg.predict(X[:5])).all()
