@@ -357,7 +357,7 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         """
         if not isinstance(self.max_epochs, str):
             return int(self.max_epochs)
-        steps_per_pass = -(-n_train // self.batch_size)
+        steps_per_pass = self._pass_steps(n_train)
         wanted = -(-MIN_TRAINING_STEPS // steps_per_pass)
         passes = int(min(MAX_AUTO_EPOCHS, max(MIN_AUTO_EPOCHS, wanted)))
         # Epochs of a fixed number of steps: as many as those passes take.
@@ -367,10 +367,14 @@ class TextEstimatorBase(PrecisionMixin, ModelFolderMixin, TorchModulePicklingMix
         """Training steps per epoch where a family fixes them (``steps_per_epoch``); None: one pass."""
         return None
 
+    def _pass_steps(self, n_train: int) -> int:
+        """Training steps of one pass over ``n_train`` texts."""
+        return -(-n_train // self.batch_size)
+
     def _epoch_steps(self, n_train: int) -> int:
         """Training steps per epoch: the fixed number, or one pass over ``n_train`` texts."""
         fixed = self._fixed_epoch_steps()
-        return int(fixed) if fixed is not None else -(-n_train // self.batch_size)
+        return int(fixed) if fixed is not None else self._pass_steps(n_train)
 
     def _learning_rate(self) -> float:
         """The peak learning rate ``lr`` stands for in this fit (a family may resolve an ``"auto"``)."""

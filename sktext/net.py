@@ -164,7 +164,7 @@ class TextNet(InterruptPropagatingNetMixin, NeuralNet):
             training=training,
             seed=self.seed,
             device=self.device,
-            steps_per_epoch=self.steps_per_epoch if training else None,
+            steps_per_epoch=self.steps_per_epoch,  # the loader reads it in training only
         )
         if training:  # its generator's state is part of a checkpoint
             self.train_batch_sampler_ = loader.batch_sampler

@@ -22,7 +22,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from sktext import load_model
+from sktext import TransformerRegressor, load_model
 from sktext.losses import RegressionLoss, bounded_output
 from sktext.splits import ShuffleValidSplit
 
@@ -269,8 +269,6 @@ def test_regression_loss():
 
 
 def test_transformer_regressor_epochs_of_fixed_steps(tiny_bert):
-    from sktext import TransformerRegressor
-
     X, y = make_single_score(120, seed=0)
     reg = TransformerRegressor(tiny_bert, steps_per_epoch=3, max_epochs=4, batch_size=16, random_state=0).fit(X, y)
     assert reg.n_epochs_ == 4
