@@ -10,8 +10,9 @@ Two parts, each printing a table and writing JSON to ``benchmarks/results/``:
     fit's stages (``fit_seconds_``), and ``predict_proba``'s seconds split into
     tokenizing, the network and the lexical margins, each timed alone, with the
     previous way in the same run (``predict_serial_s``: the tokenizer's own call, then
-    the network, then the margins, one after the other; ``predict_tokenize_hf_s``: that
-    tokenizing alone). Beside sktext 0.1's behaviour,
+    the network, then the margins by scikit-learn's ``transform`` and the sparse
+    product, one after the other; ``predict_tokenize_hf_s``: that tokenizing alone;
+    ``predict_lexical_before_s``: those margins alone). Beside sktext 0.1's behaviour,
     set by parameter in the same run (the lexical part's two fits on one core:
     ``lexical=TfidfLinearClassifier(class_weight="balanced")`` with ``n_jobs=None``;
     prediction in batches of ``2 * batch_size`` texts with the lexical margins after the
@@ -56,6 +57,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -89,9 +91,18 @@ def _old_predict_proba(clf, texts: list[str]) -> tuple[np.ndarray, dict[str, flo
     parts = {}
     dataset, parts["tokenize_s"] = _timed(_hf_call_encode, clf, texts)
     logits, parts["network_s"] = _timed(clf._logits, dataset, by_tokens=False)
-    margins, parts["lexical_s"] = _timed(clf.lexical_.decision_function, texts)
+    margins, parts["lexical_s"] = _timed(_lexical_margins_before, clf.lexical_, texts)
     logits = apply_blend(clf.blend_weights_, clf.blend_centre_, logits, margins)
     return expit(logits), parts
+
+
+def _lexical_margins_before(lexical, texts: list[str]) -> np.ndarray:
+    """The lexical margins as computed before the term index and the gathered weights:
+    scikit-learn's ``transform``, then the sparse product (or the dense one)."""
+    features, coef = lexical.vectorizer_.transform(texts), lexical.coef_
+    if not sp.issparse(coef):
+        return np.asarray(features @ coef.T, dtype=np.float64) + lexical.intercept_
+    return np.asarray((coef @ features.T.tocsr()).T.toarray(), dtype=np.float64) + lexical.intercept_
 
 
 def _hf_call_encode(clf, texts: list[str]):
@@ -107,8 +118,10 @@ def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
     """The default prediction's parts, each timed alone, and the previous way in a row.
 
     ``serial_s``: tokenizing (the tokenizer's own call), the network and the lexical
-    margins one after the other, as ``predict_proba`` ran them before the margins moved
-    to a thread beside the network; ``tokenize_hf_s`` that tokenizing alone. A dense
+    margins (the way before, below) one after the other, as ``predict_proba`` ran them
+    before the margins moved to a thread beside the network; ``tokenize_hf_s`` that tokenizing alone;
+    ``lexical_before_s`` the margins as before the term index and the gathered weights
+    (scikit-learn's ``transform`` and the sparse product). A dense
     ``coef_`` is stored in Fortran order; ``lexical_c_order_s`` times the lexical part
     once more with a C-ordered copy, as it was kept before.
     """
@@ -121,10 +134,11 @@ def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
     _, parts["tokenize_hf_s"] = _timed(_hf_call_encode, clf, texts)
     _, parts["network_s"] = _timed(clf._logits, dataset)
     _, parts["lexical_s"] = _timed(clf.lexical_.decision_function, texts)
+    _, parts["lexical_before_s"] = _timed(_lexical_margins_before, clf.lexical_, texts)
 
     def serial():
         logits = clf._logits(_hf_call_encode(clf, texts))
-        margins = clf.lexical_.decision_function(texts)
+        margins = _lexical_margins_before(clf.lexical_, texts)
         return expit(apply_blend(clf.blend_weights_, clf.blend_centre_, logits, margins))
 
     _, parts["serial_s"] = _timed(serial)
@@ -203,6 +217,7 @@ def run_proxy(args) -> dict:
         "predict_tokenize_hf_s",
         "predict_network_s",
         "predict_lexical_s",
+        "predict_lexical_before_s",
         "micro_f1",
         "macro_f1",
     ]

@@ -177,6 +177,24 @@ def test_weights_below_min_weight_are_left_out_and_the_margins_move_less_than_it
     assert (moved <= np.linalg.norm(np.where(left_out, dense, 0), axis=1) + 1e-6).all()
 
 
+@pytest.mark.parametrize("n_texts", [1, 7, 200])
+def test_the_margins_are_the_same_whether_the_used_weights_are_gathered_or_not(monkeypatch, n_texts):
+    import sktext.lexical
+
+    texts, Y = make_many_rare_labels(600, 200)
+    clf = TfidfLinearClassifier(threshold=0.5, min_weight=0.05, random_state=0).fit(texts, Y)
+    assert sp.issparse(clf.coef_)
+    test_texts = make_many_rare_labels(n_texts, 200, seed=1)[0] + ["no known word"]
+    expected = (clf.vectorizer_.transform(test_texts) @ dense(clf.coef_).T).astype(np.float64) + clf.intercept_
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 0.0)  # a dense block of the used weights
+    gathered = clf.decision_function(test_texts)
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MAX_BYTES", 0)  # too large: the sparse product
+    product = clf.decision_function(test_texts)
+    np.testing.assert_allclose(gathered, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(product, gathered, rtol=1e-5, atol=1e-6)
+    assert gathered.dtype == np.float64 and gathered.shape == (n_texts + 1, 200)
+
+
 def test_min_weight_keeps_the_largest_weights_of_a_label_whose_weights_are_all_small(toy):
     (X, Y), (X_test, _) = toy
     # a tiny C shrinks every weight below 0.01: pruning keeps each label's top tenth, not nothing
@@ -558,7 +576,7 @@ def test_default_lexical_part_goes_parallel_only_when_the_work_pays_for_the_work
     ],
 )
 def test_terms_counted_once_give_each_subset_the_vectorizer_it_would_fit(toy, params):
-    from sktext.lexical import TermCounts
+    from sktext.terms import TermCounts
 
     (X, _), (X_test, _) = toy
     model = TfidfLinearClassifier(**params)
