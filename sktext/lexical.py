@@ -110,16 +110,20 @@ COEF_RELATIVE_TOLERANCE = float(np.finfo(np.float32).eps)
 #: matrix on every call (215 MB at debtags' 326 labels x 164,689 terms; 0.23 s against
 #: 0.07 s for the product over 5,693 test texts, 2-core AMD EPYC).
 SPARSE_COEF_MAX_SHARE = 0.5
-#: :func:`_margins` multiplies by a dense block of the used terms' weights where a sparse
-#: ``coef_`` keeps at least this share of the weights and the block is at most
-#: :data:`MARGINS_GATHER_MAX_BYTES`; otherwise the sparse product is as fast or faster.
-#: Measured over debtags texts (2-core AMD EPYC): at its 326 labels (11 % kept) 0.15 s
-#: against 0.27 s for 5,693 texts, 0.07 s against 0.10 s for 1,000; at 1,000 synthetic
-#: labels, 0.13 s against 0.17 s for 1,000 texts at 8 % kept, 0.11 s against 0.12 s at 5 %,
-#: 0.10 s against 0.09 s at 3 %, and slower for 5,693 texts at 5 % (a 200 MB block).
-MARGINS_GATHER_MIN_DENSITY = 0.08
-#: The largest dense block of weights :func:`_margins` gathers (65 MB for 5,693 debtags texts).
-MARGINS_GATHER_MAX_BYTES = 128 << 20
+#: :func:`_margins` multiplies by dense blocks of the used terms' weights where a sparse
+#: ``coef_`` keeps at least this share of the weights; below it the sparse product is as
+#: fast or faster. Measured over debtags texts (2-core AMD EPYC; synthetic weights on
+#: terms drawn by document frequency): at debtags' own 326 labels (11 % kept) 0.13 s
+#: against 0.28 s for 5,693 texts, 0.05 s against 0.10 s for 1,000; at 1,000 labels and
+#: 5 % kept, 0.11 s against 0.15 s for 1,000 texts; at 3,000 labels and 5 %, 1.14 s
+#: against 2.05 s for 5,693; at 5,000 labels and 2.4 % either way by text count (0.60 s
+#: against 0.51 s for 1,000 texts), and at 1 % slower (0.41 s against 0.26 s).
+MARGINS_GATHER_MIN_DENSITY = 0.04
+#: The bytes of one such block: the labels are taken a block at a time, so that a block
+#: stays well under glibc's largest mmap threshold (32 MiB), is reused from the heap and
+#: is not page-faulted afresh on every call (one 65 MB block for 5,693 debtags texts was,
+#: and cost about 0.25 s more in a process whose memory had been given back).
+MARGINS_BLOCK_BYTES = 8 << 20
 #: ``min_weight`` never leaves out a weight of at least this share of its label's largest:
 #: pruning drops the tail of a label's weights, never the label.
 MIN_WEIGHT_MAX_SHARE = 0.1
@@ -200,29 +204,35 @@ def _margins(features: sp.csr_matrix, coef: sp.csr_matrix | np.ndarray, intercep
     used as it is stored (CSR): ``(coef @ features.T).T``, where ``features @ coef.T``
     would copy it into CSR of its transpose on every call; or, where at least
     :data:`MARGINS_GATHER_MIN_DENSITY` of its weights are kept, by gathering the columns
-    of the terms the texts have into a dense block (at most :data:`MARGINS_GATHER_MAX_BYTES`)
-    and multiplying by that: on 5,693 debtags test texts (326 labels, 11 % of the weights
-    kept) 0.15 s against 0.27 s, where at thousands of rare labels the sparse product
-    is faster.
+    of the terms the texts have into dense blocks (:data:`MARGINS_BLOCK_BYTES` each, a
+    few labels at a time) and multiplying by them: on 5,693 debtags test texts (326
+    labels, 11 % of the weights kept) 0.13 s against 0.28 s, where for thousands of rare
+    labels the sparse product is faster.
     """
     if not sp.issparse(coef):
         # coef.T is C-contiguous when coef is in Fortran order (_compact); a C-ordered
         # one (set by hand, or an older pickle) still works, copied on each call.
         return np.asarray(features @ coef.T, dtype=np.float64) + intercept
     n_labels, n_features = coef.shape
-    used = np.zeros(n_features, dtype=bool)
-    used[features.indices] = True
-    n_used = int(used.sum())
-    if (
-        coef.nnz >= MARGINS_GATHER_MIN_DENSITY * n_labels * n_features
-        and n_labels * n_used * coef.dtype.itemsize <= MARGINS_GATHER_MAX_BYTES
-    ):
-        block = coef[:, np.flatnonzero(used)].toarray()
+    if coef.nnz >= MARGINS_GATHER_MIN_DENSITY * n_labels * n_features:
+        used = np.zeros(n_features, dtype=bool)
+        used[features.indices] = True
+        columns = np.flatnonzero(used)
         position = np.cumsum(used, dtype=np.int32) - 1  # a used column's place in the block
         local = sp.csr_matrix(
-            (features.data, position[features.indices], features.indptr), shape=(features.shape[0], n_used)
+            (features.data, position[features.indices], features.indptr), shape=(features.shape[0], len(columns))
         )
-        return np.asarray(local @ block.T, dtype=np.float64) + intercept
+        margins = np.empty((features.shape[0], n_labels), dtype=np.float64)
+        step = max(1, MARGINS_BLOCK_BYTES // max(1, len(columns) * coef.dtype.itemsize))
+        for start in range(0, n_labels, step):
+            stop = min(start + step, n_labels)
+            first, last = coef.indptr[start], coef.indptr[stop]
+            rows = sp.csr_matrix(  # the labels' rows of coef, viewed, not copied
+                (coef.data[first:last], coef.indices[first:last], coef.indptr[start : stop + 1] - first),
+                shape=(stop - start, n_features),
+            )
+            margins[:, start:stop] = local @ rows[:, columns].toarray().T
+        return margins + intercept
     product = coef @ features.T.tocsr()
     return np.asarray(product.T.toarray(), dtype=np.float64) + intercept
 

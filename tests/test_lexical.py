@@ -186,11 +186,14 @@ def test_the_margins_are_the_same_whether_the_used_weights_are_gathered_or_not(m
     assert sp.issparse(clf.coef_)
     test_texts = make_many_rare_labels(n_texts, 200, seed=1)[0] + ["no known word"]
     expected = (clf.vectorizer_.transform(test_texts) @ dense(clf.coef_).T).astype(np.float64) + clf.intercept_
-    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 0.0)  # a dense block of the used weights
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 0.0)  # dense blocks of the used weights
     gathered = clf.decision_function(test_texts)
-    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MAX_BYTES", 0)  # too large: the sparse product
+    monkeypatch.setattr(sktext.lexical, "MARGINS_BLOCK_BYTES", 1)  # one label a block
+    one_by_one = clf.decision_function(test_texts)
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 2.0)  # the sparse product
     product = clf.decision_function(test_texts)
     np.testing.assert_allclose(gathered, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(one_by_one, gathered)
     np.testing.assert_allclose(product, gathered, rtol=1e-5, atol=1e-6)
     assert gathered.dtype == np.float64 and gathered.shape == (n_texts + 1, 200)
 
