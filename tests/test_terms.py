@@ -86,9 +86,25 @@ def test_the_index_after_a_refit_counts_the_new_vocabulary(index_at_once):
 
 @pytest.mark.parametrize(
     "params",
-    [{"analyzer": "char_wb", "ngram_range": (2, 4)}, {"token_pattern": r"\S+"}, {"tokenizer": str.split}],
+    [
+        {"analyzer": "char_wb", "ngram_range": (2, 4)},
+        {"token_pattern": r"\S+"},
+        {"tokenizer": str.split, "token_pattern": None},
+    ],
 )
 def test_other_analyses_are_left_to_scikit_learn(params, index_at_once):
     vectorizer = TfidfVectorizer(**params).fit(corpus(100, seed=0))
     texts = corpus(40, seed=1)
     assert_same_matrix(tfidf_transform(vectorizer, texts), vectorizer.transform(texts))
+
+
+def test_threads_transforming_at_once_while_the_index_is_built_get_the_same_matrix(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(sktext.terms, "TERM_INDEX_AFTER_TEXTS", 100)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 3)).fit(corpus(300, seed=0))
+    batches = [corpus(60, seed=seed) for seed in range(12)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda texts: tfidf_transform(vectorizer, texts), batches))
+    for texts, got in zip(batches, results):
+        assert_same_matrix(got, vectorizer.transform(texts))
