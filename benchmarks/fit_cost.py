@@ -12,7 +12,9 @@ Two parts, each printing a table and writing JSON to ``benchmarks/results/``:
     previous way in the same run (``predict_serial_s``: the tokenizer's own call, then
     the network, then the margins by scikit-learn's ``transform`` and the sparse
     product, one after the other; ``predict_tokenize_hf_s``: that tokenizing alone;
-    ``predict_lexical_before_s``: those margins alone). Beside sktext 0.1's behaviour,
+    ``predict_lexical_before_s``: those margins alone), and for requests of 1 and 16
+    texts the milliseconds of ``predict_proba`` and of the lexical margins, now and the
+    way before (``request_*_ms``). Beside sktext 0.1's behaviour,
     set by parameter in the same run (the lexical part's two fits on one core:
     ``lexical=TfidfLinearClassifier(class_weight="balanced")`` with ``n_jobs=None``;
     prediction in batches of ``2 * batch_size`` texts with the lexical margins after the
@@ -150,6 +152,23 @@ def _new_predict_parts(clf, texts: list[str]) -> dict[str, float]:
     return parts
 
 
+def _small_requests(clf, texts: list[str], sizes=(1, 16), repeats: int = 30) -> dict[str, float]:
+    """Milliseconds (median of ``repeats``) of ``predict_proba`` and of the lexical margins
+    for a request of each of ``sizes`` texts, the margins also the way before."""
+    row = {}
+    for size in sizes:
+        request = texts[:size]
+        calls = {
+            f"request_{size}_predict_proba_ms": (clf.predict_proba, request),
+            f"request_{size}_lexical_ms": (clf.lexical_.decision_function, request),
+            f"request_{size}_lexical_before_ms": (_lexical_margins_before, clf.lexical_, request),
+        }
+        for key, (function, *arguments) in calls.items():
+            function(*arguments)
+            row[key] = 1000 * statistics.median(_timed(function, *arguments)[1] for _ in range(repeats))
+    return row
+
+
 def run_proxy(args) -> dict:
     from sktext import TransformerMultiLabelClassifier
     from sktext.distributed import available_cores
@@ -196,6 +215,8 @@ def run_proxy(args) -> dict:
         row["predict_proba_s"] = statistics.median(predict_times)
         for key in parts[0]:
             row[f"predict_{key}"] = statistics.median(part[key] for part in parts)
+        if name != "sktext 0.1":
+            row.update(_small_requests(clf, test_texts))
         predicted = (proba >= clf.thresholds_).astype(int)
         metrics = scores(test_Y, predicted, proba)
         row.update(micro_f1=metrics["micro_f1"], macro_f1=metrics["macro_f1"])
@@ -218,6 +239,11 @@ def run_proxy(args) -> dict:
         "predict_network_s",
         "predict_lexical_s",
         "predict_lexical_before_s",
+        "request_1_predict_proba_ms",
+        "request_1_lexical_ms",
+        "request_1_lexical_before_ms",
+        "request_16_lexical_ms",
+        "request_16_lexical_before_ms",
         "micro_f1",
         "macro_f1",
     ]

@@ -178,7 +178,7 @@ def test_weights_below_min_weight_are_left_out_and_the_margins_move_less_than_it
 
 
 @pytest.mark.parametrize("n_texts", [1, 7, 200])
-def test_the_margins_are_the_same_whether_the_used_weights_are_gathered_or_not(monkeypatch, n_texts):
+def test_the_margins_are_the_same_by_every_way_of_applying_sparse_weights(monkeypatch, n_texts):
     import sktext.lexical
 
     texts, Y = make_many_rare_labels(600, 200)
@@ -186,16 +186,31 @@ def test_the_margins_are_the_same_whether_the_used_weights_are_gathered_or_not(m
     assert sp.issparse(clf.coef_)
     test_texts = make_many_rare_labels(n_texts, 200, seed=1)[0] + ["no known word"]
     expected = (clf.vectorizer_.transform(test_texts) @ dense(clf.coef_).T).astype(np.float64) + clf.intercept_
-    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 0.0)  # dense blocks of the used weights
-    gathered = clf.decision_function(test_texts)
-    monkeypatch.setattr(sktext.lexical, "MARGINS_BLOCK_BYTES", 1)  # one label a block
-    one_by_one = clf.decision_function(test_texts)
-    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 2.0)  # the sparse product
-    product = clf.decision_function(test_texts)
-    np.testing.assert_allclose(gathered, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(one_by_one, gathered)
-    np.testing.assert_allclose(product, gathered, rtol=1e-5, atol=1e-6)
-    assert gathered.dtype == np.float64 and gathered.shape == (n_texts + 1, 200)
+    by_term = clf.decision_function(test_texts)  # one block of the used terms' weights, from the CSC copy
+    monkeypatch.setattr(sktext.lexical, "MARGINS_BLOCK_BYTES", 1)
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 0.0)
+    label_blocks = clf.decision_function(test_texts)  # one label a block, from the CSR form
+    monkeypatch.setattr(sktext.lexical, "MARGINS_GATHER_MIN_DENSITY", 2.0)
+    product = clf.decision_function(test_texts)  # the sparse product
+    np.testing.assert_allclose(by_term, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(label_blocks, by_term)
+    np.testing.assert_allclose(product, by_term, rtol=1e-5, atol=1e-6)
+    assert by_term.dtype == np.float64 and by_term.shape == (n_texts + 1, 200)
+
+
+def test_the_copy_of_the_weights_by_term_goes_with_the_model():
+    import gc
+
+    from sktext.lexical import _BY_TERM
+
+    texts, Y = make_many_rare_labels(600, 200)
+    clf = TfidfLinearClassifier(threshold=0.5, min_weight=0.05, random_state=0).fit(texts, Y)
+    clf.decision_function(texts[:3])
+    assert id(clf.coef_) in _BY_TERM
+    key = id(clf.coef_)
+    del clf
+    gc.collect()
+    assert key not in _BY_TERM
 
 
 def test_min_weight_keeps_the_largest_weights_of_a_label_whose_weights_are_all_small(toy):
