@@ -37,6 +37,16 @@ TERM_INDEX_AFTER_TEXTS = 3_000
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
 
+def _weighting(vectorizer: TfidfVectorizer) -> TfidfTransformer:
+    """An unfitted ``TfidfTransformer`` with ``vectorizer``'s weighting settings."""
+    return TfidfTransformer(
+        norm=vectorizer.norm,
+        use_idf=vectorizer.use_idf,
+        smooth_idf=vectorizer.smooth_idf,
+        sublinear_tf=vectorizer.sublinear_tf,
+    )
+
+
 class TermCounts:
     """Raw term counts of texts, counted once, from which each fit of a subset cuts its TF-IDF matrix.
 
@@ -92,12 +102,7 @@ class TermCounts:
         columns = np.flatnonzero(keep)
         if not len(columns):
             raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        weighting = TfidfTransformer(
-            norm=vectorizer.norm,
-            use_idf=vectorizer.use_idf,
-            smooth_idf=vectorizer.smooth_idf,
-            sublinear_tf=vectorizer.sublinear_tf,
-        )
+        weighting = _weighting(vectorizer)
         X = weighting.fit_transform(counts[:, columns])
         vectorizer.vocabulary_ = {str(term): column for column, term in enumerate(self.terms[columns])}
         if vectorizer.use_idf:
@@ -123,10 +128,9 @@ class TermIndex:
 
     def __init__(self, vocabulary: Mapping[str, int]) -> None:
         self.vocabulary = vocabulary
-        self.n_features = len(vocabulary)
+        self.n_features = n_terms = len(vocabulary)
         # One flat list of words (a list per term kept alive would set off the garbage
         # collector's full passes: 0.25 s more for 164,689 terms)
-        n_terms = len(vocabulary)
         columns = np.fromiter(vocabulary.values(), dtype=np.int64, count=n_terms)
         lengths = 1 + np.fromiter(map(methodcaller("count", " "), vocabulary), dtype=np.int64, count=n_terms)
         words = " ".join(vocabulary).split(" ")
@@ -274,12 +278,7 @@ def tfidf_transform(vectorizer: TfidfVectorizer, texts: list[str]) -> sp.csr_mat
         words.extend(tokens)
         lengths[i] = len(tokens)
     counts = index.counts(words, lengths, dtype=vectorizer.dtype)
-    weighting = TfidfTransformer(
-        norm=vectorizer.norm,
-        use_idf=vectorizer.use_idf,
-        smooth_idf=vectorizer.smooth_idf,
-        sublinear_tf=vectorizer.sublinear_tf,
-    )
+    weighting = _weighting(vectorizer)
     if vectorizer.use_idf:
         weighting.idf_ = vectorizer.idf_
     else:
