@@ -16,6 +16,12 @@ The dev texts are a fixed ``--n-dev``-text stratified part of debtags train
 (``--grouped-dev``: whole source packages held out, as the test split is made); each
 size draws its training texts from the rest.
 
+``--validation-groups`` is an experiment on the fit itself: the validation part the fit
+holds out (for early stopping, the blend and the thresholds) then holds out whole source
+packages too, stratified over packages, so that it is as new to the network as the dev
+texts are. sktext's fit has no such option: the benchmark replaces the split's draw
+(``sktext.splits.MultilabelValidSplit._draw``, private) while it fits.
+
 Examples
 --------
 ::
@@ -28,11 +34,14 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -55,6 +64,34 @@ def _layers(value: str) -> int | None:
     return None if value == "all" else int(value)
 
 
+@contextlib.contextmanager
+def _validation_by_group(groups: np.ndarray):
+    """Within this context a classifier's validation part holds out whole groups (``groups[i]`` of the i-th fit text)."""
+    import scipy.sparse as sp
+
+    from sktext import splits
+
+    draw = splits.MultilabelValidSplit._draw
+
+    def grouped_draw(self, y):
+        if y.shape[0] != len(groups):
+            raise RuntimeError(f"the fit has {y.shape[0]} texts and {len(groups)} groups")
+        names, group_of = np.unique(groups, return_inverse=True)
+        members = sp.csr_matrix(
+            (np.ones(len(groups)), (group_of, np.arange(len(groups)))), shape=(len(names), len(groups))
+        )
+        labels = (members @ sp.csr_matrix(y, dtype=np.float64)) > 0  # a group holds every label of its texts
+        _, valid_groups = splits.stratified_shuffle_split(labels, self.fraction, self.seed)
+        held_out = np.isin(group_of, valid_groups)
+        return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+    splits.MultilabelValidSplit._draw = grouped_draw
+    try:
+        yield
+    finally:
+        splits.MultilabelValidSplit._draw = draw
+
+
 def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
@@ -74,6 +111,11 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--params", type=json.loads, default={}, help="JSON of other parameters, the same for every arm"
     )
+    parser.add_argument(
+        "--validation-groups",
+        action="store_true",
+        help="the fit's own validation part holds out whole source packages (an experiment; see the docstring)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -82,6 +124,7 @@ def main(argv=None) -> dict:
     data = load_debtags(args.data_dir)
     split = grouped_dev_split if args.grouped_dev else dev_split
     (pool_texts, pool_Y), (dev_texts, dev_Y) = split(data, args.n_dev)
+    source_of = dict(zip(data.train_texts, data.train_sources))
     rows = []
     for size in args.sizes:
         for seed in args.seeds:
@@ -92,8 +135,11 @@ def main(argv=None) -> dict:
                     **{**old_defaults, **args.params, "trainable_layers": layers, "random_state": seed}
                 )
                 load_before = _load()
+                groups = np.array([source_of[text] for text in texts])
+                grouping = _validation_by_group(groups) if args.validation_groups else contextlib.nullcontext()
                 start = time.perf_counter()
-                clf.fit(texts, Y)
+                with grouping:
+                    clf.fit(texts, Y)
                 fit_s = time.perf_counter() - start
                 load_after = _load()
                 metrics = scores(dev_Y, clf.predict(dev_texts), clf.predict_proba(dev_texts))
