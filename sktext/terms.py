@@ -231,8 +231,8 @@ def _index_for(vectorizer: TfidfVectorizer, n_texts: int) -> TermIndex | None:
         usage = _USAGE.setdefault(vectorizer, _Usage())
         usage.texts += n_texts
         index = usage.index
-        if index is not None and index.vocabulary is not vectorizer.vocabulary_:  # fitted again since
-            usage.texts, index = n_texts, None
+        if index is not None and index.vocabulary is not vectorizer.vocabulary_:  # fitted again since:
+            usage.texts, usage.index, index = n_texts, None, None  # count its texts afresh
         if index is None and usage.texts < TERM_INDEX_AFTER_TEXTS:
             return None
     if index is None:

@@ -71,9 +71,12 @@ def test_the_index_is_built_after_enough_texts_and_then_used(monkeypatch):
     for call in range(4):
         assert_same_matrix(tfidf_transform(vectorizer, texts), vectorizer.transform(texts))
         assert len(built) == (call >= 2)  # 100, 200 texts: scikit-learn's; from 300 on, one index
-    # fitted again: the index of the old vocabulary is never used
+    # fitted again: the index of the old vocabulary is never used, and the new one is
+    # built once the refitted vectorizer has seen enough texts of its own
     vectorizer.fit(corpus(300, seed=5)[::-1] + ["brand new words"])
-    assert_same_matrix(tfidf_transform(vectorizer, texts), vectorizer.transform(texts))
+    for call in range(3):
+        assert_same_matrix(tfidf_transform(vectorizer, texts), vectorizer.transform(texts))
+        assert len(built) == 1 + (call >= 2)
 
 
 def test_the_index_after_a_refit_counts_the_new_vocabulary(index_at_once):
