@@ -129,14 +129,14 @@ def main(argv=None) -> dict:
     for size in args.sizes:
         for seed in args.seeds:
             texts, Y = subsample(pool_texts, pool_Y, size, random_state=seed)
+            groups = np.array([source_of[text] for text in texts]) if args.validation_groups else None
             for layers in args.layers:
                 old_defaults = ALL_LAYERS_DEFAULTS if layers is None else {}
                 clf = TransformerMultiLabelClassifier(
                     **{**old_defaults, **args.params, "trainable_layers": layers, "random_state": seed}
                 )
                 load_before = _load()
-                groups = np.array([source_of[text] for text in texts])
-                grouping = _validation_by_group(groups) if args.validation_groups else contextlib.nullcontext()
+                grouping = contextlib.nullcontext() if groups is None else _validation_by_group(groups)
                 start = time.perf_counter()
                 with grouping:
                     clf.fit(texts, Y)
